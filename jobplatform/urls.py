@@ -1,0 +1,13 @@
+"""Root URLs: the API at the top level, the browsable API's log-in under /api-auth/."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("api-auth/", include("jobs.api.login_urls")),
+    path("", include("jobs.api.urls")),
+]
+
+handler400 = "jobs.api.errors.handler400"
+handler403 = "jobs.api.errors.handler403"
+handler404 = "jobs.api.errors.handler404"
+handler500 = "jobs.api.errors.handler500"

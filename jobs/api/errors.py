@@ -1,0 +1,160 @@
+"""One error shape for every answer: RFC 9457 ``application/problem+json``.
+
+Domain errors (``jobs.exceptions``) and DRF's own map to a status code here and
+nowhere else. Validation problems list each offending field under ``errors``
+(``field`` as a dotted path, ``pointer`` as a JSON Pointer into the request body).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from jobs import db
+from jobs.conf import settings
+from jobs.exceptions import Conflict, DatabaseUnavailable, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:jobplatform:problem:"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def problem(
+    status_code: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + slug if slug else "about:blank",
+        "title": HTTPStatus(status_code).phrase,
+        "status": status_code,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def _pointer(field: str) -> str:
+    parts = field.replace("[", ".").replace("]", "").split(".") if field else []
+    return "#" + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts if p)
+
+
+def field_errors(errors: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Flatten DRF / domain error dicts into ``[{field, pointer, detail}]``."""
+    out: list[dict[str, str]] = []
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = "" if key in ("non_field_errors", "__all__") else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            out.extend(field_errors(value, path))
+    elif isinstance(errors, list):
+        for item in errors:
+            if isinstance(item, (dict, list)):
+                out.extend(field_errors(item, prefix))
+            else:
+                out.append({"field": prefix, "pointer": _pointer(prefix), "detail": str(item)})
+    else:
+        out.append({"field": prefix, "pointer": _pointer(prefix), "detail": str(errors)})
+    return out
+
+
+def _wants_html(request: Any) -> bool:
+    renderer = getattr(request, "accepted_renderer", None)
+    return getattr(renderer, "format", None) == "api"
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    request = context.get("request")
+    instance = request.path if request is not None else None
+    headers: dict[str, str] = {}
+
+    if isinstance(exc, (Http404, NotFound)):
+        code, body = 404, problem(404, str(exc) if isinstance(exc, NotFound) else "Not found.", instance=instance)
+    elif isinstance(exc, InvalidInput):
+        code = 400
+        body = problem(400, str(exc), slug="invalid-request", errors=field_errors(exc.errors), instance=instance)
+    elif isinstance(exc, Conflict):
+        code, body = 409, problem(409, str(exc), slug="conflict", instance=instance, **exc.context)
+    elif isinstance(exc, RequestDataTooBig):
+        code, body = 413, problem(413, "The request body is too large.", instance=instance)
+    elif isinstance(exc, (DatabaseUnavailable, DatabaseError)) and (
+        isinstance(exc, DatabaseUnavailable) or db.is_unavailable(exc)
+    ):
+        logger.warning("database unavailable: %s", exc)
+        code = 503
+        body = problem(
+            503, "The database is unavailable; retry shortly.", slug="database-unavailable", instance=instance
+        )
+        headers["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
+    elif isinstance(exc, PermissionDenied):
+        code, body = 403, problem(403, "Permission denied.", instance=instance)
+    elif isinstance(exc, exceptions.ValidationError):
+        code = 400
+        body = problem(
+            400, "The request is invalid.", slug="invalid-request", errors=field_errors(exc.detail), instance=instance
+        )
+    elif isinstance(exc, exceptions.ParseError):
+        code, body = 400, problem(400, str(exc.detail), slug="malformed-json", instance=instance)
+    elif isinstance(exc, exceptions.APIException):
+        code = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else "; ".join(str(d) for d in exc.detail)
+        body = problem(code, str(detail), instance=instance)
+        if getattr(exc, "auth_header", None):
+            # Set by DRF on 401s from the first authentication class (ours: "Token").
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+    else:
+        logger.exception("unhandled error on %s", instance)
+        code, body = 500, problem(500, "An unexpected error occurred; it has been logged.", instance=instance)
+
+    response = Response(body, status=code, headers=headers)
+    if not _wants_html(request):
+        response.content_type = PROBLEM_JSON
+    return response
+
+
+def problem_response(request: HttpRequest, status_code: int, detail: str, **kwargs: Any) -> JsonResponse:
+    """A problem answer outside DRF (plain Django views, middleware, handlers)."""
+    response = JsonResponse(
+        problem(status_code, detail, instance=request.path, **kwargs), status=status_code, content_type=PROBLEM_JSON
+    )
+    return response
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return problem_response(request, 404, "Not found.")
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return problem_response(request, 400, "Bad request.")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return problem_response(request, 403, "Permission denied.")
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return problem_response(request, 500, "An unexpected error occurred; it has been logged.")

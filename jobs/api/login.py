@@ -1,0 +1,44 @@
+"""Browsable API log-in with an application token (kept as its id in the signed session)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from jobs import selectors
+
+from .auth import SESSION_TOKEN_ID
+
+
+class TokenLoginForm(forms.Form):
+    token = forms.CharField(widget=forms.PasswordInput, max_length=200, label="Application token")
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or "/"
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return "/"
+
+
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest) -> HttpResponse:
+    form = TokenLoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        app = selectors.app_for_token(token=form.cleaned_data["token"].strip())
+        if app is not None:
+            request.session.cycle_key()
+            request.session[SESSION_TOKEN_ID] = str(app.token_id)
+            return HttpResponseRedirect(_next_url(request))
+        form.add_error("token", "Invalid or revoked token.")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "jobs/login.html", {"form": form, "next": _next_url(request)}, status=status)
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    request.session.flush()
+    return HttpResponseRedirect(_next_url(request))

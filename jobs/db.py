@@ -1,0 +1,135 @@
+"""The one module that owns the database cursor.
+
+Every query is a named query from a ``.sql`` file in ``jobs/sql/`` (a ``-- name --``
+header, one line of description, then the SQL), loaded once. Parameters are named
+(``%(job_id)s``). Rows come back as dicts. Driver errors that mean "the database is
+not there" become :class:`~jobs.exceptions.DatabaseUnavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from psycopg2 import errors as pg_errors
+from psycopg2.extras import Json
+
+from .exceptions import DatabaseUnavailable
+
+SQL_DIR = Path(__file__).parent / "sql"
+_HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
+
+# SQLSTATE classes that mean the server is gone or refusing, not that the query is bad.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def load_queries(directory: Path = SQL_DIR) -> dict[str, str]:
+    """Parse every ``*.sql`` file of ``directory`` into ``{name: sql}``."""
+    queries: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        text = path.read_text()
+        parts = _HEADER.split(text)
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"query {name!r} defined twice ({path.name})")
+            lines = body.strip().splitlines()
+            if not lines or not lines[0].startswith("-- "):
+                raise ValueError(f"query {name!r} in {path.name} needs a one-line description")
+            queries[name] = "\n".join(lines[1:]).strip().rstrip(";")
+    return queries
+
+
+queries: dict[str, str] = load_queries()
+
+
+def adapt(params: Mapping[str, Any]) -> dict[str, Any]:
+    """dicts and lists go to PostgreSQL as jsonb."""
+    return {k: Json(v) if isinstance(v, (dict, list)) else v for k, v in params.items()}
+
+
+def as_json(value: Any) -> Json:
+    """Any JSON value (scalars too) as a jsonb parameter."""
+    return Json(value)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when a driver error means the database cannot be reached."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, InterfaceError):
+        return True
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+    pgcode = getattr(cause, "pgcode", None)
+    if pgcode:
+        return pgcode.startswith(_UNAVAILABLE_SQLSTATES)
+    # Connection refused / server closed the connection: no SQLSTATE at all.
+    return isinstance(exc, OperationalError) or isinstance(cause, pg_errors.OperationalError)
+
+
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    try:
+        with connection.cursor() as cursor:
+            yield cursor
+    except (OperationalError, InterfaceError) as exc:
+        if is_unavailable(exc):
+            raise DatabaseUnavailable(str(exc).strip() or None) from exc
+        raise
+
+
+# Django's backend turns off psycopg2's JSON decoding (its JSONField decodes), so
+# json/jsonb columns arrive as text: decode them here, by column type.
+_JSON_OIDS = frozenset({114, 3802})
+
+
+def _columns(cursor: Any) -> list[tuple[str, bool]]:
+    return [(col.name, col.type_code in _JSON_OIDS) for col in cursor.description]
+
+
+def _row(columns: list[tuple[str, bool]], row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        name: json.loads(value) if is_json and isinstance(value, str) else value
+        for (name, is_json), value in zip(columns, row, strict=True)
+    }
+
+
+def fetch_one(name: str, /, **params: Any) -> dict[str, Any] | None:
+    """Run a named query and return its first row as a dict, or None."""
+    with _cursor() as cursor:
+        cursor.execute(queries[name], adapt(params))
+        row = cursor.fetchone() if cursor.description else None
+        return _row(_columns(cursor), row) if row is not None else None
+
+
+def fetch_all(name: str, /, **params: Any) -> list[dict[str, Any]]:
+    """Run a named query and return every row as a dict."""
+    with _cursor() as cursor:
+        cursor.execute(queries[name], adapt(params))
+        if not cursor.description:
+            return []
+        columns = _columns(cursor)
+        return [_row(columns, row) for row in cursor.fetchall()]
+
+
+def execute(name: str, /, **params: Any) -> int:
+    """Run a named query for its effect; return the number of rows it touched."""
+    with _cursor() as cursor:
+        cursor.execute(queries[name], adapt(params))
+        return cursor.rowcount
+
+
+@contextmanager
+def atomic() -> Iterator[None]:
+    """One transaction (or savepoint); unreachable-database errors are translated."""
+    try:
+        with transaction.atomic():
+            yield
+    except (OperationalError, InterfaceError) as exc:
+        if is_unavailable(exc):
+            raise DatabaseUnavailable(str(exc).strip() or None) from exc
+        raise

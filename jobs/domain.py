@@ -1,0 +1,108 @@
+"""The platform's records as plain values: no ORM, built from query rows."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    #: Waiting for ``run_at`` (a requested start time or a retry backoff).
+    SCHEDULED = "scheduled"
+    #: Waiting for a worker.
+    QUEUED = "queued"
+    #: A worker runs it; ``attempts`` counts this run.
+    RUNNING = "running"
+    #: Finished with a result.
+    SUCCEEDED = "succeeded"
+    #: Finished with an error after its last attempt (or a non-retryable error).
+    FAILED = "failed"
+    #: Cancelled by its application.
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Job:
+    id: uuid.UUID
+    app_id: uuid.UUID
+    type: str
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    status: Status
+    progress: dict[str, Any] | None
+    result: Any
+    error: dict[str, Any] | None
+    attempts: int
+    max_attempts: int
+    timeout_seconds: int
+    run_at: datetime | None
+    lease_expires_at: datetime | None
+    worker: str | None
+    envelope_id: int | None
+    enqueued_at: datetime | None
+    cancel_requested_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["status"] = Status(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: int
+    at: datetime
+    kind: str
+    attempt: int
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> JobEvent:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class App:
+    """An authenticated application (what ``request.user`` holds in the API)."""
+
+    id: uuid.UUID
+    name: str
+    token_id: uuid.UUID
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def username(self) -> str:  # the browsable API shows it in its header
+        return self.name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Token:
+    id: uuid.UUID
+    prefix: str
+    app_name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Token:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})

@@ -1,0 +1,54 @@
+"""The one way a job reaches a worker: a django-q2 envelope for ``execute_job(job_id)``.
+
+The envelope is django-q2's own signed task package, written into its database
+broker table (``django_q_ormq``) by our SQL so it lands in the caller's transaction:
+the job row and its envelope commit together or not at all. A delay becomes the
+envelope's ``lock`` time, which the broker honours: no cluster takes it before then.
+Plugin code paths never travel through the queue, only a job id.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.utils import timezone
+from django_q.conf import Conf
+from django_q.humanhash import humanize
+from django_q.signals import pre_enqueue
+from django_q.signing import SignedPackage
+
+from . import db
+
+EXECUTE_JOB = "jobs.worker.execute_job"
+
+
+def envelope_payload(job_id: uuid.UUID, *, timeout: int) -> str:
+    """django-q2's signed task package for one delivery of a job."""
+    task_id = uuid.uuid4().hex
+    task = {
+        "id": task_id,
+        "name": humanize(task_id),
+        "func": EXECUTE_JOB,
+        "args": (str(job_id),),
+        "kwargs": {},
+        # django-q2 stops the run (SIGALRM) after this many seconds.
+        "timeout": int(timeout),
+        # Every delivery is acknowledged: the job row, not the queue, tracks failure.
+        "ack_failure": True,
+        "group": "jobs",
+        "started": timezone.now(),
+    }
+    pre_enqueue.send(sender="django_q", task=task)
+    return SignedPackage.dumps(task)
+
+
+def deliver(job_id: uuid.UUID, *, timeout: int, delay: float = 0.0) -> int:
+    """Write a delivery envelope in the current transaction; return its id."""
+    row = db.fetch_one(
+        "envelope_insert",
+        key=Conf.CLUSTER_NAME,
+        payload=envelope_payload(job_id, timeout=timeout),
+        delay=max(0.0, float(delay)),
+    )
+    assert row is not None
+    return int(row["id"])

@@ -1,0 +1,3 @@
+-- health_check --
+-- The database answers.
+SELECT 1 AS ok;

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from jobs.domain import App, Job, Status
+
+
+def make_job(**overrides: Any) -> Job:
+    """A Job value for tests that mock the store."""
+    now = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "app_id": uuid.uuid4(),
+        "type": "fibonacci",
+        "params": {"n": 10},
+        "metadata": {},
+        "status": Status.QUEUED,
+        "progress": None,
+        "result": None,
+        "error": None,
+        "attempts": 0,
+        "max_attempts": 3,
+        "timeout_seconds": 300,
+        "run_at": None,
+        "lease_expires_at": None,
+        "worker": None,
+        "envelope_id": 1,
+        "enqueued_at": now,
+        "cancel_requested_at": None,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": now,
+    }
+    values.update(overrides)
+    return Job(**values)
+
+
+@pytest.fixture
+def fake_app() -> App:
+    return App(id=uuid.uuid4(), name="unit-app", token_id=uuid.uuid4())
+
+
+def database_url(settings_dict: dict[str, Any], name: str | None = None) -> str:
+    """A DATABASE_URL for subprocesses, from a Django connection's settings."""
+    from urllib.parse import quote
+
+    auth = quote(settings_dict.get("USER") or "postgres", safe="")
+    if settings_dict.get("PASSWORD"):
+        auth += ":" + quote(settings_dict["PASSWORD"], safe="")
+    host = quote(settings_dict.get("HOST") or "127.0.0.1", safe="")
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}@{host}:{port}/{name or settings_dict['NAME']}"

@@ -1,0 +1,82 @@
+"""Management commands against the real database, and the start-up refusal of qcluster."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from jobs import selectors, services
+from tests.conftest import database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_issue_list_revoke_token(db):
+    name = f"etl-{uuid.uuid4().hex[:8]}"
+    output = run("issue_token", name)
+    token = next(line.strip() for line in output.splitlines() if line.strip().startswith("jp_"))
+    assert selectors.app_for_token(token=token).name == name
+    listing = run("list_tokens")
+    assert name in listing and token not in listing
+    prefix = token[:10]
+    assert "Revoked" in run("revoke_token", prefix)
+    assert selectors.app_for_token(token=token) is None
+    assert "revoked" in run("list_tokens")
+
+
+def test_issue_token_quiet_prints_only_the_token(db):
+    token = run("issue_token", f"q-{uuid.uuid4().hex[:8]}", "--quiet").strip()
+    assert token.startswith("jp_") and selectors.app_for_token(token=token) is not None
+
+
+def test_revoke_unknown_token_is_a_command_error(db):
+    with pytest.raises(CommandError):
+        run("revoke_token", "no-such-token")
+
+
+def test_jobs_top_once_shows_counts_and_latest(db):
+    token, _ = services.token_issue(app_name=f"top-{uuid.uuid4().hex[:8]}")
+    app = selectors.app_for_token(token=token)
+    job = services.job_create(app=app, type="pi", params={"digits": 5}, metadata={})
+    screen = run("jobs_top", "--once")
+    assert "queued" in screen and "oldest queued job waiting" in screen
+    assert str(job.id) in screen
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_qcluster_refuses_to_start_when_retry_does_not_exceed_timeout():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test", "Q_TIMEOUT": "7300", "Q_RETRY": "7300"}
+    result = _manage("qcluster", env=env)
+    assert result.returncode != 0
+    assert "must exceed Q_CLUSTER['timeout']" in result.stderr
+
+
+def test_qinfo_works(db):
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test",
+        "DATABASE_URL": database_url(connection.settings_dict),
+    }
+    result = _manage("qinfo", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Clusters" in result.stdout and "ORM default" in result.stdout

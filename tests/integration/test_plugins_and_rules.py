@@ -1,0 +1,112 @@
+"""Adding job types (a module, an installed distribution) and the no-ORM rule."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LIST_TYPES = "from jobs.registry import registry; print(','.join(registry.names()))"
+
+
+def _registered_types(env_extra: dict[str, str] | None = None) -> list[str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test", **(env_extra or {})}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", LIST_TYPES],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().split(",")
+
+
+def test_a_new_module_in_jobs_jobtypes_is_a_new_type():
+    module = ROOT / "jobs" / "jobtypes" / "zz_test_added_type.py"
+    module.write_text(
+        textwrap.dedent(
+            '''
+            from jobs.registry import JobType, registry
+
+            @registry.register
+            class Added(JobType):
+                """Added by one module."""
+                name = "zz_added"
+                def run(self, ctx, params):
+                    return 1
+            '''
+        )
+    )
+    try:
+        assert "zz_added" in _registered_types()
+    finally:
+        module.unlink()
+        shutil.rmtree(ROOT / "jobs" / "jobtypes" / "__pycache__", ignore_errors=True)
+    assert "zz_added" not in _registered_types()
+
+
+def test_a_pip_installed_distribution_adds_a_type_through_its_entry_point(tmp_path):
+    target = tmp_path / "site"
+    source = tmp_path / "sample_plugin"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT / "tests" / "fixtures" / "sample_plugin", source)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(ROOT / "tests" / "fixtures" / "sample_plugin"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert list(target.glob("jobplatform_sample_plugin-1.0.0.dist-info/entry_points.txt"))
+    assert "reverse_text" not in _registered_types()
+    assert "reverse_text" in _registered_types({"PYTHONPATH": str(target)})
+
+
+ORM_MARKERS = ("models.Model", ".objects.", "QuerySet", "Manager(")
+
+
+def test_no_orm_models_or_queries_in_project_code():
+    """Project data goes through jobs/db.py and SQL only: no ORM model or query anywhere."""
+    offenders = []
+    for folder in ("jobs", "jobplatform"):
+        for path in (ROOT / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    for base in node.bases:
+                        if ast.unparse(base).endswith("Model"):
+                            offenders.append(f"{path}:{node.lineno} class {node.name}({ast.unparse(base)})")
+                if isinstance(node, ast.Attribute) and node.attr == "objects":
+                    offenders.append(f"{path}:{node.lineno} .objects")
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("django.db.models"):
+                    offenders.append(f"{path}:{node.lineno} import from {node.module}")
+    assert offenders == []
+    assert not (ROOT / "jobs" / "models.py").exists()
+
+
+def test_cursor_is_owned_by_one_module():
+    users = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "jobs").rglob("*.py")
+        if ".cursor(" in path.read_text() and "migrations" not in path.parts
+    ]
+    assert users == ["jobs/db.py"]

@@ -1,0 +1,216 @@
+"""Every named query against the real database: transitions, fencing, triggers."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import DatabaseError, transaction
+from django_q.signing import SignedPackage
+
+from jobs import db, selectors, services
+from jobs.domain import Status
+from jobs.exceptions import JobAlreadyFinished, JobNotFound
+
+
+def create(app, **kwargs):
+    values = {"type": "fibonacci", "params": {"n": 10}, "metadata": {"k": "v"}} | kwargs
+    return services.job_create(app=app, **values)
+
+
+def test_every_named_query_parses():
+    assert len(db.queries) >= 20
+    assert all(sql.strip() for sql in db.queries.values())
+
+
+def test_migrations_created_tables_and_triggers(raw):
+    raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'jobs_%' ORDER BY 1")
+    assert [r[0] for r in raw.fetchall()] == ["jobs_app", "jobs_event", "jobs_job", "jobs_token"]
+    raw.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'jobs_%' ORDER BY 1")
+    names = {r[0] for r in raw.fetchall()}
+    assert {"jobs_job_no_delete", "jobs_job_no_truncate", "jobs_event_no_delete", "jobs_event_no_truncate"} <= names
+
+
+def test_create__row_and_envelope_committed_together(app, raw):
+    job = create(app)
+    raw.execute("SELECT payload, lock <= now() FROM django_q_ormq WHERE id = %s", [job.envelope_id])
+    payload, visible = raw.fetchone()
+    task = SignedPackage.loads(payload)
+    assert task["func"] == "jobs.worker.execute_job"
+    assert task["args"] == (str(job.id),)
+    assert task["timeout"] == job.timeout_seconds
+    assert visible
+    assert job.status is Status.QUEUED and job.attempts == 0
+
+
+def test_create__failure_after_envelope_rolls_both_back(app, raw, monkeypatch):
+    raw.execute("SELECT count(*) FROM django_q_ormq")
+    before = raw.fetchone()[0]
+    real = db.fetch_one
+
+    def failing(name, /, **params):
+        if name == "job_create":
+            raise DatabaseError("simulated failure after the envelope insert")
+        return real(name, **params)
+
+    monkeypatch.setattr(db, "fetch_one", failing)
+    with pytest.raises(DatabaseError):
+        create(app)
+    raw.execute("SELECT count(*) FROM django_q_ormq")
+    assert raw.fetchone()[0] == before
+
+
+def test_create__scheduled_with_delayed_envelope(app, raw):
+    job = create(app, delay=3600)
+    assert job.status is Status.SCHEDULED and job.run_at is not None
+    raw.execute("SELECT lock > now() + interval '3500 seconds' FROM django_q_ormq WHERE id = %s", [job.envelope_id])
+    assert raw.fetchone()[0]
+    assert services.job_claim(job_id=job.id, worker="w") is None
+
+
+def test_params_and_metadata_round_trip_exactly(app):
+    metadata = {"migration": "customers", "nested": {"list": [1, 2.5, None, True, "ç"]}, "empty": {}}
+    job = create(app, metadata=metadata)
+    again = selectors.job_get(app=app, job_id=job.id)
+    assert again.metadata == metadata
+    assert again.params == {"n": 10}
+
+
+def test_claim__once_only_with_attempt_and_lease(app):
+    job = create(app)
+    claimed = services.job_claim(job_id=job.id, worker="host:1")
+    assert claimed.status is Status.RUNNING and claimed.attempts == 1
+    assert claimed.lease_expires_at > claimed.started_at
+    assert claimed.worker == "host:1"
+    assert services.job_claim(job_id=job.id, worker="host:2") is None
+
+
+def test_heartbeat_progress_succeed(app):
+    job = services.job_claim(job_id=create(app).id, worker="w")
+    assert services.job_heartbeat(job=job) is False
+    assert services.job_progress(job=job, percent=50.0, message="half", milestone=True) is False
+    assert selectors.job_get(app=app, job_id=job.id).progress == {"percent": 50.0, "message": "half"}
+    done = services.job_succeed(job=job, result={"value": "55"})
+    assert done.status is Status.SUCCEEDED and done.result == {"value": "55"} and done.finished_at
+
+
+def test_stale_attempt_writes_nothing(app):
+    job = services.job_claim(job_id=create(app).id, worker="w")
+    stale = job.__class__(**{**job.__dict__, "attempts": job.attempts + 7})
+    assert services.job_heartbeat(job=stale) is None
+    assert services.job_progress(job=stale, percent=1, message="x", milestone=False) is None
+    assert services.job_succeed(job=stale, result=1) is None
+    assert services.job_attempt_failed(job=stale, error={"type": "E", "message": "m"}, retryable=True) is None
+    assert services.job_attempt_failed(job=stale, error={"type": "E", "message": "m"}, retryable=False) is None
+    current = selectors.job_get(app=app, job_id=job.id)
+    assert current.status is Status.RUNNING and current.result is None and current.progress is None
+
+
+def test_retry__scheduled_with_backoff_then_claimable_once_due(app, raw):
+    job = services.job_claim(job_id=create(app).id, worker="w")
+    retried = services.job_attempt_failed(job=job, error={"type": "Boom", "message": "m"}, retryable=True)
+    assert retried.status is Status.SCHEDULED and retried.run_at > retried.updated_at
+    assert retried.envelope_id != job.envelope_id
+    assert services.job_claim(job_id=job.id, worker="w") is None  # backoff not elapsed
+    # Move time instead of sleeping: the backoff is over.
+    raw.execute("UPDATE jobs_job SET run_at = now() - interval '1 second' WHERE id = %s", [job.id])
+    second = services.job_claim(job_id=job.id, worker="w")
+    assert second.attempts == 2
+    assert second.error == {"type": "Boom", "message": "m"}
+
+
+def test_fail_after_last_attempt_keeps_each_error_in_history(app):
+    job = create(app, max_attempts=2)
+    for attempt in (1, 2):
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("UPDATE jobs_job SET run_at = now() - interval '1 second' WHERE id = %s", [job.id])
+        running = services.job_claim(job_id=job.id, worker="w")
+        assert running.attempts == attempt
+        services.job_attempt_failed(job=running, error={"type": "E", "message": f"try {attempt}"}, retryable=True)
+    final = selectors.job_get(app=app, job_id=job.id)
+    assert final.status is Status.FAILED and final.error == {"type": "E", "message": "try 2"}
+    events = selectors.job_events(app=app, job_id=job.id)
+    kinds = [e.kind for e in events]
+    assert kinds == ["created", "queued", "started", "retried", "started", "failed"]
+    assert events[3].data["error"]["message"] == "try 1"
+
+
+def test_cancel__queued_now__running_asked__finished_409(app):
+    queued = create(app)
+    assert services.job_cancel(app=app, job_id=queued.id).status is Status.CANCELLED
+    assert services.job_claim(job_id=queued.id, worker="w") is None
+    with pytest.raises(JobAlreadyFinished):
+        services.job_cancel(app=app, job_id=queued.id)
+
+    running = services.job_claim(job_id=create(app).id, worker="w")
+    asked = services.job_cancel(app=app, job_id=running.id)
+    assert asked.status is Status.RUNNING and asked.cancel_requested_at is not None
+    assert services.job_heartbeat(job=running) is True
+    assert services.job_cancelled(job=running).status is Status.CANCELLED
+
+
+def test_other_apps_cannot_see_or_cancel(app):
+    from tests.integration.conftest import new_app
+
+    job = create(app)
+    other, _ = new_app()
+    with pytest.raises(JobNotFound):
+        selectors.job_get(app=other, job_id=job.id)
+    with pytest.raises(JobNotFound):
+        selectors.job_events(app=other, job_id=job.id)
+    with pytest.raises(JobNotFound):
+        services.job_cancel(app=other, job_id=job.id)
+    assert selectors.job_list(app=other) == []
+
+
+def test_list__newest_first_filters_and_keyset(app):
+    jobs = [create(app, metadata={"batch": str(i % 2)}) for i in range(5)]
+    listed = selectors.job_list(app=app, limit=10)
+    assert [j.id for j in listed] == [j.id for j in reversed(jobs)]
+    page = selectors.job_list(app=app, limit=2)
+    rest = selectors.job_list(app=app, limit=10, before=(page[-1].created_at, page[-1].id))
+    assert [j.id for j in page + rest] == [j.id for j in listed]
+    odd = selectors.job_list(app=app, metadata={"batch": "1"})
+    assert {j.id for j in odd} == {jobs[1].id, jobs[3].id}
+    services.job_cancel(app=app, job_id=jobs[0].id)
+    assert [j.id for j in selectors.job_list(app=app, status=Status.CANCELLED)] == [jobs[0].id]
+
+
+@pytest.mark.parametrize("table", ["jobs_job", "jobs_event", "jobs_app", "jobs_token"])
+def test_delete_and_truncate_raise(app, raw, table):
+    create(app)
+    for statement in (f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE"):
+        with pytest.raises(DatabaseError, match="never deleted"), transaction.atomic():
+            raw.execute(statement)
+
+
+def test_events_are_append_only(app, raw):
+    job = create(app)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        raw.execute("UPDATE jobs_event SET kind = 'x' WHERE job_id = %s", [job.id])
+
+
+def test_terminal_state_is_final(app, raw):
+    job = create(app)
+    services.job_cancel(app=app, job_id=job.id)
+    with pytest.raises(DatabaseError, match="can no longer change"), transaction.atomic():
+        raw.execute("UPDATE jobs_job SET status = 'queued' WHERE id = %s", [job.id])
+
+
+def test_token_revoke_and_lookup(db):
+    token, record = services.token_issue(app_name=f"rev-{uuid.uuid4().hex[:8]}")
+    assert selectors.app_for_token(token=token) is not None
+    services.token_revoke(ref=record.prefix)
+    assert selectors.app_for_token(token=token) is None
+    assert selectors.app_for_token_id(token_id=record.id) is None
+    assert any(t.id == record.id and t.revoked_at for t in selectors.token_list())
+
+
+def test_stats_for_monitor(app):
+    create(app)
+    stats = selectors.platform_stats(latest=5)
+    assert any(row["status"] == "queued" and row["type"] == "fibonacci" for row in stats["counts"])
+    assert stats["oldest_queued_seconds"] >= 0
+    assert len(stats["latest"]) <= 5

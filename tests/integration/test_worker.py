@@ -1,0 +1,118 @@
+"""execute_job in this process against the real database: outcomes, retries, cancellation."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from rest_framework import serializers
+
+from jobs import selectors, services
+from jobs.domain import Status
+from jobs.registry import JobType, PermanentError, registry
+from jobs.worker import execute_job
+from tests.integration.conftest import new_app
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def test_types():
+    class Flaky(JobType):
+        """Raises until the given attempt."""
+
+        name = "test_flaky"
+
+        class Params(serializers.Serializer):
+            succeed_on = serializers.IntegerField(min_value=1)
+
+        def run(self, ctx, params):
+            if ctx.attempt < params["succeed_on"]:
+                raise RuntimeError(f"flaky on attempt {ctx.attempt}")
+            return {"attempt": ctx.attempt, "metadata": ctx.metadata}
+
+    class Permanent(JobType):
+        name = "test_permanent"
+
+        def run(self, ctx, params):
+            raise PermanentError("bad input data")
+
+    class Waits(JobType):
+        name = "test_waits"
+
+        def run(self, ctx, params):
+            for _ in range(200):
+                ctx.sleep(0.05)
+            return "not cancelled"
+
+    for cls in (Flaky, Permanent, Waits):
+        registry.register(cls)
+    yield
+    for cls in (Flaky, Permanent, Waits):
+        registry._types.pop(cls.name, None)
+
+
+def make_due(job_id: uuid.UUID) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("UPDATE jobs_job SET run_at = now() - interval '1 second' WHERE id = %s", [job_id])
+
+
+def test_success_hands_metadata_to_the_job(test_types):
+    app, _ = new_app()
+    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 1}, metadata={"migration": "x"})
+    assert execute_job(str(job.id)) == "succeeded"
+    done = selectors.job_get(app=app, job_id=job.id)
+    assert done.status is Status.SUCCEEDED
+    assert done.result == {"attempt": 1, "metadata": {"migration": "x"}}
+    assert done.progress["percent"] == 100.0
+    assert execute_job(str(job.id)) == "skipped"  # a duplicate delivery changes nothing
+
+
+def test_raises_twice_then_succeeds_with_three_attempts(test_types):
+    app, _ = new_app()
+    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 3}, metadata={})
+    for _ in range(3):
+        make_due(job.id)
+        execute_job(str(job.id))
+    done = selectors.job_get(app=app, job_id=job.id)
+    assert done.status is Status.SUCCEEDED and done.attempts == 3
+    kinds = [e.kind for e in selectors.job_events(app=app, job_id=job.id)]
+    assert kinds.count("retried") == 2 and kinds[-1] == "succeeded"
+
+
+def test_permanent_error_fails_at_once(test_types):
+    app, _ = new_app()
+    job = services.job_create(app=app, type="test_permanent", params={}, metadata={})
+    execute_job(str(job.id))
+    failed = selectors.job_get(app=app, job_id=job.id)
+    assert failed.status is Status.FAILED and failed.attempts == 1
+    assert failed.error == {"type": "PermanentError", "message": "bad input data"}
+
+
+def test_cancel_while_running(test_types):
+    app, _ = new_app()
+    job = services.job_create(app=app, type="test_waits", params={}, metadata={})
+    outcome = []
+    runner = threading.Thread(target=lambda: outcome.append(execute_job(str(job.id))))
+    runner.start()
+    for _ in range(100):
+        if selectors.job_get(app=app, job_id=job.id).status is Status.RUNNING:
+            break
+        threading.Event().wait(0.02)
+    services.job_cancel(app=app, job_id=job.id)
+    # The heartbeat would notice within HEARTBEAT_INTERVAL; report progress to notice sooner.
+    runner.join(timeout=30)
+    assert outcome == ["cancelled"]
+    assert selectors.job_get(app=app, job_id=job.id).status is Status.CANCELLED
+
+
+def test_unknown_type_on_worker_fails_permanently(test_types):
+    app, _ = new_app()
+    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 1}, metadata={})
+    registry._types.pop("test_flaky")
+    execute_job(str(job.id))
+    failed = selectors.job_get(app=app, job_id=job.id)
+    assert failed.status is Status.FAILED and failed.error["type"] == "UnknownJobType"

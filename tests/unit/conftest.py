@@ -1,0 +1,41 @@
+"""Unit tests: no database, no worker. The store (jobs.db) and the queue (jobs.queue)
+are replaced by mocks; pytest-django refuses any real database access here."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from rest_framework.test import APIClient
+
+from jobs.domain import App
+
+
+@pytest.fixture
+def store():
+    """jobs.db mocked where services and selectors use it; atomic() is a no-op."""
+    fake = mock.MagicMock(name="jobs.db")
+    fake.atomic.return_value.__enter__.return_value = None
+    fake.atomic.return_value.__exit__.return_value = False
+    fake.as_json.side_effect = lambda value: value
+    with mock.patch("jobs.services.db", fake), mock.patch("jobs.selectors.db", fake):
+        yield fake
+
+
+@pytest.fixture
+def job_queue():
+    fake = mock.MagicMock(name="jobs.queue")
+    fake.deliver.return_value = 4242
+    with mock.patch("jobs.services.queue", fake):
+        yield fake
+
+
+@pytest.fixture
+def api(fake_app: App, store):
+    """An API client whose token resolves to fake_app (authentication mocked)."""
+    with mock.patch(
+        "jobs.api.auth.selectors.app_for_token", side_effect=lambda token: fake_app if token == "good" else None
+    ):
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION="Token good")
+        yield api
