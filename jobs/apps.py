@@ -6,7 +6,7 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (system checks)
+        from . import checks, signals  # noqa: F401  (system checks, cluster hooks)
         from .registry import registry
 
         registry.autodiscover()

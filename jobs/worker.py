@@ -104,9 +104,7 @@ def run_claimed(job: Job) -> str:
         attempt=job.attempts,
         job_type=job.type,
         metadata=job.metadata,
-        report=lambda percent, message, milestone: services.job_progress(
-            job=job, percent=percent, message=message, milestone=milestone
-        ),
+        report=lambda percent, message, milestone: _report_progress(job, percent, message, milestone),
     )
     try:
         params = services.validate_params(job_type, job.params)
@@ -154,6 +152,16 @@ def run_claimed(job: Job) -> str:
         logger.warning("job %s attempt %s finished but no longer owned the job", job.id, job.attempts)
         return "stale"
     return "succeeded"
+
+
+def _report_progress(job: Job, percent: float, message: str, milestone: bool) -> bool | None:
+    """Progress is best effort: a database blip must not fail the attempt."""
+    try:
+        return services.job_progress(job=job, percent=percent, message=message, milestone=milestone)
+    except DatabaseUnavailable:
+        logger.warning("progress of job %s not saved: database unavailable", job.id)
+        connection.close()
+        return False
 
 
 def _record_failure(job: Job, error: dict[str, Any], *, retryable: bool, job_type: type[JobType] | None) -> None:

@@ -71,8 +71,11 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in (env("CSRF_TRUSTED_ORIGINS", "") or "
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
-    "django_q",
+    # Before django_q: our qcluster command (django-q2's, plus a shutdown grace) wins.
     "jobs",
+    "django_q",
+    # More Django apps (for example ones that only carry job types), comma-separated.
+    *[app.strip() for app in (env("EXTRA_INSTALLED_APPS", "") or "").split(",") if app.strip()],
 ]
 
 MIDDLEWARE = [
@@ -155,6 +158,7 @@ JOBS = {
     "LEASE_SECONDS": env_float("JOBS_LEASE_SECONDS", 30.0),
     "MAINTENANCE_INTERVAL": env_float("JOBS_MAINTENANCE_INTERVAL", 5.0),
     "REDELIVER_AFTER": env_float("JOBS_REDELIVER_AFTER", 60.0),
+    "SHUTDOWN_GRACE": env_float("JOBS_SHUTDOWN_GRACE", 30.0),
     "BACKOFF_BASE": env_float("JOBS_BACKOFF_BASE", 2.0),
     "BACKOFF_CAP": env_float("JOBS_BACKOFF_CAP", 300.0),
     "MAX_METADATA_BYTES": env_int("JOBS_MAX_METADATA_BYTES", 64 * 1024),

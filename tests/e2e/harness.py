@@ -30,8 +30,11 @@ FAST = {
     "JOBS_REDELIVER_AFTER": "5",
     "JOBS_BACKOFF_BASE": "0.2",
     "JOBS_BACKOFF_CAP": "1",
+    "JOBS_SHUTDOWN_GRACE": "3",
     "Q_WORKERS": "2",
     "LOG_LEVEL": "INFO",
+    # Misbehaving job types for crash tests, installed like any extra app.
+    "EXTRA_INSTALLED_APPS": "tests.e2e.crashapp",
 }
 
 
@@ -63,6 +66,7 @@ class Platform:
         self.name = f"jobplatform_e2e_{uuid.uuid4().hex[:10]}"
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
+        self.clusters: list[subprocess.Popen] = []
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url(self.server, self.name)
@@ -156,7 +160,30 @@ class Platform:
 
     def start_cluster(self) -> subprocess.Popen:
         proc = self._spawn("qcluster", [sys.executable, "manage.py", "qcluster"])
+        self.clusters.append(proc)
         return proc
+
+    def stop_clusters(self) -> None:
+        """kill -9 every cluster this platform started (tests leave none behind)."""
+        for proc in self.clusters:
+            if proc.poll() is None:
+                self.kill9(proc)
+        self.clusters.clear()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        rows = self.sql("SELECT * FROM jobs_job WHERE id = %s", [job_id])
+        assert rows, f"job {job_id} is not in the database"
+        return rows[0]
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        return self.sql("SELECT kind, attempt, data FROM jobs_event WHERE job_id = %s ORDER BY id", [job_id])
+
+    def wait_status(self, job_id: str, statuses: tuple[str, ...], timeout: float) -> dict[str, Any]:
+        return wait_for(
+            lambda: (row := self.job(job_id))["status"] in statuses and row,
+            timeout=timeout,
+            what=f"job {job_id} to reach {statuses}",
+        )
 
     @staticmethod
     def kill9(proc: subprocess.Popen) -> None:

@@ -1,0 +1,66 @@
+"""Job types that misbehave on purpose, installed only in the e2e clusters
+(EXTRA_INSTALLED_APPS=tests.e2e.crashapp)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from rest_framework import serializers
+
+from jobs.registry import JobType, registry
+
+
+@registry.register
+class Short(JobType):
+    """Sleeps a little and returns its index."""
+
+    name = "test_short"
+
+    class Params(serializers.Serializer):
+        index = serializers.IntegerField()
+        sleep = serializers.FloatField(default=0.05)
+
+    def run(self, ctx, params):
+        time.sleep(params["sleep"])
+        return {"index": params["index"]}
+
+
+@registry.register
+class KillsItsWorker(JobType):
+    """kill -9 of its own worker process, every attempt."""
+
+    name = "test_suicide"
+
+    def run(self, ctx, params):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@registry.register
+class RaisesUntil(JobType):
+    """Raises until attempt ``succeed_on``."""
+
+    name = "test_flaky"
+
+    class Params(serializers.Serializer):
+        succeed_on = serializers.IntegerField(min_value=1)
+
+    def run(self, ctx, params):
+        if ctx.attempt < params["succeed_on"]:
+            raise RuntimeError(f"failing on attempt {ctx.attempt}")
+        return {"attempt": ctx.attempt}
+
+
+@registry.register
+class Sleeps(JobType):
+    """Sleeps without checking anything (for timeouts)."""
+
+    name = "test_sleep"
+
+    class Params(serializers.Serializer):
+        seconds = serializers.FloatField(min_value=0)
+
+    def run(self, ctx, params):
+        time.sleep(params["seconds"])
+        return {"slept": params["seconds"]}
