@@ -1,0 +1,76 @@
+"""The rescuer's decisions with the store and the queue mocked (no database, no sleeping)."""
+
+from __future__ import annotations
+
+import uuid
+from unittest import mock
+
+import pytest
+
+from jobs import maintenance
+
+
+@pytest.fixture
+def store():
+    fake = mock.MagicMock(name="jobs.db")
+    fake.atomic.return_value.__enter__.return_value = None
+    fake.atomic.return_value.__exit__.return_value = False
+    with mock.patch("jobs.maintenance.db", fake):
+        yield fake
+
+
+@pytest.fixture
+def job_queue():
+    with mock.patch("jobs.maintenance.queue") as fake:
+        fake.deliver.return_value = 77
+        yield fake
+
+
+def expired(**overrides):
+    row = {"id": uuid.uuid4(), "attempts": 1, "max_attempts": 3, "timeout_seconds": 60, "worker": "h:1"}
+    return row | {"cancel_requested": False} | overrides
+
+
+def writes(store):
+    return [(c.args[0], c.kwargs) for c in store.fetch_one.call_args_list]
+
+
+def test_attempts_left__requeued_with_new_envelope(store, job_queue):
+    row = expired()
+    store.fetch_all.return_value = [row]
+    assert maintenance.rescue_expired() == 1
+    [(name, params)] = writes(store)
+    assert name == "job_rescue_requeue" and params["envelope_id"] == 77 and params["attempt"] == 1
+    job_queue.deliver.assert_called_once_with(row["id"], timeout=60)
+
+
+def test_attempts_spent__failed_without_envelope(store, job_queue):
+    store.fetch_all.return_value = [expired(attempts=3)]
+    maintenance.rescue_expired()
+    [(name, params)] = writes(store)
+    assert name == "job_rescue_fail" and params["status"] == "failed"
+    assert params["error"]["type"] == "WorkerLost"
+    job_queue.deliver.assert_not_called()
+
+
+def test_cancel_requested__cancelled(store, job_queue):
+    store.fetch_all.return_value = [expired(cancel_requested=True)]
+    maintenance.rescue_expired()
+    [(name, params)] = writes(store)
+    assert name == "job_rescue_fail" and params["status"] == "cancelled"
+
+
+def test_nothing_expired__nothing_written(store, job_queue):
+    store.fetch_all.return_value = []
+    assert maintenance.rescue_expired() == 0
+    store.fetch_one.assert_not_called()
+
+
+def test_redelivery_uses_the_settings(store, job_queue, settings):
+    settings.JOBS = {**settings.JOBS, "REDELIVER_AFTER": 42.0}
+    store.fetch_all.return_value = [{"id": uuid.uuid4(), "attempts": 0, "timeout_seconds": 9, "envelope_id": 5}]
+    assert maintenance.redeliver_lost() == 1
+    assert store.fetch_all.call_args.kwargs["after"] == 42.0
+    assert store.fetch_all.call_args.kwargs["retry"] == settings.Q_CLUSTER["retry"]
+    [(name, params)] = writes(store)
+    assert name == "job_redeliver" and params["envelope_id"] == 77 and params["previous"] == 5
