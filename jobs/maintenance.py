@@ -55,8 +55,12 @@ def rescue_expired(*, limit: int = BATCH) -> int:
                     "type": "WorkerLost",
                     "message": f"the worker running attempt {row['attempts']} stopped responding; the job was requeued",
                 }
-                envelope_id = queue.deliver(row["id"], timeout=row["timeout_seconds"])
-                db.fetch_one("job_rescue_requeue", error=error, envelope_id=envelope_id, **common)
+                db.fetch_one(
+                    "job_rescue_requeue",
+                    error=error,
+                    **common,
+                    **queue.envelope(row["id"], timeout=row["timeout_seconds"]),
+                )
             logger.warning("rescued job %s (attempt %s, worker %s)", row["id"], row["attempts"], worker)
             handled += 1
     return handled
@@ -68,8 +72,12 @@ def redeliver_lost(*, limit: int = BATCH) -> int:
     handled = 0
     with db.atomic():
         for row in db.fetch_all("job_find_undelivered", after=settings.REDELIVER_AFTER, retry=retry, limit=limit):
-            envelope_id = queue.deliver(row["id"], timeout=row["timeout_seconds"])
-            db.fetch_one("job_redeliver", id=row["id"], envelope_id=envelope_id, previous=row["envelope_id"])
+            db.fetch_one(
+                "job_redeliver",
+                id=row["id"],
+                previous=row["envelope_id"],
+                **queue.envelope(row["id"], timeout=row["timeout_seconds"]),
+            )
             logger.warning("redelivered job %s (its envelope was lost)", row["id"])
             handled += 1
     return handled

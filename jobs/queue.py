@@ -1,23 +1,23 @@
 """The one way a job reaches a worker: a django-q2 envelope for ``execute_job(job_id)``.
 
 The envelope is django-q2's own signed task package, written into its database
-broker table (``django_q_ormq``) by our SQL so it lands in the caller's transaction:
-the job row and its envelope commit together or not at all. A delay becomes the
-envelope's ``lock`` time, which the broker honours: no cluster takes it before then.
-Plugin code paths never travel through the queue, only a job id.
+broker table (``django_q_ormq``) by the same SQL statement that changes the job
+(``job_create``, ``job_retry``, ``job_rescue_requeue``, ``job_redeliver``): the job
+row and its envelope commit together or not at all. A delay becomes the envelope's
+``lock`` time, which the broker honours: no cluster takes it before then. Plugin
+code paths never travel through the queue, only a job id.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.humanhash import humanize
 from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
-
-from . import db
 
 EXECUTE_JOB = "jobs.worker.execute_job"
 
@@ -42,13 +42,10 @@ def envelope_payload(job_id: uuid.UUID, *, timeout: int) -> str:
     return SignedPackage.dumps(task)
 
 
-def deliver(job_id: uuid.UUID, *, timeout: int, delay: float = 0.0) -> int:
-    """Write a delivery envelope in the current transaction; return its id."""
-    row = db.fetch_one(
-        "envelope_insert",
-        key=Conf.CLUSTER_NAME,
-        payload=envelope_payload(job_id, timeout=timeout),
-        delay=max(0.0, float(delay)),
-    )
-    assert row is not None
-    return int(row["id"])
+def envelope(job_id: uuid.UUID, *, timeout: int, delay: float = 0.0) -> dict[str, Any]:
+    """The ``envelope_*`` parameters of the SQL that writes a delivery with a job change."""
+    return {
+        "envelope_key": Conf.CLUSTER_NAME,
+        "envelope_payload": envelope_payload(job_id, timeout=timeout),
+        "envelope_delay": max(0.0, float(delay)),
+    }

@@ -117,20 +117,18 @@ def job_create(
     timeout_seconds = timeout or job_type.default_timeout()
     attempts_allowed = max_attempts or job_type.default_max_attempts()
     job_id = uuid.uuid4()
-    with db.atomic():
-        envelope_id = queue.deliver(job_id, timeout=timeout_seconds, delay=delay)
-        row = db.fetch_one(
-            "job_create",
-            id=job_id,
-            app_id=app.id,
-            type=type,
-            params=params,
-            metadata=metadata,
-            max_attempts=attempts_allowed,
-            timeout_seconds=timeout_seconds,
-            delay=float(delay),
-            envelope_id=envelope_id,
-        )
+    # One statement writes the job, its envelope and its events: atomic by itself.
+    row = db.fetch_one(
+        "job_create",
+        id=job_id,
+        app_id=app.id,
+        type=type,
+        params=params,
+        metadata=metadata,
+        max_attempts=attempts_allowed,
+        timeout_seconds=timeout_seconds,
+        **queue.envelope(job_id, timeout=timeout_seconds, delay=delay),
+    )
     assert row is not None
     return Job.from_row(row)
 
@@ -202,23 +200,16 @@ def job_attempt_failed(
         base = (job_type and job_type.backoff_base) or settings.BACKOFF_BASE
         cap = (job_type and job_type.backoff_cap) or settings.BACKOFF_CAP
         delay = backoff_delay(job.attempts, base=base, cap=cap)
-        try:
-            with db.atomic():
-                envelope_id = queue.deliver(job.id, timeout=job.timeout_seconds, delay=delay)
-                row = db.fetch_one(
-                    "job_retry", id=job.id, attempt=job.attempts, error=error, delay=delay, envelope_id=envelope_id
-                )
-                if row is None:
-                    raise _StaleRollback()  # a stale run: the envelope goes with the rollback
-        except _StaleRollback:
-            return None
-        return Job.from_row(row)
-    row = db.fetch_one("job_fail", id=job.id, attempt=job.attempts, error=error)
+        row = db.fetch_one(
+            "job_retry",
+            id=job.id,
+            attempt=job.attempts,
+            error=error,
+            **queue.envelope(job.id, timeout=job.timeout_seconds, delay=delay),
+        )
+    else:
+        row = db.fetch_one("job_fail", id=job.id, attempt=job.attempts, error=error)
     return Job.from_row(row) if row else None
-
-
-class _StaleRollback(Exception):
-    pass
 
 
 def _json_value(value: Any) -> Any:

@@ -179,7 +179,7 @@ Q_CLUSTER = {
     "workers": env_int("Q_WORKERS", os.cpu_count() or 2),
     "timeout": _q_timeout,
     "retry": env_int("Q_RETRY", _q_timeout + 60),
-    "save_limit": -1,
+    "save_limit": env_int("Q_SAVE_LIMIT", -1),
     "ack_failures": True,
     "max_attempts": 1,
     "recycle": env_int("Q_RECYCLE", 100_000),

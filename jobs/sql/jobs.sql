@@ -1,13 +1,18 @@
 -- job_create --
--- Insert a job with its 'created' and 'queued'/'scheduled' events; returns the row.
-WITH job AS (
+-- Insert a job, its delivery envelope and its 'created' and 'queued'/'scheduled'
+-- events in one statement (atomic on its own); returns the row.
+WITH envelope AS (
+    INSERT INTO django_q_ormq (key, payload, lock)
+    VALUES (%(envelope_key)s, %(envelope_payload)s, now() + make_interval(secs => %(envelope_delay)s))
+    RETURNING id
+), job AS (
     INSERT INTO jobs_job (id, app_id, type, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at)
     VALUES (%(id)s, %(app_id)s, %(type)s, %(params)s::jsonb, %(metadata)s::jsonb,
-            CASE WHEN %(delay)s > 0 THEN 'scheduled' ELSE 'queued' END,
+            CASE WHEN %(envelope_delay)s > 0 THEN 'scheduled' ELSE 'queued' END,
             %(max_attempts)s, %(timeout_seconds)s,
-            CASE WHEN %(delay)s > 0 THEN now() + make_interval(secs => %(delay)s) END,
-            %(envelope_id)s, now(),
+            CASE WHEN %(envelope_delay)s > 0 THEN now() + make_interval(secs => %(envelope_delay)s) END,
+            (SELECT id FROM envelope), now(),
             -- clock time, so jobs created in one transaction still sort in creation order
             clock_timestamp(), clock_timestamp())
     RETURNING *
@@ -143,22 +148,27 @@ SELECT * FROM job;
 
 -- job_retry --
 -- End a running attempt that failed with a retryable error: scheduled again after
--- a backoff, with its new (delayed) delivery envelope.
-WITH job AS (
+-- a backoff, with its new delivery envelope, invisible until then.
+WITH new_envelope AS (
+    SELECT nextval(pg_get_serial_sequence('django_q_ormq', 'id')) AS id
+), job AS (
     UPDATE jobs_job
     SET status = 'scheduled',
         error = %(error)s::jsonb,
-        run_at = now() + make_interval(secs => %(delay)s),
+        run_at = now() + make_interval(secs => %(envelope_delay)s),
         lease_expires_at = NULL,
-        envelope_id = %(envelope_id)s,
+        envelope_id = (SELECT id FROM new_envelope),
         enqueued_at = now(),
         updated_at = now()
     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
     RETURNING *
+), envelope AS (
+    INSERT INTO django_q_ormq (id, key, payload, lock)
+    SELECT job.envelope_id, %(envelope_key)s, %(envelope_payload)s, job.run_at FROM job
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'retried', attempts,
-           jsonb_build_object('error', %(error)s::jsonb, 'delay', %(delay)s, 'run_at', run_at)
+           jsonb_build_object('error', %(error)s::jsonb, 'delay', %(envelope_delay)s, 'run_at', run_at)
     FROM job
 )
 SELECT * FROM job;

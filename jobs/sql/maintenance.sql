@@ -10,16 +10,23 @@ FOR UPDATE SKIP LOCKED;
 
 -- job_rescue_requeue --
 -- Put an abandoned attempt's job back in the queue with a new envelope.
-WITH job AS (
+WITH new_envelope AS (
+    SELECT nextval(pg_get_serial_sequence('django_q_ormq', 'id')) AS id
+), job AS (
     UPDATE jobs_job
     SET status = 'queued',
         lease_expires_at = NULL,
         error = %(error)s::jsonb,
-        envelope_id = %(envelope_id)s,
+        envelope_id = (SELECT id FROM new_envelope),
         enqueued_at = now(),
         updated_at = now()
     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s AND lease_expires_at < now()
     RETURNING *
+), envelope AS (
+    INSERT INTO django_q_ormq (id, key, payload, lock)
+    SELECT job.envelope_id, %(envelope_key)s, %(envelope_payload)s,
+           now() + make_interval(secs => %(envelope_delay)s)
+    FROM job
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'rescued', attempts, jsonb_build_object('error', %(error)s::jsonb, 'worker', %(worker)s::text)
@@ -64,12 +71,19 @@ LIMIT %(limit)s
 FOR UPDATE OF j SKIP LOCKED;
 
 -- job_redeliver --
--- Record a new envelope for a waiting job whose delivery was lost.
-WITH job AS (
+-- Give a waiting job whose delivery was lost a new envelope.
+WITH new_envelope AS (
+    SELECT nextval(pg_get_serial_sequence('django_q_ormq', 'id')) AS id
+), job AS (
     UPDATE jobs_job
-    SET envelope_id = %(envelope_id)s, enqueued_at = now()
+    SET envelope_id = (SELECT id FROM new_envelope), enqueued_at = now()
     WHERE id = %(id)s AND status IN ('queued', 'scheduled')
     RETURNING *
+), envelope AS (
+    INSERT INTO django_q_ormq (id, key, payload, lock)
+    SELECT job.envelope_id, %(envelope_key)s, %(envelope_payload)s,
+           now() + make_interval(secs => %(envelope_delay)s)
+    FROM job
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'redelivered', attempts, jsonb_build_object('previous_envelope', %(previous)s::bigint) FROM job

@@ -67,6 +67,7 @@ class Platform:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
         self.clusters: list[subprocess.Popen] = []
+        self.web_workers = 2
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url(self.server, self.name)

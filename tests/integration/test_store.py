@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError, transaction
 from django_q.signing import SignedPackage
 
-from jobs import db, selectors, services
+from jobs import db, queue, selectors, services
 from jobs.domain import Status
 from jobs.exceptions import JobAlreadyFinished, JobNotFound
 
@@ -43,19 +43,23 @@ def test_create__row_and_envelope_committed_together(app, raw):
     assert job.status is Status.QUEUED and job.attempts == 0
 
 
-def test_create__failure_after_envelope_rolls_both_back(app, raw, monkeypatch):
+def test_create__failure_of_the_job_insert_leaves_no_envelope(app, raw):
+    """The envelope is inserted first in the statement; a failing job insert undoes it."""
     raw.execute("SELECT count(*) FROM django_q_ormq")
     before = raw.fetchone()[0]
-    real = db.fetch_one
-
-    def failing(name, /, **params):
-        if name == "job_create":
-            raise DatabaseError("simulated failure after the envelope insert")
-        return real(name, **params)
-
-    monkeypatch.setattr(db, "fetch_one", failing)
-    with pytest.raises(DatabaseError):
-        create(app)
+    job_id = uuid.uuid4()
+    params = dict(
+        id=job_id,
+        app_id=uuid.uuid4(),  # no such application: the job insert fails (foreign key)
+        type="fibonacci",
+        params={"n": 1},
+        metadata={},
+        max_attempts=1,
+        timeout_seconds=5,
+        **queue.envelope(job_id, timeout=5),
+    )
+    with pytest.raises(DatabaseError), transaction.atomic():
+        db.fetch_one("job_create", **params)
     raw.execute("SELECT count(*) FROM django_q_ormq")
     assert raw.fetchone()[0] == before
 
@@ -94,8 +98,10 @@ def test_heartbeat_progress_succeed(app):
     assert done.status is Status.SUCCEEDED and done.result == {"value": "55"} and done.finished_at
 
 
-def test_stale_attempt_writes_nothing(app):
+def test_stale_attempt_writes_nothing(app, raw):
     job = services.job_claim(job_id=create(app).id, worker="w")
+    raw.execute("SELECT count(*) FROM django_q_ormq")
+    envelopes = raw.fetchone()[0]
     stale = job.__class__(**{**job.__dict__, "attempts": job.attempts + 7})
     assert services.job_heartbeat(job=stale) is None
     assert services.job_progress(job=stale, percent=1, message="x", milestone=False) is None
@@ -104,6 +110,8 @@ def test_stale_attempt_writes_nothing(app):
     assert services.job_attempt_failed(job=stale, error={"type": "E", "message": "m"}, retryable=False) is None
     current = selectors.job_get(app=app, job_id=job.id)
     assert current.status is Status.RUNNING and current.result is None and current.progress is None
+    raw.execute("SELECT count(*) FROM django_q_ormq")
+    assert raw.fetchone()[0] == envelopes  # a stale retry leaves no stray envelope
 
 
 def test_retry__scheduled_with_backoff_then_claimable_once_due(app, raw):
@@ -111,6 +119,8 @@ def test_retry__scheduled_with_backoff_then_claimable_once_due(app, raw):
     retried = services.job_attempt_failed(job=job, error={"type": "Boom", "message": "m"}, retryable=True)
     assert retried.status is Status.SCHEDULED and retried.run_at > retried.updated_at
     assert retried.envelope_id != job.envelope_id
+    raw.execute("SELECT lock FROM django_q_ormq WHERE id = %s", [retried.envelope_id])
+    assert raw.fetchone()[0] == retried.run_at  # invisible to clusters until the backoff ends
     assert services.job_claim(job_id=job.id, worker="w") is None  # backoff not elapsed
     # Move time instead of sleeping: the backoff is over.
     raw.execute("UPDATE jobs_job SET run_at = now() - interval '1 second' WHERE id = %s", [job.id])

@@ -25,7 +25,11 @@ def store():
 @pytest.fixture
 def job_queue():
     fake = mock.MagicMock(name="jobs.queue")
-    fake.deliver.return_value = 4242
+    fake.envelope.side_effect = lambda job_id, *, timeout, delay=0.0: {
+        "envelope_key": "q",
+        "envelope_payload": f"signed:{job_id}",
+        "envelope_delay": delay,
+    }
     with mock.patch("jobs.services.queue", fake):
         yield fake
 

@@ -22,7 +22,7 @@ def store():
 @pytest.fixture
 def job_queue():
     with mock.patch("jobs.maintenance.queue") as fake:
-        fake.deliver.return_value = 77
+        fake.envelope.return_value = {"envelope_key": "q", "envelope_payload": "signed", "envelope_delay": 0.0}
         yield fake
 
 
@@ -40,8 +40,8 @@ def test_attempts_left__requeued_with_new_envelope(store, job_queue):
     store.fetch_all.return_value = [row]
     assert maintenance.rescue_expired() == 1
     [(name, params)] = writes(store)
-    assert name == "job_rescue_requeue" and params["envelope_id"] == 77 and params["attempt"] == 1
-    job_queue.deliver.assert_called_once_with(row["id"], timeout=60)
+    assert name == "job_rescue_requeue" and params["envelope_payload"] == "signed" and params["attempt"] == 1
+    job_queue.envelope.assert_called_once_with(row["id"], timeout=60)
 
 
 def test_attempts_spent__failed_without_envelope(store, job_queue):
@@ -50,7 +50,7 @@ def test_attempts_spent__failed_without_envelope(store, job_queue):
     [(name, params)] = writes(store)
     assert name == "job_rescue_fail" and params["status"] == "failed"
     assert params["error"]["type"] == "WorkerLost"
-    job_queue.deliver.assert_not_called()
+    job_queue.envelope.assert_not_called()
 
 
 def test_cancel_requested__cancelled(store, job_queue):
@@ -73,4 +73,4 @@ def test_redelivery_uses_the_settings(store, job_queue, settings):
     assert store.fetch_all.call_args.kwargs["after"] == 42.0
     assert store.fetch_all.call_args.kwargs["retry"] == settings.Q_CLUSTER["retry"]
     [(name, params)] = writes(store)
-    assert name == "job_redeliver" and params["envelope_id"] == 77 and params["previous"] == 5
+    assert name == "job_redeliver" and params["envelope_payload"] == "signed" and params["previous"] == 5

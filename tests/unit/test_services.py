@@ -19,23 +19,19 @@ def job_row(**overrides):
     return row
 
 
-def test_job_create__envelope_and_row_in_one_transaction(store, job_queue, fake_app):
+def test_job_create__job_and_envelope_in_one_statement(store, job_queue, fake_app):
     store.fetch_one.return_value = job_row(params={"n": 5}, metadata={"m": 1})
-    events = []
-    store.atomic.return_value.__enter__.side_effect = lambda: events.append("begin")
-    store.atomic.return_value.__exit__.side_effect = lambda *exc: events.append("commit") and False
-    job_queue.deliver.side_effect = lambda *a, **k: events.append("envelope") or 4242
-    store.fetch_one.side_effect = lambda name, **k: events.append(name) or job_row()
 
     services.job_create(app=fake_app, type="fibonacci", params={"n": 5}, metadata={"m": 1})
 
-    assert events == ["begin", "envelope", "job_create", "commit"]
-    kwargs = store.fetch_one.call_args.kwargs
-    assert kwargs["envelope_id"] == 4242
+    store.fetch_one.assert_called_once()
+    name, kwargs = store.fetch_one.call_args.args[0], store.fetch_one.call_args.kwargs
+    assert name == "job_create"
+    assert kwargs["envelope_payload"] == f"signed:{kwargs['id']}"  # the envelope carries this job's id
+    assert kwargs["envelope_delay"] == 0.0
     assert kwargs["params"] == {"n": 5} and kwargs["metadata"] == {"m": 1}
     assert kwargs["max_attempts"] == 3 and kwargs["timeout_seconds"] == 300
-    job_id = job_queue.deliver.call_args.args[0]
-    assert kwargs["id"] == job_id
+    job_queue.envelope.assert_called_once_with(kwargs["id"], timeout=300, delay=0.0)
 
 
 def test_job_create__params_stored_as_sent(store, job_queue, fake_app):
@@ -52,7 +48,7 @@ def test_job_create__invalid_params_touch_nothing(store, job_queue, fake_app, pa
     with pytest.raises(InvalidInput) as info:
         services.job_create(app=fake_app, type="fibonacci", params=params, metadata={})
     assert field in info.value.errors
-    job_queue.deliver.assert_not_called()
+    job_queue.envelope.assert_not_called()
     store.fetch_one.assert_not_called()
 
 
@@ -60,14 +56,14 @@ def test_job_create__unknown_type(store, job_queue, fake_app):
     with pytest.raises(UnknownJobType) as info:
         services.job_create(app=fake_app, type="nope", params={}, metadata={})
     assert "type" in info.value.errors
-    job_queue.deliver.assert_not_called()
+    job_queue.envelope.assert_not_called()
 
 
 def test_job_create__metadata_over_64k_refused(store, job_queue, fake_app):
     with pytest.raises(InvalidInput) as info:
         services.job_create(app=fake_app, type="fibonacci", params={"n": 1}, metadata={"b": "x" * 65536})
     assert "metadata" in info.value.errors
-    job_queue.deliver.assert_not_called()
+    job_queue.envelope.assert_not_called()
 
 
 @pytest.mark.parametrize(
@@ -86,8 +82,8 @@ def test_job_create__per_job_overrides_and_delay(store, job_queue, fake_app):
         app=fake_app, type="countdown", params={"seconds": 1}, metadata={}, max_attempts=5, timeout=9, delay=30
     )
     kwargs = store.fetch_one.call_args.kwargs
-    assert (kwargs["max_attempts"], kwargs["timeout_seconds"], kwargs["delay"]) == (5, 9, 30.0)
-    assert job_queue.deliver.call_args.kwargs == {"timeout": 9, "delay": 30}
+    assert (kwargs["max_attempts"], kwargs["timeout_seconds"], kwargs["envelope_delay"]) == (5, 9, 30)
+    assert job_queue.envelope.call_args.kwargs == {"timeout": 9, "delay": 30}
 
 
 def test_job_cancel__unknown_is_404_terminal_is_409(store, fake_app):
@@ -118,8 +114,8 @@ def test_attempt_failed__retry_while_attempts_remain(store, job_queue):
     services.job_attempt_failed(job=job, error={"type": "E", "message": "m"}, retryable=True)
     name, kwargs = store.fetch_one.call_args.args[0], store.fetch_one.call_args.kwargs
     assert name == "job_retry"
-    assert kwargs["envelope_id"] == 4242 and kwargs["attempt"] == 1
-    assert job_queue.deliver.call_args.kwargs["delay"] == kwargs["delay"] > 0
+    assert kwargs["attempt"] == 1 and kwargs["envelope_payload"] == f"signed:{job.id}"
+    assert job_queue.envelope.call_args.kwargs["delay"] == kwargs["envelope_delay"] > 0
 
 
 @pytest.mark.parametrize(("attempts", "retryable"), [(3, True), (1, False)])
@@ -128,7 +124,7 @@ def test_attempt_failed__fails_when_spent_or_permanent(store, job_queue, attempt
     store.fetch_one.return_value = job_row(status="failed")
     services.job_attempt_failed(job=job, error={"type": "E", "message": "m"}, retryable=retryable)
     assert store.fetch_one.call_args.args[0] == "job_fail"
-    job_queue.deliver.assert_not_called()
+    job_queue.envelope.assert_not_called()
 
 
 def test_attempt_failed__stale_run_writes_nothing(store, job_queue):
