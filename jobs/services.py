@@ -100,7 +100,7 @@ def job_create(
     timeout: int | None = None,
     delay: float = 0.0,
 ) -> Job:
-    """Create a job and its delivery envelope in one transaction; return the committed job."""
+    """Create a job and its delivery envelope in one statement; return the committed job."""
     job_type = registry.get(type)
     errors: dict[str, list[str]] = {}
     _check_storable(params, "params", errors)

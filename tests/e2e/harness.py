@@ -34,7 +34,7 @@ FAST = {
     "Q_WORKERS": "2",
     "LOG_LEVEL": "INFO",
     # Misbehaving job types for crash tests, installed like any extra app.
-    "EXTRA_INSTALLED_APPS": "tests.e2e.crashapp",
+    "EXTRA_INSTALLED_APPS": "tests.crashapp",
 }
 
 

@@ -6,12 +6,12 @@ import threading
 import uuid
 
 import pytest
-from rest_framework import serializers
 
 from jobs import selectors, services
 from jobs.domain import Status
 from jobs.registry import JobType, PermanentError, registry
 from jobs.worker import execute_job
+from tests.crashapp.jobtypes import RaisesUntil
 from tests.integration.conftest import new_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,19 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def test_types():
-    class Flaky(JobType):
-        """Raises until the given attempt."""
-
-        name = "test_flaky"
-
-        class Params(serializers.Serializer):
-            succeed_on = serializers.IntegerField(min_value=1)
-
-        def run(self, ctx, params):
-            if ctx.attempt < params["succeed_on"]:
-                raise RuntimeError(f"flaky on attempt {ctx.attempt}")
-            return {"attempt": ctx.attempt, "metadata": ctx.metadata}
-
     class Permanent(JobType):
         name = "test_permanent"
 
@@ -46,10 +33,11 @@ def test_types():
                 ctx.sleep(0.05)
             return "not cancelled"
 
-    for cls in (Flaky, Permanent, Waits):
+    types = (RaisesUntil, Permanent, Waits)
+    for cls in types:
         registry.register(cls)
     yield
-    for cls in (Flaky, Permanent, Waits):
+    for cls in types:
         registry._types.pop(cls.name, None)
 
 
@@ -66,7 +54,7 @@ def test_success_hands_metadata_to_the_job(test_types):
     assert execute_job(str(job.id)) == "succeeded"
     done = selectors.job_get(app=app, job_id=job.id)
     assert done.status is Status.SUCCEEDED
-    assert done.result == {"attempt": 1, "metadata": {"migration": "x"}}
+    assert done.result == {"attempt": 1, "metadata_seen": {"migration": "x"}}
     assert done.progress["percent"] == 100.0
     assert execute_job(str(job.id)) == "skipped"  # a duplicate delivery changes nothing
 

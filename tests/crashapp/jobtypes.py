@@ -1,5 +1,5 @@
-"""Job types that misbehave on purpose, installed only in the e2e clusters
-(EXTRA_INSTALLED_APPS=tests.e2e.crashapp)."""
+"""Job types that misbehave on purpose, for tests only: the e2e clusters install this app
+(EXTRA_INSTALLED_APPS=tests.crashapp); integration tests register single types."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class RaisesUntil(JobType):
     def run(self, ctx, params):
         if ctx.attempt < params["succeed_on"]:
             raise RuntimeError(f"failing on attempt {ctx.attempt}")
-        return {"attempt": ctx.attempt}
+        return {"attempt": ctx.attempt, "metadata_seen": ctx.metadata}
 
 
 @registry.register
