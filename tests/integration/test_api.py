@@ -166,3 +166,11 @@ def test_browsable_api_login_with_token_keeps_csrf(db):
         "/jobs", data=body, content_type="application/json", HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value
     )
     assert ok.status_code == 201
+
+
+def test_browsable_api_static_files_are_served(db):
+    """The browsable API's CSS/JS come from WhiteNoise, so it works under gunicorn too."""
+    from django.test import Client
+
+    response = Client().get("/static/rest_framework/js/jquery-3.7.1.min.js")
+    assert response.status_code == 200

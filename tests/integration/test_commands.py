@@ -80,3 +80,6 @@ def test_qinfo_works(db):
     result = _manage("qinfo", env=env)
     assert result.returncode == 0, result.stderr
     assert "Clusters" in result.stdout and "ORM default" in result.stdout
+    monitor = _manage("qmonitor", "--run-once", env=env)
+    assert monitor.returncode == 0, monitor.stderr
+    assert "Host" in monitor.stdout and "Queued" in monitor.stdout
