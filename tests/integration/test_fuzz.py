@@ -30,7 +30,9 @@ bodies = (
     | json_values
 )
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @FUZZ
@@ -40,7 +42,9 @@ def test_post_jobs_never_500(api, body):
     assert response.status_code in (201, 400), (response.status_code, response.content)
     if response.status_code == 400:
         assert response["Content-Type"] == "application/problem+json"
-        assert response.json()["errors"] or response.json()["detail"]
+        problem = response.json()
+        # Invalid input names its fields; malformed JSON (json.dumps(inf) is "Infinity") explains itself.
+        assert problem.get("errors") or problem["detail"].startswith("JSON parse error")
 
 
 @FUZZ
