@@ -83,3 +83,32 @@ def test_qinfo_works(db):
     monitor = _manage("qmonitor", "--run-once", env=env)
     assert monitor.returncode == 0, monitor.stderr
     assert "Host" in monitor.stdout and "Queued" in monitor.stdout
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"), [("SECRET_KEY", "SECRET_KEY must be set"), ("DATABASE_URL", "DATABASE_URL must be set")]
+)
+def test_production_settings_refuse_to_start_without_secrets(missing, message):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "jobplatform.settings.production",
+        "SECRET_KEY": "s3cret",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+    }
+    env.pop(missing)
+    result = _manage("check", env=env)
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_production_settings_are_safe_by_default():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "jobplatform.settings.production",
+        "SECRET_KEY": "s3cret",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+    }
+    env.pop("DEBUG", None)
+    code = "from django.conf import settings as s; print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.ALLOWED_HOSTS)"
+    result = _manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False True ['localhost', '127.0.0.1']"
