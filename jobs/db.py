@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json
 
-from .exceptions import DatabaseUnavailable
+from .exceptions import AlreadyExists, DatabaseUnavailable
 
 SQL_DIR = Path(__file__).parent / "sql"
 _HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
@@ -79,6 +79,10 @@ def _cursor() -> Iterator[Any]:
     except (OperationalError, InterfaceError) as exc:
         if is_unavailable(exc):
             raise DatabaseUnavailable(str(exc).strip() or None) from exc
+        raise
+    except IntegrityError as exc:
+        if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+            raise AlreadyExists(exc.__cause__.diag.constraint_name or None) from exc
         raise
 
 

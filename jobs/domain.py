@@ -55,10 +55,12 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        values = {f.name: row[f.name] for f in fields(cls)}
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         values["status"] = Status(values["status"])
         return cls(**values)
 

@@ -35,6 +35,14 @@ class JobAlreadyFinished(Conflict):
     """The job has already finished."""
 
 
+class AlreadyExists(JobsError):
+    """A record with this unique key already exists."""
+
+
+class IdempotencyKeyReused(JobsError):
+    """This Idempotency-Key was already used for a different request."""
+
+
 class InvalidInput(JobsError):
     """The input is invalid."""
 

@@ -14,7 +14,14 @@ from typing import Any
 from . import db, queue
 from .conf import settings
 from .domain import App, Job, Status, Token
-from .exceptions import InvalidInput, JobAlreadyFinished, JobNotFound, TokenNotFound
+from .exceptions import (
+    AlreadyExists,
+    IdempotencyKeyReused,
+    InvalidInput,
+    JobAlreadyFinished,
+    JobNotFound,
+    TokenNotFound,
+)
 from .registry import JobType, registry
 
 TOKEN_PREFIX = "jp_"
@@ -90,6 +97,12 @@ def validate_params(job_type: type[JobType], params: dict[str, Any]) -> dict[str
     return dict(serializer.validated_data)
 
 
+def request_fingerprint(**request: Any) -> str:
+    """A stable hash of a create request, to tell a retry from a different request."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def job_create(
     *,
     app: App,
@@ -99,8 +112,14 @@ def job_create(
     max_attempts: int | None = None,
     timeout: int | None = None,
     delay: float = 0.0,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
 ) -> Job:
-    """Create a job and its delivery envelope in one statement; return the committed job."""
+    """Create a job and its delivery envelope in one statement; return the committed job.
+
+    An ``idempotency_key`` is stored with the request's ``fingerprint``; a second job
+    with the same key raises :class:`AlreadyExists` (see :func:`job_create_idempotent`).
+    """
     job_type = registry.get(type)
     errors: dict[str, list[str]] = {}
     _check_storable(params, "params", errors)
@@ -127,9 +146,44 @@ def job_create(
         metadata=metadata,
         max_attempts=attempts_allowed,
         timeout_seconds=timeout_seconds,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint if idempotency_key is not None else None,
         **queue.envelope(job_id, timeout=timeout_seconds, delay=delay),
     )
     assert row is not None
+    return Job.from_row(row)
+
+
+def job_create_idempotent(*, app: App, idempotency_key: str, fingerprint: str, **request: Any) -> tuple[Job, bool]:
+    """Create a job once per ``idempotency_key``; return ``(job, created)``.
+
+    A repeat of the same request (same ``fingerprint``) returns the job the first one
+    created, with ``created`` False. The same key with a different request raises
+    :class:`IdempotencyKeyReused`. Concurrent repeats are settled by a unique index.
+    """
+    earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
+    if earlier is not None:
+        return earlier, False
+    try:
+        with db.atomic():  # a savepoint when nested, so the lookup below still works
+            job = job_create(app=app, idempotency_key=idempotency_key, fingerprint=fingerprint, **request)
+    except AlreadyExists:
+        earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
+        if earlier is None:
+            raise
+        return earlier, False
+    return job, True
+
+
+def _job_for_idempotency_key(app: App, key: str, fingerprint: str | None) -> Job | None:
+    row = db.fetch_one("job_get_by_idempotency_key", app_id=app.id, idempotency_key=key)
+    if row is None:
+        return None
+    if row["request_hash"] != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request; use a new key.",
+            job_id=str(row["id"]),
+        )
     return Job.from_row(row)
 
 

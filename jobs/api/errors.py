@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from jobs import db
 from jobs.conf import settings
-from jobs.exceptions import Conflict, DatabaseUnavailable, InvalidInput, NotFound
+from jobs.exceptions import Conflict, DatabaseUnavailable, IdempotencyKeyReused, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     elif isinstance(exc, InvalidInput):
         code = 400
         body = problem(400, str(exc), slug="invalid-request", errors=field_errors(exc.errors), instance=instance)
+    elif isinstance(exc, IdempotencyKeyReused):
+        code = 422
+        body = problem(422, str(exc), slug="idempotency-key-reused", instance=instance, **exc.context)
     elif isinstance(exc, Conflict):
         code, body = 409, problem(409, str(exc), slug="conflict", instance=instance, **exc.context)
     elif isinstance(exc, RequestDataTooBig):

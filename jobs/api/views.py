@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from datetime import datetime
 
@@ -22,6 +23,8 @@ from jobs.exceptions import DatabaseUnavailable, InvalidInput, JobNotFound
 from jobs.registry import registry
 
 from .serializers import JobCreateInput, event_output, job_output, job_url
+
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def parse_job_id(raw: str) -> uuid.UUID:
@@ -55,22 +58,34 @@ class JobListCreateApi(APIView):
     """
 
     def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidInput({"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]})
         data = JobCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         run_at = values.get("run_at")
         delay = max(0.0, (run_at - timezone.now()).total_seconds()) if run_at else 0.0
-        job = services.job_create(
-            app=request.user,
-            type=values["type"],
-            params=values["params"],
-            metadata=values["metadata"],
-            max_attempts=values.get("max_attempts"),
-            timeout=values.get("timeout"),
-            delay=delay,
-        )
+        job_request = {
+            "app": request.user,
+            "type": values["type"],
+            "params": values["params"],
+            "metadata": values["metadata"],
+            "max_attempts": values.get("max_attempts"),
+            "timeout": values.get("timeout"),
+            "delay": delay,
+        }
+        if key is None:
+            job, created = services.job_create(**job_request), True
+        else:
+            job, created = services.job_create_idempotent(
+                idempotency_key=key, fingerprint=services.request_fingerprint(**values), **job_request
+            )
         body = job_output(job, request)
-        return Response(body, status=201, headers={"Location": body["url"]})
+        headers = {"Location": body["url"]}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"  # the answer to the first request with this key
+        return Response(body, status=201, headers=headers)
 
     def get(self, request: Request) -> Response:
         query = request.query_params

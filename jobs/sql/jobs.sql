@@ -7,14 +7,16 @@ WITH envelope AS (
     RETURNING id
 ), job AS (
     INSERT INTO jobs_job (id, app_id, type, params, metadata, status, max_attempts,
-                          timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at)
+                          timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
+                          idempotency_key, request_hash)
     VALUES (%(id)s, %(app_id)s, %(type)s, %(params)s::jsonb, %(metadata)s::jsonb,
             CASE WHEN %(envelope_delay)s > 0 THEN 'scheduled' ELSE 'queued' END,
             %(max_attempts)s, %(timeout_seconds)s,
             CASE WHEN %(envelope_delay)s > 0 THEN now() + make_interval(secs => %(envelope_delay)s) END,
             (SELECT id FROM envelope), now(),
             -- clock time, so jobs created in one transaction still sort in creation order
-            clock_timestamp(), clock_timestamp())
+            clock_timestamp(), clock_timestamp(),
+            %(idempotency_key)s, %(request_hash)s)
     RETURNING *
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
@@ -30,6 +32,10 @@ SELECT * FROM job;
 -- job_get --
 -- One job of one application.
 SELECT * FROM jobs_job WHERE id = %(id)s AND app_id = %(app_id)s;
+
+-- job_get_by_idempotency_key --
+-- The job an application created with this Idempotency-Key, if any.
+SELECT * FROM jobs_job WHERE app_id = %(app_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- job_list --
 -- An application's jobs, newest first, optionally filtered, keyset-paginated.

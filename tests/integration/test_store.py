@@ -56,6 +56,8 @@ def test_create__failure_of_the_job_insert_leaves_no_envelope(app, raw):
         metadata={},
         max_attempts=1,
         timeout_seconds=5,
+        idempotency_key=None,
+        request_hash=None,
         **queue.envelope(job_id, timeout=5),
     )
     with pytest.raises(DatabaseError), transaction.atomic():

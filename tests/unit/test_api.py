@@ -66,6 +66,26 @@ def test_get__200(api, selectors, fake_app, path):
     selectors.job_get.assert_called_once_with(app=fake_app, job_id=job.id)
 
 
+def test_create__idempotency_key_goes_to_the_idempotent_service(api, services, fake_app):
+    job = make_job(app_id=fake_app.id)
+    services.job_create_idempotent.return_value = (job, False)
+    services.request_fingerprint.return_value = "fp"
+    response = post_json(api, "/jobs", {"type": "fibonacci", "params": {"n": 1}}, HTTP_IDEMPOTENCY_KEY="abc-123")
+    assert response.status_code == 201 and response["Idempotent-Replayed"] == "true"
+    kwargs = services.job_create_idempotent.call_args.kwargs
+    assert kwargs["idempotency_key"] == "abc-123" and kwargs["fingerprint"] == "fp"
+    services.job_create.assert_not_called()
+
+
+def test_create__reused_idempotency_key_is_422(api, services):
+    from jobs.exceptions import IdempotencyKeyReused
+
+    services.job_create_idempotent.side_effect = IdempotencyKeyReused("used with a different request", job_id="x")
+    response = post_json(api, "/jobs", {"type": "fibonacci", "params": {"n": 1}}, HTTP_IDEMPOTENCY_KEY="k")
+    assert response.status_code == 422
+    assert response["Content-Type"] == PROBLEM and response.json()["job_id"] == "x"
+
+
 def test_get__unknown_id_is_404_problem(api, selectors):
     selectors.job_get.side_effect = JobNotFound()
     response = api.get(f"/jobs/{uuid.uuid4()}")

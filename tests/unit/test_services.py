@@ -146,3 +146,10 @@ def test_error_payload__type_and_message_no_traceback():
         raise ValueError("bad thing")
     except ValueError as exc:
         assert services.error_payload(exc) == {"type": "ValueError", "message": "bad thing"}
+
+
+def test_request_fingerprint__stable_and_sensitive():
+    a = services.request_fingerprint(type="pi", params={"digits": 5, "x": [1, 2]}, metadata={})
+    b = services.request_fingerprint(metadata={}, params={"x": [1, 2], "digits": 5}, type="pi")
+    c = services.request_fingerprint(type="pi", params={"digits": 6, "x": [1, 2]}, metadata={})
+    assert a == b != c
