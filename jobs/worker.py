@@ -119,7 +119,6 @@ def run_claimed(job: Job) -> str:
     try:
         result = implementation.run(ctx, params)
     except JobCancelled:
-        heartbeat.stop()
         wait_for_database(lambda: services.job_cancelled(job=job), what="cancel")
         return "cancelled"
     except StaleRun:
@@ -127,7 +126,6 @@ def run_claimed(job: Job) -> str:
         return "stale"
     except TimeoutException as exc:
         # django-q2's per-task alarm: the attempt ran past the job's timeout.
-        heartbeat.stop()
         error = {
             "type": "JobTimeout",
             "message": f"attempt {job.attempts} exceeded the timeout of {job.timeout_seconds}s",
@@ -135,13 +133,16 @@ def run_claimed(job: Job) -> str:
         _record_failure(job, error, retryable=True, job_type=job_type)
         raise exc  # let django-q2 recycle this worker process
     except Exception as exc:
-        heartbeat.stop()
         logger.info("job %s attempt %s raised %r", job.id, job.attempts, exc)
         _record_failure(job, services.error_payload(exc), retryable=implementation.is_retryable(exc), job_type=job_type)
         return "error"
+    else:
+        return _record_success(job, job_type, result)
     finally:
-        heartbeat.stop()
+        heartbeat.stop()  # only once the outcome is written: the lease cannot lapse before
 
+
+def _record_success(job: Job, job_type: type[JobType], result: Any) -> str:
     try:
         outcome = wait_for_database(lambda: services.job_succeed(job=job, result=result), what="finish")
     except (TypeError, ValueError) as exc:

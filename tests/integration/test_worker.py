@@ -84,7 +84,16 @@ def test_cancel_while_running(test_types):
     app, _ = new_app()
     job = services.job_create(app=app, type="test_waits", params={}, metadata={})
     outcome = []
-    runner = threading.Thread(target=lambda: outcome.append(execute_job(str(job.id))))
+
+    def run_in_thread() -> None:
+        from django.db import connection
+
+        try:
+            outcome.append(execute_job(str(job.id)))
+        finally:
+            connection.close()  # this thread's own connection
+
+    runner = threading.Thread(target=run_in_thread)
     runner.start()
     for _ in range(100):
         if selectors.job_get(app=app, job_id=job.id).status is Status.RUNNING:
@@ -104,3 +113,21 @@ def test_unknown_type_on_worker_fails_permanently(test_types):
     execute_job(str(job.id))
     failed = selectors.job_get(app=app, job_id=job.id)
     assert failed.status is Status.FAILED and failed.error["type"] == "UnknownJobType"
+
+
+def test_a_result_that_is_not_json_fails_the_job_clearly():
+    class ReturnsASet(JobType):
+        name = "test_returns_set"
+
+        def run(self, ctx, params):
+            return {1, 2}
+
+    registry.register(ReturnsASet)
+    try:
+        app, _ = new_app()
+        job = services.job_create(app=app, type="test_returns_set", params={}, metadata={})
+        assert execute_job(str(job.id)) == "error"
+        failed = selectors.job_get(app=app, job_id=job.id)
+        assert failed.status is Status.FAILED and failed.error["type"] == "InvalidResult"
+    finally:
+        registry._types.pop("test_returns_set", None)
