@@ -36,18 +36,14 @@ class RequestSizeLimitMiddleware:
 
 
 class DatabaseUnavailableMiddleware:
-    """Last line: a database outage anywhere becomes 503 + Retry-After, never a 500."""
+    """Last line for views outside DRF (DRF's own go through jobs.api.errors): a
+    database outage becomes 503 + Retry-After, never a 500."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            return self.get_response(request)
-        except (DatabaseUnavailable, DatabaseError) as exc:
-            if not db.is_unavailable(exc):
-                raise
-            return self.unavailable(request)
+        return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if isinstance(exc, (DatabaseUnavailable, DatabaseError)) and db.is_unavailable(exc):

@@ -174,3 +174,17 @@ def test_browsable_api_static_files_are_served(db):
 
     response = Client().get("/static/rest_framework/js/jquery-3.7.1.min.js")
     assert response.status_code == 200
+
+
+def test_login_page_during_a_database_outage_is_503(db, monkeypatch):
+    """A plain Django view (the log-in form) also answers 503, not 500, when the database is down."""
+    from jobs import selectors
+    from jobs.exceptions import DatabaseUnavailable
+
+    def down(**kwargs):
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(selectors, "app_for_token", down)
+    response = Client().post("/api-auth/login/", {"token": "anything"})
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit() and response["Content-Type"] == PROBLEM
