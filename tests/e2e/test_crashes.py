@@ -140,3 +140,15 @@ def test_sql_delete_and_truncate_fail_on_the_live_database(platform, api):
         with pytest.raises(psycopg2.Error, match="never deleted"):
             platform.sql(statement)
     assert platform.job(job["id"])
+
+
+def test_sigterm_to_the_whole_process_group_neither_hangs_nor_loses_the_job(platform, api):
+    """systemd's default stop signals every process of the service at once."""
+    cluster = platform.start_cluster()
+    job = platform.create_job(api, {"type": "countdown", "params": {"seconds": 5}})
+    platform.wait_status(job["id"], ("running",), timeout=30)
+    os.killpg(cluster.pid, signal.SIGTERM)
+    cluster.wait(timeout=30)  # django-q2 alone would wait forever on a lock its dead sentinel held
+    platform.start_cluster()
+    done = platform.wait_status(job["id"], ("succeeded", "failed"), timeout=60)
+    assert done["status"] == "succeeded" and done["attempts"] == 2

@@ -4,12 +4,18 @@ Same cluster, same options. On SIGTERM/SIGINT django-q2 stops fetching and waits
 its workers without limit; here, once ``JOBS_SHUTDOWN_GRACE`` seconds have passed,
 whatever still runs is killed so the process exits. Those jobs are not lost: their
 leases expire and any cluster's rescuer puts them back in the queue.
+
+It also survives a SIGTERM sent to the whole process group (systemd's default
+``KillMode=control-group``, ``kill -TERM -PGID``): django-q2's sentinel and workers
+die at once then, and can leave a lock held that django-q2's own stop waits on
+forever. Once no cluster process is left, this command exits instead of hanging.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -23,27 +29,42 @@ from jobs.conf import settings as jobs_settings
 
 logger = logging.getLogger(__name__)
 
+#: After its processes are gone, how long the main process may take to finish by itself.
+EXIT_WAIT = 5.0
 
-def enforce_grace(cluster: Cluster, grace: float) -> None:
-    """Wait for a stop request, then give the cluster ``grace`` seconds to finish."""
-    while True:
-        event = cluster.stop_event
-        if event is None or event.is_set():
-            break
-        time.sleep(0.2)
-    logger.warning("cluster stopping: running jobs have %.0fs to finish", grace)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if cluster.sentinel is None or not cluster.sentinel.is_alive():
-            return
-        time.sleep(0.2)
-    survivors = psutil.Process(os.getpid()).children(recursive=True)
-    logger.warning("grace period over: killing %d cluster processes; their jobs will be rescued", len(survivors))
-    for process in survivors:
+
+def _alive_children() -> list[psutil.Process]:
+    alive = []
+    for child in psutil.Process(os.getpid()).children(recursive=True):
         try:
-            process.kill()
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
         except psutil.NoSuchProcess:
             pass
+    return alive
+
+
+def enforce_grace(stop_requested: threading.Event, grace: float) -> None:
+    """After a stop request: give running jobs ``grace`` seconds, then end the cluster."""
+    stop_requested.wait()
+    logger.warning("cluster stopping: running jobs have %.0fs to finish", grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive_children():
+        time.sleep(0.2)
+    survivors = _alive_children()
+    if survivors:
+        logger.warning("grace period over: killing %d cluster processes; their jobs will be rescued", len(survivors))
+        for process in survivors:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+    # Normally the main thread finishes now. If a dead process left a lock held, it never
+    # will: nothing runs any more, so leave.
+    time.sleep(EXIT_WAIT)
+    logger.warning("cluster processes are gone but the cluster did not stop; exiting")
+    logging.shutdown()
+    os._exit(128 + signal.SIGTERM)
 
 
 class Command(DjangoQClusterCommand):
@@ -54,12 +75,21 @@ class Command(DjangoQClusterCommand):
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
         cluster = Cluster()
-        cluster.start()
+        stop_requested = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            stop_requested.set()
+            cluster.sig_handler(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         threading.Thread(
             target=enforce_grace,
-            args=(cluster, float(jobs_settings.SHUTDOWN_GRACE)),
+            args=(stop_requested, float(jobs_settings.SHUTDOWN_GRACE)),
             name="shutdown-grace",
             daemon=True,
         ).start()
+        cluster.start()
         if options.get("run_once", False):
+            stop_requested.set()
             cluster.stop()
