@@ -36,7 +36,7 @@ def token_hash(token: str) -> str:
 def token_issue(*, app_name: str) -> tuple[str, Token]:
     """Issue a new token for ``app_name`` (created if new). The token is returned once."""
     app_name = app_name.strip()
-    if not app_name or len(app_name) > 100:
+    if not app_name or len(app_name) > 100 or "\x00" in app_name:
         raise InvalidInput({"name": ["Give an application name of 1 to 100 characters."]})
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.atomic():

@@ -90,6 +90,9 @@ class JobListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         query = request.query_params
         errors: dict[str, list[str]] = {}
+        for name, value in query.items():
+            if "\x00" in name or "\x00" in value:
+                errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
         status = None
         if query.get("status"):
             try:

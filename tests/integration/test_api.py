@@ -188,3 +188,9 @@ def test_login_page_during_a_database_outage_is_503(db, monkeypatch):
     response = Client().post("/api-auth/login/", {"token": "anything"})
     assert response.status_code == 503
     assert response["Retry-After"].isdigit() and response["Content-Type"] == PROBLEM
+
+
+@pytest.mark.parametrize("query", ["type=%00", "metadata.x=%00", "metadata.%00=1"])
+def test_nul_in_list_filters_is_400_not_500(api, query):
+    response = api.get(f"/jobs?{query}")
+    assert response.status_code == 400 and response["Content-Type"] == PROBLEM

@@ -7,10 +7,12 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+# Text that favours characters known to upset databases and parsers (NUL, quotes, escapes).
+hostile_text = st.text(st.sampled_from("\x00'\"\\%;{}[]") | st.characters(codec="utf-8"), max_size=30)
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | hostile_text
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4),
     max_leaves=12,
 )
 job_types = st.sampled_from(["fibonacci", "pi", "countdown", "nope", ""]) | st.text(max_size=20) | json_scalars
@@ -61,3 +63,13 @@ def test_post_jobs_with_arbitrary_bytes_never_500(api, raw, content_type):
 def test_get_any_job_id_never_500(api, path):
     response = api.get(f"/jobs/{path}")
     assert response.status_code in (200, 301, 404), (response.status_code, response.content)
+
+
+query_keys = st.sampled_from(["status", "type", "limit", "cursor", "metadata.migration"]) | hostile_text
+
+
+@FUZZ
+@given(query=st.dictionaries(query_keys, hostile_text, max_size=4))
+def test_list_with_any_query_never_500(api, query):
+    response = api.get("/jobs", query)
+    assert response.status_code in (200, 400), (response.status_code, response.content)
