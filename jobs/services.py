@@ -60,9 +60,15 @@ def token_revoke(*, ref: str) -> Token:
 
 
 # -- creating and cancelling -------------------------------------------------------------
-def _check_storable(value: Any, path: str, errors: dict[str, list[str]]) -> None:
+#: Deeper JSON is refused: nothing legitimate needs it, and it invites recursion limits.
+MAX_JSON_DEPTH = 64
+
+
+def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: int = 0) -> None:
     """PostgreSQL jsonb refuses NUL characters, lone surrogates and non-finite numbers."""
-    if isinstance(value, str):
+    if depth > MAX_JSON_DEPTH:
+        errors.setdefault(path, []).append(f"Nested deeper than {MAX_JSON_DEPTH} levels.")
+    elif isinstance(value, str):
         if "\x00" in value:
             errors.setdefault(path, []).append("Text may not contain the NUL character.")
         else:
@@ -74,11 +80,11 @@ def _check_storable(value: Any, path: str, errors: dict[str, list[str]]) -> None
         errors.setdefault(path, []).append("Numbers must be finite.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_storable(key, path, errors)
-            _check_storable(item, f"{path}.{key}", errors)
+            _check_storable(key, path, errors, depth + 1)
+            _check_storable(item, f"{path}.{key}", errors, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_storable(item, f"{path}[{index}]", errors)
+            _check_storable(item, f"{path}[{index}]", errors, depth + 1)
 
 
 def validate_params(job_type: type[JobType], params: dict[str, Any]) -> dict[str, Any]:

@@ -66,9 +66,21 @@ def test_job_create__metadata_over_64k_refused(store, job_queue, fake_app):
     job_queue.envelope.assert_not_called()
 
 
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("metadata", "field"),
-    [({"a": "nul\x00"}, "metadata.a"), ({"a": [1, float("inf")]}, "metadata.a[1]"), ({"a": "\ud800"}, "metadata.a")],
+    [
+        ({"a": "nul\x00"}, "metadata.a"),
+        ({"a": [1, float("inf")]}, "metadata.a[1]"),
+        ({"a": "\ud800"}, "metadata.a"),
+        ({"a": nested(70)}, "metadata.a" + "[0]" * 64),
+    ],
 )
 def test_job_create__unstorable_values_named(store, job_queue, fake_app, metadata, field):
     with pytest.raises(InvalidInput) as info:
