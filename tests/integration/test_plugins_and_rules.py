@@ -53,6 +53,48 @@ def test_a_new_module_in_jobs_jobtypes_is_a_new_type():
     assert "zz_added" not in _registered_types()
 
 
+def readme_example() -> str:
+    """The first Python block of the README's "Adding a job type" section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Adding a job type") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_job_type_example_is_discovered_and_works():
+    module = ROOT / "jobs" / "jobtypes" / "zz_test_readme_example.py"
+    module.write_text(readme_example())
+    try:
+        code = textwrap.dedent(
+            """
+            import uuid
+            from jobs.context import JobContext
+            from jobs.registry import registry
+            from jobs.services import validate_params
+
+            job_type = registry.get("count_primes")
+            ctx = JobContext(
+                job_id=uuid.uuid4(), attempt=1, job_type="count_primes", metadata={"tag": "x"},
+                report=lambda *args: False,
+            )
+            print(job_type().run(ctx, validate_params(job_type, {"below": 1000000})))
+            """
+        )
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test"}
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "{'below': 1000000, 'primes': 78498, 'tag': 'x'}"
+    finally:
+        module.unlink()
+        shutil.rmtree(ROOT / "jobs" / "jobtypes" / "__pycache__", ignore_errors=True)
+
+
 def test_a_pip_installed_distribution_adds_a_type_through_its_entry_point(tmp_path):
     target = tmp_path / "site"
     source = tmp_path / "sample_plugin"  # a copy: building writes build/ and *.egg-info beside the sources
