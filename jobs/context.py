@@ -9,9 +9,11 @@ from typing import Any
 
 from .exceptions import StaleRun
 
-#: Progress writes closer together than this are coalesced (milestones always go).
+#: At most one progress write per this many seconds (counted from the attempt's start),
+#: so a job that is over in a blink writes no progress at all: its result says it all.
 PROGRESS_MIN_INTERVAL = 0.5
-#: Progress crossing one of these percentages is also recorded in the job's history.
+#: Progress crossing one of these percentages is also recorded in the job's history
+#: (with the next write, if it happened between two).
 MILESTONES = (25.0, 50.0, 75.0)
 
 
@@ -30,6 +32,7 @@ class JobContext:
         job_type: str,
         metadata: dict[str, Any],
         report: Any,
+        clock: Any = time.monotonic,
     ) -> None:
         self.job_id = job_id
         self.attempt = attempt
@@ -39,22 +42,23 @@ class JobContext:
         self._cancel = threading.Event()
         self._lost = threading.Event()
         self._wake = threading.Event()
-        self._last_write = 0.0
+        self._clock = clock
+        self._last_write = clock()
         self._last_percent = 0.0
+        self._milestone_pending = False
 
     # -- for job types ----------------------------------------------------------------
     def progress(self, percent: float, message: str = "") -> None:
         """Report progress (0 to 100) with a short message; visible at ``GET /jobs/{id}``."""
         percent = max(0.0, min(100.0, float(percent)))
-        milestone = any(self._last_percent < m <= percent for m in MILESTONES)
-        now = time.monotonic()
-        if not milestone and percent < 100.0 and now - self._last_write < PROGRESS_MIN_INTERVAL:
-            self._last_percent = max(self._last_percent, percent)
-            return
-        self._last_write = now
-        self._last_percent = percent
-        cancel_requested = self._report(round(percent, 2), str(message)[:500], milestone)
-        self._observe(cancel_requested)
+        if any(self._last_percent < m <= percent for m in MILESTONES):
+            self._milestone_pending = True
+        self._last_percent = max(self._last_percent, percent)
+        now = self._clock()
+        if now - self._last_write >= PROGRESS_MIN_INTERVAL:
+            self._last_write = now
+            milestone, self._milestone_pending = self._milestone_pending, False
+            self._observe(self._report(round(percent, 2), str(message)[:500], milestone))
         self.raise_if_cancelled()
 
     def raise_if_cancelled(self) -> None:

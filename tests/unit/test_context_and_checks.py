@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from types import SimpleNamespace
 
@@ -12,6 +13,14 @@ from jobs.context import JobCancelled, JobContext
 from jobs.exceptions import StaleRun
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_ctx(answer=False):
     calls = []
 
@@ -19,34 +28,46 @@ def make_ctx(answer=False):
         calls.append((percent, message, milestone))
         return answer
 
-    return JobContext(job_id=uuid.uuid4(), attempt=1, job_type="t", metadata={"m": 1}, report=report), calls
+    clock = FakeClock()
+    ctx = JobContext(job_id=uuid.uuid4(), attempt=1, job_type="t", metadata={"m": 1}, report=report, clock=clock)
+    return ctx, calls, clock
 
 
-def test_progress_writes_are_coalesced_but_milestones_go_through():
-    ctx, calls = make_ctx()
+def test_a_job_over_in_a_blink_writes_no_progress():
+    ctx, calls, _ = make_ctx()
     for step in range(1, 101):
         ctx.progress(step, f"step {step}")
-    percents = [c[0] for c in calls]
-    assert percents[0] == 1
-    assert {25.0, 50.0, 75.0, 100.0} <= set(percents)
-    assert len(calls) < 10
-    assert [c[2] for c in calls if c[0] in (25.0, 50.0, 75.0)] == [True, True, True]
+    assert calls == []
+
+
+def test_progress_is_written_at_most_every_half_second_with_milestones_flagged():
+    ctx, calls, clock = make_ctx()
+    for step in range(1, 101):
+        clock.now += 0.1  # a step every 100 ms
+        ctx.progress(step, f"step {step}")
+    assert 15 <= len(calls) <= 21
+    percent_gaps = [b[0] - a[0] for a, b in itertools.pairwise(calls)]
+    assert all(gap >= 4 for gap in percent_gaps)  # about five steps (0.5 s) between writes
+    flagged = [percent for percent, _, milestone in calls if milestone]
+    assert len(flagged) == 3 and [sum(p >= m for p in flagged) for m in (25, 50, 75)] == [3, 2, 1]
 
 
 def test_progress_learns_about_cancellation():
-    ctx, _ = make_ctx(answer=True)
+    ctx, _, clock = make_ctx(answer=True)
+    clock.now += 1
     with pytest.raises(JobCancelled):
         ctx.progress(10)
 
 
 def test_lost_lease_raises_stale_run():
-    ctx, _ = make_ctx(answer=None)
+    ctx, _, clock = make_ctx(answer=None)
+    clock.now += 1
     with pytest.raises(StaleRun):
         ctx.progress(10)
 
 
 def test_sleep_wakes_early_on_cancel():
-    ctx, _ = make_ctx()
+    ctx, _, _ = make_ctx()
     ctx._observe(True)
     with pytest.raises(JobCancelled):
         ctx.sleep(60)
