@@ -13,7 +13,7 @@ from typing import Any
 
 from . import db, queue
 from .conf import settings
-from .domain import App, Job, Status, Token
+from .domain import App, Job, Token
 from .exceptions import (
     AlreadyExists,
     IdempotencyKeyReused,
@@ -276,21 +276,3 @@ def _json_value(value: Any) -> Any:
     """Results are stored as JSON; anything else is refused before it reaches the database."""
     json.dumps(value, allow_nan=False)
     return db.as_json(value)
-
-
-__all__ = [
-    "Status",
-    "backoff_delay",
-    "error_payload",
-    "job_attempt_failed",
-    "job_cancel",
-    "job_cancelled",
-    "job_claim",
-    "job_create",
-    "job_heartbeat",
-    "job_progress",
-    "job_succeed",
-    "token_issue",
-    "token_revoke",
-    "validate_params",
-]

@@ -64,6 +64,13 @@ def database_config(url: str) -> dict:
     return config
 
 
+def local_database() -> dict:
+    """Dev and test without DATABASE_URL: the embedded PostgreSQL (started if needed)."""
+    from jobplatform.embedded import database_url
+
+    return {"default": database_config(database_url())}
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY", "")
 ALLOWED_HOSTS = [h.strip() for h in (env("ALLOWED_HOSTS", "localhost,127.0.0.1") or "").split(",") if h.strip()]

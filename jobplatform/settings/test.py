@@ -1,15 +1,10 @@
 """Test settings: real PostgreSQL (DATABASE_URL, else the embedded server)."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, JOBS, database_config, env
+from .base import DATABASES, env, local_database
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY", "test-only-insecure-key")
 ALLOWED_HOSTS = ["*"]
 
-if not DATABASES:
-    from jobplatform.embedded import database_url
-
-    DATABASES = {"default": database_config(database_url())}
-
-JOBS = {**JOBS}
+DATABASES = DATABASES or local_database()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
 
 from rest_framework import parsers
@@ -19,8 +20,6 @@ class JSONParser(parsers.JSONParser):
             body = stream.read(limit + 1)
             if len(body) > limit:
                 raise PayloadTooLarge()
-            from io import BytesIO
-
             stream = BytesIO(body)
         try:
             return super().parse(stream, media_type, parser_context)
