@@ -133,7 +133,11 @@ class JobDetailApi(APIView):
 
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_get(app=request.user, job_id=parse_job_id(job_id))
-        return Response(job_output(job, request))
+        # Every visible change moves updated_at, so it makes a cheap validator for pollers.
+        etag = f'"{job.updated_at.timestamp():.6f}"'
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            return Response(status=304, headers={"ETag": etag})
+        return Response(job_output(job, request), headers={"ETag": etag})
 
 
 class JobCancelApi(APIView):

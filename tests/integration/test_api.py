@@ -194,3 +194,14 @@ def test_login_page_during_a_database_outage_is_503(db, monkeypatch):
 def test_nul_in_list_filters_is_400_not_500(api, query):
     response = api.get(f"/jobs?{query}")
     assert response.status_code == 400 and response["Content-Type"] == PROBLEM
+
+
+def test_polling_with_if_none_match_gets_304_until_the_job_changes(api):
+    job = post_job(api, {"type": "countdown", "params": {"seconds": 5}}).json()
+    first = api.get(f"/jobs/{job['id']}")
+    etag = first["ETag"]
+    unchanged = api.get(f"/jobs/{job['id']}", HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged["ETag"] == etag
+    services.job_claim(job_id=uuid.UUID(job["id"]), worker="w")  # the job moves on
+    changed = api.get(f"/jobs/{job['id']}", HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed.json()["status"] == "running" and changed["ETag"] != etag
