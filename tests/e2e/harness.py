@@ -167,8 +167,7 @@ class Platform:
     def stop_clusters(self) -> None:
         """kill -9 every cluster this platform started (tests leave none behind)."""
         for proc in self.clusters:
-            if proc.poll() is None:
-                self.kill9(proc)
+            self.kill9(proc)
         self.clusters.clear()
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -188,7 +187,8 @@ class Platform:
 
     @staticmethod
     def kill9(proc: subprocess.Popen) -> None:
-        """kill -9 the whole process group: the cluster and every worker it forked."""
+        """kill -9 the whole process group: the cluster and every process it forked,
+        including any that outlived their parent (a process group outlives its leader)."""
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -206,7 +206,8 @@ class Platform:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.kill9(proc)
+                pass
+            self.kill9(proc)  # leave nothing behind, whatever the group's leader did
 
     # -- API -------------------------------------------------------------------------------
     def token(self, app_name: str) -> str:

@@ -54,11 +54,17 @@ def enforce_grace(stop_requested: threading.Event, grace: float) -> None:
     survivors = _alive_children()
     if survivors:
         logger.warning("grace period over: killing %d cluster processes; their jobs will be rescued", len(survivors))
+    # Repeat: a process may be forked while the others are being killed.
+    for _ in range(10):
+        if not survivors:
+            break
         for process in survivors:
             try:
                 process.kill()
             except psutil.NoSuchProcess:
                 pass
+        time.sleep(0.1)
+        survivors = _alive_children()
     # Normally the main thread finishes now. If a dead process left a lock held, it never
     # will: nothing runs any more, so leave.
     time.sleep(EXIT_WAIT)
