@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 LIST_TYPES = "from jobs.registry import registry; print(','.join(registry.names()))"
 
 
-def _registered_types(env_extra: dict[str, str] | None = None) -> list[str]:
+def _shell(code: str, env_extra: dict[str, str] | None = None) -> str:
+    """Run code in a fresh ``manage.py shell`` (a new process: discovery runs anew); its last line."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test", **(env_extra or {})}
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", LIST_TYPES],
+        [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -26,7 +27,11 @@ def _registered_types(env_extra: dict[str, str] | None = None) -> list[str]:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip().split(",")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _registered_types(env_extra: dict[str, str] | None = None) -> list[str]:
+    return _shell(LIST_TYPES, env_extra).split(",")
 
 
 def test_a_new_module_in_jobs_jobtypes_is_a_new_type():
@@ -79,17 +84,7 @@ def test_the_readme_job_type_example_is_discovered_and_works():
             print(job_type().run(ctx, validate_params(job_type, {"below": 1000000})))
             """
         )
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test"}
-        result = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", code],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip().splitlines()[-1] == "{'below': 1000000, 'primes': 78498, 'tag': 'x'}"
+        assert _shell(code) == "{'below': 1000000, 'primes': 78498, 'tag': 'x'}"
     finally:
         module.unlink()
         shutil.rmtree(ROOT / "jobs" / "jobtypes" / "__pycache__", ignore_errors=True)
