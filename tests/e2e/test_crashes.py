@@ -36,6 +36,17 @@ def test_kill9_worker_mid_job_runs_it_again(platform, api):
     assert kinds[-1] == ("succeeded", 2)
 
 
+def test_a_healthy_job_without_progress_outlives_many_leases_on_heartbeats_alone(platform, api):
+    """test_sleep never reports progress: only the heartbeat keeps its lease (4 s here) alive."""
+    lease = float(platform.env["JOBS_LEASE_SECONDS"])
+    platform.start_cluster()
+    job = platform.create_job(api, {"type": "test_sleep", "params": {"seconds": 3 * lease}})
+    done = platform.wait_status(job["id"], ("succeeded", "failed"), timeout=90)
+    assert done["status"] == "succeeded" and done["attempts"] == 1, done
+    assert (done["finished_at"] - done["started_at"]).total_seconds() >= 3 * lease
+    assert [e["kind"] for e in platform.events(job["id"])] == ["created", "queued", "started", "succeeded"]
+
+
 def test_300_jobs_survive_two_whole_cluster_kills(platform, api):
     ids = [platform.create_job(api, {"type": "test_short", "params": {"index": i}})["id"] for i in range(300)]
 

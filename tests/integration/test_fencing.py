@@ -1,0 +1,111 @@
+"""The attempt fence: a run that no longer owns its job changes nothing, and the run that
+owns it still can. The case the fence exists for is an old attempt writing while a newer
+attempt of the same job is running (after a rescue and a new claim)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from jobs import maintenance, selectors, services
+from jobs.domain import Job, Status
+from jobs.exceptions import StaleRun
+
+
+def sql(query: str, params: Any = None) -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def is_stale(write: Callable[[], Any]) -> bool:
+    """A fenced write refused because the run no longer owns the job."""
+    try:
+        return write() is None
+    except StaleRun:
+        return True
+
+
+def snapshot(job_id) -> dict[str, Any]:
+    row = sql(
+        "SELECT status, attempts, lease_expires_at, progress::text, result::text, error::text, envelope_id,"
+        " finished_at, (SELECT count(*) FROM jobs_event WHERE job_id = j.id),"
+        " (SELECT count(*) FROM django_q_ormq) FROM jobs_job j WHERE id = %s",
+        [job_id],
+    )[0]
+    names = (
+        "status",
+        "attempts",
+        "lease",
+        "progress",
+        "result",
+        "error",
+        "envelope",
+        "finished",
+        "events",
+        "envelopes",
+    )
+    return dict(zip(names, row, strict=True))
+
+
+@pytest.fixture
+def old_and_new_run(app) -> tuple[Job, Job]:
+    """Attempt 1 lost its lease and was rescued; attempt 2 is running now."""
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})
+    first = services.job_claim(job_id=job.id, worker="slow-host:1")
+    sql("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [job.id])
+    assert maintenance.rescue_expired() >= 1
+    second = services.job_claim(job_id=job.id, worker="new-host:2")
+    assert (first.attempts, second.attempts) == (1, 2) and second.status is Status.RUNNING
+    # A lease far from what any write sets, so a lease extension always shows up.
+    sql("UPDATE jobs_job SET lease_expires_at = now() + interval '1 hour' WHERE id = %s", [job.id])
+    return first, second
+
+
+WRITES: dict[str, Callable[[Job], Any]] = {
+    "heartbeat": lambda run: services.job_heartbeat(job=run),
+    "progress": lambda run: services.job_progress(job=run, percent=50.0, message="old", milestone=True),
+    "succeed": lambda run: services.job_succeed(job=run, result={"from": "old run"}),
+    "cancelled": lambda run: services.job_cancelled(job=run),
+    "fail": lambda run: services.job_attempt_failed(job=run, error={"type": "E", "message": "old"}, retryable=False),
+    "retry": lambda run: services.job_attempt_failed(job=run, error={"type": "E", "message": "old"}, retryable=True),
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_old_attempt_changes_nothing_while_a_newer_attempt_runs(old_and_new_run, write):
+    first, second = old_and_new_run
+    before = snapshot(second.id)
+    assert is_stale(lambda: WRITES[write](first))
+    assert snapshot(second.id) == before
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_the_current_attempt_can_still_write(old_and_new_run, write):
+    """The other half of the fence: the same write from the run that owns the job lands."""
+    _, second = old_and_new_run
+    before = snapshot(second.id)
+    assert not is_stale(lambda: WRITES[write](second))
+    assert snapshot(second.id) != before
+
+
+def test_old_attempt_cannot_cancel_the_newer_one_even_when_cancellation_was_asked(app, old_and_new_run):
+    first, second = old_and_new_run
+    services.job_cancel(app=app, job_id=second.id)
+    assert is_stale(lambda: services.job_cancelled(job=first))
+    assert selectors.job_get(app=app, job_id=second.id).status is Status.RUNNING
+    assert not is_stale(lambda: services.job_cancelled(job=second))
+    assert selectors.job_get(app=app, job_id=second.id).status is Status.CANCELLED
+
+
+def test_heartbeat_extends_the_lease(app, settings):
+    settings.JOBS = {**getattr(settings, "JOBS", {}), "LEASE_SECONDS": 600.0}
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})
+    run = services.job_claim(job_id=job.id, worker="w")
+    sql("UPDATE jobs_job SET lease_expires_at = now() + interval '1 second' WHERE id = %s", [job.id])
+    assert services.job_heartbeat(job=run) is False
+    (remaining,) = sql("SELECT extract(epoch FROM lease_expires_at - now()) FROM jobs_job WHERE id = %s", [job.id])[0]
+    assert 590 <= remaining <= 600
