@@ -205,3 +205,48 @@ def test_polling_with_if_none_match_gets_304_until_the_job_changes(api):
     services.job_claim(job_id=uuid.UUID(job["id"]), worker="w")  # the job moves on
     changed = api.get(f"/jobs/{job['id']}", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and changed.json()["status"] == "running" and changed["ETag"] != etag
+
+
+def test_list_filters_each_narrow_the_results(api):
+    """Every filter is applied: type, status and metadata, alone and together."""
+    fib = [
+        post_job(api, {"type": "fibonacci", "params": {"n": 1}, "metadata": {"batch": "a"}}).json() for _ in range(2)
+    ]
+    count = post_job(api, {"type": "countdown", "params": {"seconds": 1}, "metadata": {"batch": "b"}}).json()
+    api.post(f"/jobs/{fib[0]['id']}/cancel")
+
+    def ids(query: str) -> set[str]:
+        response = api.get(f"/jobs?{query}")
+        assert response.status_code == 200, response.content
+        return {job["id"] for job in response.json()["results"]}
+
+    assert ids("type=countdown") == {count["id"]}
+    assert ids("type=fibonacci") == {fib[0]["id"], fib[1]["id"]}
+    assert ids("status=cancelled") == {fib[0]["id"]}
+    assert ids("metadata.batch=b") == {count["id"]}
+    assert ids("type=fibonacci&status=queued") == {fib[1]["id"]}
+    assert ids("type=pi") == set()
+
+
+def test_run_at_in_the_future_schedules_the_job_and_no_worker_runs_it_before(api, raw):
+    from datetime import UTC, datetime, timedelta
+
+    from jobs.worker import execute_job
+
+    run_at = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    created = post_job(api, {"type": "fibonacci", "params": {"n": 1}, "run_at": run_at.isoformat()})
+    assert created.status_code == 201, created.content
+    job = created.json()
+    assert job["status"] == "scheduled"
+    assert abs(datetime.fromisoformat(job["run_at"]) - run_at) < timedelta(seconds=1)
+    raw.execute(
+        "SELECT q.lock FROM django_q_ormq q JOIN jobs_job j ON j.envelope_id = q.id WHERE j.id = %s", [job["id"]]
+    )
+    assert raw.fetchone()[0] >= run_at - timedelta(seconds=1)  # no cluster takes the envelope before run_at
+    assert execute_job(job["id"]) == "skipped"  # an early delivery does not run it either
+    assert api.get(f"/jobs/{job['id']}").json()["status"] == "scheduled"
+
+
+def test_run_at_in_the_past_queues_the_job_at_once(api):
+    created = post_job(api, {"type": "fibonacci", "params": {"n": 1}, "run_at": "2020-01-01T00:00:00Z"})
+    assert created.status_code == 201 and created.json()["status"] == "queued"
