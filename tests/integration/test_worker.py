@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
+from rest_framework import serializers
 
 from jobs import selectors, services
 from jobs.domain import Status
@@ -29,11 +31,27 @@ def test_types():
         name = "test_waits"
 
         def run(self, ctx, params):
-            for _ in range(200):
-                ctx.sleep(0.05)
+            ctx.sleep(60)
             return "not cancelled"
 
-    types = (RaisesUntil, Permanent, Waits)
+    class PicksItsRetries(JobType):
+        """Retries only ConnectionError; its own backoff: base 1000 s, cap 1500 s."""
+
+        name = "test_picky"
+        max_attempts = 5
+        backoff_base = 1000.0
+        backoff_cap = 1500.0
+
+        class Params(serializers.Serializer):
+            error = serializers.ChoiceField(choices=["connection", "value"])
+
+        def run(self, ctx, params):
+            raise ConnectionError("flaky network") if params["error"] == "connection" else ValueError("bad row")
+
+        def is_retryable(self, exc):
+            return isinstance(exc, ConnectionError)
+
+    types = (RaisesUntil, Permanent, Waits, PicksItsRetries)
     for cls in types:
         registry.register(cls)
     yield
@@ -80,7 +98,9 @@ def test_permanent_error_fails_at_once(test_types):
     assert failed.error == {"type": "PermanentError", "message": "bad input data"}
 
 
-def test_cancel_while_running(test_types):
+def test_cancel_while_running(test_types, settings):
+    """ctx.sleep(60) is woken by the heartbeat noticing the cancellation, not left to run out."""
+    settings.JOBS = {**getattr(settings, "JOBS", {}), "HEARTBEAT_INTERVAL": 0.2}
     app, _ = new_app()
     job = services.job_create(app=app, type="test_waits", params={}, metadata={})
     outcome = []
@@ -99,10 +119,12 @@ def test_cancel_while_running(test_types):
         if selectors.job_get(app=app, job_id=job.id).status is Status.RUNNING:
             break
         threading.Event().wait(0.02)
+    asked = time.monotonic()
     services.job_cancel(app=app, job_id=job.id)
-    # The heartbeat would notice within HEARTBEAT_INTERVAL; report progress to notice sooner.
     runner.join(timeout=30)
     assert outcome == ["cancelled"]
+    # Far less than the 60 s sleep: a heartbeat interval (0.2 s) plus scheduling.
+    assert time.monotonic() - asked < 10
     assert selectors.job_get(app=app, job_id=job.id).status is Status.CANCELLED
 
 
@@ -131,3 +153,33 @@ def test_a_result_that_is_not_json_fails_the_job_clearly():
         assert failed.status is Status.FAILED and failed.error["type"] == "InvalidResult"
     finally:
         registry._types.pop("test_returns_set", None)
+
+
+def test_the_types_is_retryable_decides(test_types):
+    app, _ = new_app()
+    never = services.job_create(app=app, type="test_picky", params={"error": "value"}, metadata={})
+    execute_job(str(never.id))
+    failed = selectors.job_get(app=app, job_id=never.id)
+    assert failed.status is Status.FAILED and failed.attempts == 1
+    assert failed.error == {"type": "ValueError", "message": "bad row"}
+
+    again = services.job_create(app=app, type="test_picky", params={"error": "connection"}, metadata={})
+    execute_job(str(again.id))
+    retried = selectors.job_get(app=app, job_id=again.id)
+    assert retried.status is Status.SCHEDULED and retried.error["type"] == "ConnectionError"
+
+
+def test_the_types_backoff_base_and_cap_set_the_delay(test_types):
+    """Equal jitter: attempt n waits between half and all of min(cap, base * 2^(n-1))."""
+    app, _ = new_app()
+    job = services.job_create(app=app, type="test_picky", params={"error": "connection"}, metadata={})
+    delays = []
+    for _ in range(3):
+        make_due(job.id)
+        execute_job(str(job.id))
+        after = selectors.job_get(app=app, job_id=job.id)
+        assert after.status is Status.SCHEDULED
+        delays.append((after.run_at - after.updated_at).total_seconds())
+    assert 500 <= delays[0] <= 1000  # base 1000
+    assert 750 <= delays[1] <= 1500  # 2000 capped at 1500
+    assert 750 <= delays[2] <= 1500  # 4000 capped at 1500

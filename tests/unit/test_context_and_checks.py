@@ -95,3 +95,27 @@ def test_checks__good_settings_pass():
 def test_checks__wrong_combinations_are_refused(q_cluster, jobs, needle):
     problems = worker_settings_problems(q_cluster, jobs)
     assert any(needle in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("answer", "raised"), [(True, JobCancelled), (None, StaleRun)])
+def test_sleep_wakes_at_once_when_a_write_learns_of_cancellation_or_a_lost_lease(answer, raised):
+    import threading
+    import time
+
+    ctx, _, _ = make_ctx()
+    outcome: list[BaseException] = []
+
+    def sleeper() -> None:
+        try:
+            ctx.sleep(60)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=sleeper, daemon=True)
+    thread.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    ctx._observe(answer)  # what the heartbeat does with its write's answer
+    thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert len(outcome) == 1 and isinstance(outcome[0], raised)
