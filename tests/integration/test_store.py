@@ -18,9 +18,66 @@ def create(app, **kwargs):
     return services.job_create(app=app, **values)
 
 
-def test_every_named_query_parses():
-    assert len(db.queries) >= 20
-    assert all(sql.strip() for sql in db.queries.values())
+#: The SQL type of every named parameter, so each query is prepared exactly as it runs.
+PARAM_TYPES = {
+    "after": "float8",
+    "app_id": "uuid",
+    "attempt": "int4",
+    "before_created_at": "timestamptz",
+    "before_id": "uuid",
+    "envelope_delay": "float8",
+    "envelope_key": "text",
+    "envelope_payload": "text",
+    "error": "jsonb",
+    "id": "uuid",
+    "idempotency_key": "text",
+    "lease_seconds": "float8",
+    "limit": "int4",
+    "max_attempts": "int4",
+    "metadata": "jsonb",
+    "milestone": "bool",
+    "name": "text",
+    "params": "jsonb",
+    "prefix": "text",
+    "previous": "int8",
+    "progress": "jsonb",
+    "ref": "text",
+    "request_hash": "text",
+    "result": "jsonb",
+    "retry": "float8",
+    "status": "text",
+    "timeout_seconds": "int4",
+    "token_hash": "text",
+    "token_id": "uuid",
+    "type": "text",
+    "worker": "text",
+}
+
+
+def as_prepared(sql: str) -> tuple[str, list[str]]:
+    """``%(name)s`` placeholders as ``$n``, with the list of their names in order."""
+    import re
+
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r"%\(([a-z_]+)\)s", number, sql).replace("%%", "%"), names
+
+
+@pytest.mark.parametrize("name", sorted(db.queries))
+def test_every_named_query_prepares_against_the_real_schema(raw, name):
+    """PREPARE makes PostgreSQL parse, resolve every table, column, function and type,
+    and type-check the statement, without running it."""
+    sql, names = as_prepared(db.queries[name])
+    unknown = [n for n in names if n not in PARAM_TYPES]
+    assert not unknown, f"declare the SQL type of {unknown} in PARAM_TYPES"
+    types = ", ".join(PARAM_TYPES[n] for n in names)
+    raw.execute(f"PREPARE checked ({types}) AS {sql}" if names else f"PREPARE checked AS {sql}")
+    raw.execute("DEALLOCATE checked")
 
 
 def test_migrations_created_tables_and_triggers(raw):
@@ -31,7 +88,53 @@ def test_migrations_created_tables_and_triggers(raw):
     assert {"jobs_job_no_delete", "jobs_job_no_truncate", "jobs_event_no_delete", "jobs_event_no_truncate"} <= names
 
 
-def test_create__row_and_envelope_committed_together(app, raw):
+@pytest.mark.django_db(transaction=True)
+def test_create__row_and_envelope_are_committed_together():
+    """Seen from another connection once job_create returns: the job and its envelope."""
+    import psycopg2
+    from django.db import connection
+
+    from tests.conftest import database_url
+    from tests.integration.conftest import new_app
+
+    app, _ = new_app()
+    job = create(app)
+    other = psycopg2.connect(database_url(connection.settings_dict))
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT status, envelope_id FROM jobs_job WHERE id = %s", [str(job.id)])
+            assert cur.fetchone() == ("queued", job.envelope_id)
+            cur.execute("SELECT payload FROM django_q_ormq WHERE id = %s", [job.envelope_id])
+            assert SignedPackage.loads(cur.fetchone()[0])["args"] == (str(job.id),)
+            cur.execute("SELECT array_agg(kind ORDER BY id) FROM jobs_event WHERE job_id = %s", [str(job.id)])
+            assert cur.fetchone()[0] == ["created", "queued"]
+
+            # A job insert that fails (no such application) commits no envelope either.
+            cur.execute("SELECT count(*) FROM django_q_ormq")
+            envelopes = cur.fetchone()[0]
+            job_id = uuid.uuid4()
+            with pytest.raises(DatabaseError):
+                db.fetch_one(
+                    "job_create",
+                    id=job_id,
+                    app_id=uuid.uuid4(),
+                    type="fibonacci",
+                    params={"n": 1},
+                    metadata={},
+                    max_attempts=1,
+                    timeout_seconds=5,
+                    idempotency_key=None,
+                    request_hash=None,
+                    **queue.envelope(job_id, timeout=5),
+                )
+            other.rollback()  # a new snapshot
+            cur.execute("SELECT count(*) FROM django_q_ormq")
+            assert cur.fetchone()[0] == envelopes
+    finally:
+        other.close()
+
+
+def test_create__envelope_carries_the_job(app, raw):
     job = create(app)
     raw.execute("SELECT payload, lock <= now() FROM django_q_ormq WHERE id = %s", [job.envelope_id])
     payload, visible = raw.fetchone()
