@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,3 +56,14 @@ def database_url(settings_dict: dict[str, Any], name: str | None = None) -> str:
     host = quote(settings_dict.get("HOST") or "127.0.0.1", safe="")
     port = settings_dict.get("PORT") or 5432
     return f"postgres://{auth}@{host}:{port}/{name or settings_dict['NAME']}"
+
+
+#: Which path the property-based tests' examples reached, per test (see test_fuzz.py).
+FUZZ_REACH: dict[str, Counter] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for test, reached in FUZZ_REACH.items():
+        total = sum(reached.values())
+        paths = ", ".join(f"{path}: {n}" for path, n in reached.most_common())
+        terminalreporter.write_line(f"fuzz reach — {test} ({total} examples): {paths}")
