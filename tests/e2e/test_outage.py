@@ -1,44 +1,48 @@
-"""PostgreSQL stops mid-run: the API answers 503 (never 500), and every job still completes."""
+"""PostgreSQL stops mid-run: the API answers 503 (never 500), and every job still completes.
+
+The server that stops is a throwaway one this module starts for itself (tests/e2e/
+throwaway.py): the suite never stops a server it did not start, so running it next to a
+developer's own platform, or against the machine's PostgreSQL, leaves them alone.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 import requests
-from django.db import connections
 
-from .harness import ROOT, wait_for
+from .harness import Platform, wait_for
+from .throwaway import ThrowawayPostgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-def server_control(server: dict) -> tuple[Callable[[], None], Callable[[], None]]:
-    """How to stop and start the database server the tests use."""
-    host = server.get("HOST") or ""
-    if host.startswith("/") and Path(host).resolve().is_relative_to((ROOT / ".data").resolve()):
-        embedded = [sys.executable, "-m", "jobplatform.embedded"]
-        return (
-            lambda: subprocess.run([*embedded, "stop"], cwd=ROOT, check=True, timeout=60),
-            lambda: subprocess.run([*embedded, "start"], cwd=ROOT, check=True, timeout=60),
-        )
-    if host in ("127.0.0.1", "localhost", "") and shutil.which("pg_ctlcluster") and Path("/etc/postgresql").is_dir():
-        version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
-        base = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
-        return (
-            lambda: subprocess.run([*base, "stop", "-m", "fast"], check=True, timeout=60),
-            lambda: subprocess.run([*base, "start"], check=True, timeout=60),
-        )
-    pytest.skip(f"do not know how to stop and start the database server at {host!r}")
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThrowawayPostgres]:
+    instance = ThrowawayPostgres()
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.destroy()
 
 
-def test_database_outage_gives_503_and_jobs_complete_afterwards(platform):
-    stop, start = server_control(platform.server)
+@pytest.fixture(scope="module")
+def platform(server, tmp_path_factory) -> Iterator[Platform]:
+    """The usual e2e platform, on the throwaway server instead of the test database's."""
+    instance = Platform(server.settings, tmp_path_factory.mktemp("outage-logs"))
+    instance.create_database()
+    try:
+        instance.start_web()
+        yield instance
+    finally:
+        instance.stop_all()
+
+
+def test_database_outage_gives_503_and_jobs_complete_afterwards(platform, server):
+    stop, start = server.stop, server.start
     api = platform.client(platform.token("outage"))
     platform.start_cluster()
     jobs = [platform.create_job(api, {"type": "countdown", "params": {"seconds": 4}}) for _ in range(2)]
@@ -57,7 +61,6 @@ def test_database_outage_gives_503_and_jobs_complete_afterwards(platform):
             time.sleep(0.3)
     finally:
         start()
-        connections.close_all()  # this process's own connections died with the server
 
     assert answers and {r.status_code for r in answers} == {503}
     assert all(r.headers.get("Retry-After", "").isdigit() for r in answers)
