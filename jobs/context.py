@@ -5,24 +5,25 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from .exceptions import StaleRun
+from .conf import settings
+from .exceptions import JobCancelled, StaleRun
 
-#: At most one progress write per this many seconds (counted from the attempt's start),
-#: so a job that is over in a blink writes no progress at all: its result says it all.
-PROGRESS_MIN_INTERVAL = 0.5
 #: Progress crossing one of these percentages is also recorded in the job's history
 #: (with the next write, if it happened between two).
 MILESTONES = (25.0, 50.0, 75.0)
 
+#: Stores progress; returns whether cancellation was asked; raises StaleRun when the run
+#: no longer owns the job.
+Reporter = Callable[[float, str, bool], bool]
 
-class JobCancelled(Exception):
-    """The job's application asked for it to stop."""
+__all__ = ["MILESTONES", "JobCancelled", "JobContext", "Reporter"]
 
 
 class JobContext:
-    """Handed to ``JobType.run``. Thread-safe: the heartbeat sets the flags."""
+    """Handed to ``JobType.run``. Thread-safe: the worker's heartbeat sets the flags."""
 
     def __init__(
         self,
@@ -31,14 +32,14 @@ class JobContext:
         attempt: int,
         job_type: str,
         metadata: dict[str, Any],
-        report: Any,
-        clock: Any = time.monotonic,
+        report: Reporter,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job_id = job_id
         self.attempt = attempt
         self.type = job_type
         self.metadata = metadata
-        self._report = report  # callable(percent, message, milestone) -> cancel_requested | None
+        self._report = report
         self._cancel = threading.Event()
         self._lost = threading.Event()
         self._wake = threading.Event()
@@ -49,16 +50,23 @@ class JobContext:
 
     # -- for job types ----------------------------------------------------------------
     def progress(self, percent: float, message: str = "") -> None:
-        """Report progress (0 to 100) with a short message; visible at ``GET /jobs/{id}``."""
+        """Report progress (0 to 100) with a short message; visible at ``GET /jobs/{id}``.
+
+        Written at most once per ``JOBS_PROGRESS_MIN_INTERVAL`` (counted from the attempt's
+        start), so a job that is over in a blink writes no progress at all."""
         percent = max(0.0, min(100.0, float(percent)))
         if any(self._last_percent < m <= percent for m in MILESTONES):
             self._milestone_pending = True
         self._last_percent = max(self._last_percent, percent)
         now = self._clock()
-        if now - self._last_write >= PROGRESS_MIN_INTERVAL:
+        if now - self._last_write >= settings.PROGRESS_MIN_INTERVAL:
             self._last_write = now
             milestone, self._milestone_pending = self._milestone_pending, False
-            self._observe(self._report(round(percent, 2), str(message)[:500], milestone))
+            try:
+                if self._report(round(percent, 2), str(message), milestone):
+                    self.cancel_requested()
+            except StaleRun:
+                self.lost()
         self.raise_if_cancelled()
 
     def raise_if_cancelled(self) -> None:
@@ -68,21 +76,18 @@ class JobContext:
         if self._cancel.is_set():
             raise JobCancelled()
 
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set() or self._lost.is_set()
-
     def sleep(self, seconds: float) -> None:
         """Sleep, waking early (and raising) if the job is cancelled."""
         self._wake.wait(timeout=max(0.0, seconds))
         self.raise_if_cancelled()
 
     # -- for the worker -----------------------------------------------------------------
-    def _observe(self, cancel_requested: bool | None) -> None:
-        """Record what a fenced write learned: None means the run no longer owns the job."""
-        if cancel_requested is None:
-            self._lost.set()
-            self._wake.set()
-        elif cancel_requested:
-            self._cancel.set()
-            self._wake.set()
+    def cancel_requested(self) -> None:
+        """The application asked the job to stop: wake any sleep; the job raises JobCancelled."""
+        self._cancel.set()
+        self._wake.set()
+
+    def lost(self) -> None:
+        """This run no longer owns the job: wake any sleep; the job raises StaleRun."""
+        self._lost.set()
+        self._wake.set()

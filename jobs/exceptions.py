@@ -1,6 +1,20 @@
-"""One exception tree for the platform. A class's docstring is its default message."""
+"""One exception tree for the platform. A class's docstring is its default message.
+
+Two families hang under :class:`JobsError`:
+
+- errors a *caller* gets (bad input, not found, conflict, database down), which the API
+  turns into problem+json answers (``jobs.api.errors``);
+- errors a *job* ends with (:class:`JobError`): what a client reads in ``job.error``.
+  Every stored error is built by :func:`error_payload`, whose ``type`` is the
+  exception's class name: ``WorkerLost``, ``JobTimeout``, … for the platform's own,
+  the job code's own class name (``ValueError``, ``PermanentError``) otherwise.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+from .conf import settings
 
 
 class JobsError(Exception):
@@ -11,6 +25,7 @@ class JobsError(Exception):
         super().__init__(message or (self.__doc__ or "").strip())
 
 
+# -- for callers --------------------------------------------------------------------------
 class DatabaseUnavailable(JobsError):
     """The database is unreachable."""
 
@@ -35,6 +50,10 @@ class JobAlreadyFinished(Conflict):
     """The job has already finished."""
 
 
+class TokenAlreadyRevoked(Conflict):
+    """The token was already revoked."""
+
+
 class AlreadyExists(JobsError):
     """A record with this unique key already exists."""
 
@@ -52,7 +71,7 @@ class InvalidInput(JobsError):
 
 
 class UnknownJobType(InvalidInput):
-    """Unknown job type."""
+    """No job type with this name is installed."""
 
 
 class DuplicateJobType(JobsError):
@@ -63,5 +82,43 @@ class StaleRun(JobsError):
     """This run no longer owns the job (its lease was lost or the job moved on)."""
 
 
-class ImproperlyConfiguredWorker(JobsError):
-    """The worker settings cannot keep the platform's guarantees."""
+# -- what a job ends with (job.error.type) -----------------------------------------------
+class JobError(JobsError):
+    """The job failed."""
+
+
+class PermanentError(JobError):
+    """Raise from ``run`` for an error that retrying cannot fix: the job fails at once."""
+
+
+class JobCancelled(JobError):
+    """The job's application asked for it to stop."""
+
+
+class WorkerLost(JobError):
+    """The worker running the attempt stopped responding (crashed, was killed, or hung)."""
+
+
+class JobTimeout(JobError):
+    """The attempt ran past the job's timeout."""
+
+
+class InvalidResult(JobError):
+    """The job returned a result that is not JSON."""
+
+
+class InvalidParams(JobError):
+    """The stored params no longer pass the job type's validation."""
+
+
+#: The platform's own ``error.type`` values with their meaning (the README lists them).
+ERROR_TYPES: dict[str, str] = {
+    cls.__name__: " ".join((cls.__doc__ or "").split())
+    for cls in (WorkerLost, JobTimeout, InvalidResult, InvalidParams, UnknownJobType, PermanentError)
+}
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """What a client sees of an error: its type and message, never a traceback."""
+    name = type(exc).__name__
+    return {"type": name, "message": (str(exc) or name)[: settings.ERROR_MESSAGE_MAX]}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rest_framework import serializers
 
 from .conf import settings
-from .exceptions import DuplicateJobType, UnknownJobType
+from .exceptions import DuplicateJobType, PermanentError, UnknownJobType
 
 if TYPE_CHECKING:
     from .context import JobContext
@@ -28,8 +28,7 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "jobplatform.jobtypes"
 
 
-class PermanentError(Exception):
-    """Raise from ``run`` for an error that retrying cannot fix: the job fails at once."""
+__all__ = ["ENTRY_POINT_GROUP", "JobType", "PermanentError", "Registry", "registry"]
 
 
 class JobType:
