@@ -9,11 +9,13 @@ not there" become :class:`~jobs.exceptions.DatabaseUnavailable`.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from psycopg2 import errors as pg_errors
@@ -21,15 +23,21 @@ from psycopg2.extras import Json
 
 from .exceptions import AlreadyExists, DatabaseUnavailable
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 SQL_DIR = Path(__file__).parent / "sql"
 _HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
+#: ``/* include name */`` in a query is replaced by the fragment ``name`` (a query whose
+#: name starts with ``_``), so a shared piece of SQL is written once.
+_INCLUDE = re.compile(r"/\* include (_[a-z0-9_]+) \*/")
 
 # SQLSTATE classes that mean the server is gone or refusing, not that the query is bad.
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 def load_queries(directory: Path = SQL_DIR) -> dict[str, str]:
-    """Parse every ``*.sql`` file of ``directory`` into ``{name: sql}``."""
+    """Parse every ``*.sql`` file of ``directory`` into ``{name: sql}``, fragments included."""
     queries: dict[str, str] = {}
     for path in sorted(directory.glob("*.sql")):
         text = path.read_text()
@@ -41,7 +49,12 @@ def load_queries(directory: Path = SQL_DIR) -> dict[str, str]:
             if not lines or not lines[0].startswith("-- "):
                 raise ValueError(f"query {name!r} in {path.name} needs a one-line description")
             queries[name] = "\n".join(lines[1:]).strip().rstrip(";")
-    return queries
+    fragments = {name: sql for name, sql in queries.items() if name.startswith("_")}
+    return {
+        name: _INCLUDE.sub(lambda match: fragments[match.group(1)], sql)
+        for name, sql in queries.items()
+        if not name.startswith("_")
+    }
 
 
 queries: dict[str, str] = load_queries()
@@ -120,13 +133,6 @@ def fetch_all(name: str, /, **params: Any) -> list[dict[str, Any]]:
         return [_row(columns, row) for row in cursor.fetchall()]
 
 
-def execute(name: str, /, **params: Any) -> int:
-    """Run a named query for its effect; return the number of rows it touched."""
-    with _cursor() as cursor:
-        cursor.execute(queries[name], adapt(params))
-        return cursor.rowcount
-
-
 @contextmanager
 def atomic() -> Iterator[None]:
     """One transaction (or savepoint); unreachable-database errors are translated."""
@@ -137,3 +143,27 @@ def atomic() -> Iterator[None]:
         if is_unavailable(exc):
             raise DatabaseUnavailable(str(exc).strip() or None) from exc
         raise
+
+
+# -- the connection ------------------------------------------------------------------------
+def reset() -> None:
+    """Drop this thread's connection (after the database went away); the next query
+    opens a new one."""
+    connection.close()
+
+
+def retrying(write: Callable[[], T], *, what: str, limit: float) -> T:
+    """Run ``write``, retrying with backoff for up to ``limit`` seconds while the database
+    is unreachable (a worker must not lose an outcome to a database restart)."""
+    deadline = time.monotonic() + limit
+    delay = 0.25
+    while True:
+        try:
+            return write()
+        except DatabaseUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("database unavailable during %s; retrying in %.1fs", what, delay)
+            reset()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

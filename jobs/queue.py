@@ -2,10 +2,11 @@
 
 The envelope is django-q2's own signed task package, written into its database
 broker table (``django_q_ormq``) by the same SQL statement that changes the job
-(``job_create``, ``job_retry``, ``job_rescue_requeue``, ``job_redeliver``): the job
-row and its envelope commit together or not at all. A delay becomes the envelope's
-``lock`` time, which the broker honours: no cluster takes it before then. Plugin
-code paths never travel through the queue, only a job id.
+(``job_create``, ``job_retry``, ``job_rescue_requeue``, ``job_redeliver``, each through
+the one ``_envelope_insert`` fragment of ``jobs/sql/jobs.sql``): the job row and its
+envelope commit together or not at all. The job's ``run_at`` becomes the envelope's
+``lock`` time, which the broker honours: no cluster takes it before then. Plugin code
+paths never travel through the queue, only a job id.
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ def envelope_payload(job_id: uuid.UUID, *, timeout: int) -> str:
     return SignedPackage.dumps(task)
 
 
-def envelope(job_id: uuid.UUID, *, timeout: int, delay: float = 0.0) -> dict[str, Any]:
+def envelope(job_id: uuid.UUID, *, timeout: int) -> dict[str, Any]:
     """The ``envelope_*`` parameters of the SQL that writes a delivery with a job change."""
-    return {
-        "envelope_key": Conf.CLUSTER_NAME,
-        "envelope_payload": envelope_payload(job_id, timeout=timeout),
-        "envelope_delay": max(0.0, float(delay)),
-    }
+    return {"envelope_key": Conf.CLUSTER_NAME, "envelope_payload": envelope_payload(job_id, timeout=timeout)}

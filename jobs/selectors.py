@@ -8,7 +8,7 @@ from typing import Any
 
 from . import db
 from .domain import App, Job, JobEvent, Status, Token
-from .exceptions import JobNotFound
+from .exceptions import DatabaseUnavailable, JobNotFound
 from .services import token_hash
 
 
@@ -74,3 +74,13 @@ def platform_stats(*, latest: int = 10) -> dict[str, Any]:
         "oldest_queued_seconds": (oldest["now"] - since).total_seconds() if oldest and since else None,
         "latest": db.fetch_all("stats_latest", limit=latest),
     }
+
+
+def database_health() -> None:
+    """Raise DatabaseUnavailable unless the database answers (dropping the dead
+    connection, so the next request opens a new one)."""
+    try:
+        db.fetch_one("health_check")
+    except DatabaseUnavailable:
+        db.reset()
+        raise

@@ -1,29 +1,36 @@
+-- The jobs table: every query that reads or changes a job, in lifecycle order.
+
+-- _envelope_insert --
+-- Fragment (a CTE), the one place an envelope is written: django-q2's delivery of each
+-- job row returned by the CTE "job", under the envelope id that row now holds, visible
+-- to clusters at the job's run_at (or at once). Used by create, retry, rescue, redeliver.
+envelope AS (
+    INSERT INTO django_q_ormq (id, key, payload, lock)
+    SELECT job.envelope_id, %(envelope_key)s, %(envelope_payload)s, COALESCE(job.run_at, now()) FROM job
+)
+
 -- job_create --
--- Insert a job, its delivery envelope and its 'created' and 'queued'/'scheduled'
--- events in one statement (atomic on its own); returns the row.
-WITH envelope AS (
-    INSERT INTO django_q_ormq (key, payload, lock)
-    VALUES (%(envelope_key)s, %(envelope_payload)s, now() + make_interval(secs => %(envelope_delay)s))
-    RETURNING id
-), job AS (
+-- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
+-- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row.
+WITH job AS (
     INSERT INTO jobs_job (id, app_id, type, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
                           idempotency_key, request_hash)
     VALUES (%(id)s, %(app_id)s, %(type)s, %(params)s::jsonb, %(metadata)s::jsonb,
-            CASE WHEN %(envelope_delay)s > 0 THEN 'scheduled' ELSE 'queued' END,
-            %(max_attempts)s, %(timeout_seconds)s,
-            CASE WHEN %(envelope_delay)s > 0 THEN now() + make_interval(secs => %(envelope_delay)s) END,
-            (SELECT id FROM envelope), now(),
+            CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
+            %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
+            nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
             -- clock time, so jobs created in one transaction still sort in creation order
             clock_timestamp(), clock_timestamp(),
             %(idempotency_key)s, %(request_hash)s)
     RETURNING *
-), events AS (
+), /* include _envelope_insert */, events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT job.id, e.kind, 0, e.data
     FROM job, LATERAL (VALUES
         (1, 'created', jsonb_build_object('type', job.type)),
-        (2, job.status, jsonb_strip_nulls(jsonb_build_object('run_at', job.run_at)))
+        (2, job.status, CASE WHEN job.status = 'scheduled'
+                             THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
     ) AS e(n, kind, data)
     ORDER BY e.n
 )
@@ -48,14 +55,6 @@ WHERE app_id = %(app_id)s
        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
-
--- job_events --
--- A job's history, oldest first (the job must belong to the application).
-SELECT e.id, e.at, e.kind, e.attempt, e.data
-FROM jobs_event e
-JOIN jobs_job j ON j.id = e.job_id
-WHERE e.job_id = %(id)s AND j.app_id = %(app_id)s
-ORDER BY e.id;
 
 -- job_claim --
 -- Start an attempt: only a queued (or due scheduled) job can be claimed; the
@@ -100,14 +99,16 @@ WITH job AS (
 )
 SELECT cancel_requested_at IS NOT NULL AS cancel_requested FROM job;
 
--- job_succeed --
--- Finish a running attempt with its result.
+-- job_finish --
+-- End a running attempt for good: 'succeeded' with its result, 'failed' with its
+-- error, or 'cancelled' (it stopped because cancellation was asked).
 WITH job AS (
     UPDATE jobs_job
-    SET status = 'succeeded',
-        result = %(result)s::jsonb,
-        error = NULL,
-        progress = jsonb_build_object('percent', 100.0, 'message', 'finished'),
+    SET status = %(status)s,
+        result = CASE WHEN %(status)s = 'succeeded' THEN %(result)s::jsonb END,
+        error = CASE %(status)s WHEN 'succeeded' THEN NULL WHEN 'failed' THEN %(error)s::jsonb ELSE error END,
+        progress = CASE WHEN %(status)s = 'succeeded'
+                        THEN jsonb_build_object('percent', 100.0, 'message', 'finished') ELSE progress END,
         lease_expires_at = NULL,
         finished_at = now(),
         updated_at = now()
@@ -115,66 +116,28 @@ WITH job AS (
     RETURNING *
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT id, 'succeeded', attempts, '{}'::jsonb FROM job
-)
-SELECT * FROM job;
-
--- job_fail --
--- End a running attempt as failed for good.
-WITH job AS (
-    UPDATE jobs_job
-    SET status = 'failed',
-        error = %(error)s::jsonb,
-        lease_expires_at = NULL,
-        finished_at = now(),
-        updated_at = now()
-    WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
-    RETURNING *
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT id, 'failed', attempts, %(error)s::jsonb FROM job
-)
-SELECT * FROM job;
-
--- job_cancelled --
--- End a running attempt that stopped because cancellation was asked.
-WITH job AS (
-    UPDATE jobs_job
-    SET status = 'cancelled',
-        lease_expires_at = NULL,
-        finished_at = now(),
-        updated_at = now()
-    WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
-    RETURNING *
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT id, 'cancelled', attempts, '{}'::jsonb FROM job
+    SELECT id, status, attempts, CASE WHEN status = 'failed' THEN error ELSE '{}'::jsonb END FROM job
 )
 SELECT * FROM job;
 
 -- job_retry --
 -- End a running attempt that failed with a retryable error: scheduled again after
 -- a backoff, with its new delivery envelope, invisible until then.
-WITH new_envelope AS (
-    SELECT nextval(pg_get_serial_sequence('django_q_ormq', 'id')) AS id
-), job AS (
+WITH job AS (
     UPDATE jobs_job
     SET status = 'scheduled',
         error = %(error)s::jsonb,
-        run_at = now() + make_interval(secs => %(envelope_delay)s),
+        run_at = now() + make_interval(secs => %(delay)s),
         lease_expires_at = NULL,
-        envelope_id = (SELECT id FROM new_envelope),
+        envelope_id = nextval(pg_get_serial_sequence('django_q_ormq', 'id')),
         enqueued_at = now(),
         updated_at = now()
     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
     RETURNING *
-), envelope AS (
-    INSERT INTO django_q_ormq (id, key, payload, lock)
-    SELECT job.envelope_id, %(envelope_key)s, %(envelope_payload)s, job.run_at FROM job
-), events AS (
+), /* include _envelope_insert */, events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'retried', attempts,
-           jsonb_build_object('error', %(error)s::jsonb, 'delay', %(envelope_delay)s, 'run_at', run_at)
+           jsonb_build_object('error', %(error)s::jsonb, 'delay', %(delay)s, 'run_at', run_at)
     FROM job
 )
 SELECT * FROM job;
@@ -198,6 +161,102 @@ WITH job AS (
     FROM job
 )
 SELECT * FROM job;
+
+-- job_find_expired --
+-- Running jobs whose lease ran out (their worker died or hung), locked for rescue.
+SELECT id, attempts, max_attempts, timeout_seconds, worker,
+       cancel_requested_at IS NOT NULL AS cancel_requested
+FROM jobs_job
+WHERE status = 'running' AND lease_expires_at < now()
+ORDER BY lease_expires_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- job_rescue_requeue --
+-- Put an abandoned attempt's job back in the queue with a new envelope.
+WITH job AS (
+    UPDATE jobs_job
+    SET status = 'queued',
+        lease_expires_at = NULL,
+        error = %(error)s::jsonb,
+        envelope_id = nextval(pg_get_serial_sequence('django_q_ormq', 'id')),
+        enqueued_at = now(),
+        updated_at = now()
+    WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s AND lease_expires_at < now()
+    RETURNING *
+), /* include _envelope_insert */, events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT id, 'rescued', attempts, jsonb_build_object('error', %(error)s::jsonb, 'worker', %(worker)s::text)
+    FROM job
+)
+SELECT * FROM job;
+
+-- job_rescue_fail --
+-- End an abandoned attempt for good: its attempts are spent (or it was being cancelled).
+WITH job AS (
+    UPDATE jobs_job
+    SET status = %(status)s,
+        lease_expires_at = NULL,
+        error = CASE WHEN %(status)s = 'failed' THEN %(error)s::jsonb ELSE error END,
+        finished_at = now(),
+        updated_at = now()
+    WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s AND lease_expires_at < now()
+    RETURNING *
+), events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT id, status, attempts,
+           jsonb_build_object('error', %(error)s::jsonb, 'worker', %(worker)s::text, 'rescued', true)
+    FROM job
+)
+SELECT * FROM job;
+
+-- job_find_undelivered --
+-- Waiting jobs whose delivery is lost: the envelope vanished, or a cluster took it
+-- more than %(after)s seconds ago and never started the job (it died, or is stuck).
+SELECT j.id, j.attempts, j.timeout_seconds, j.envelope_id
+FROM jobs_job j
+WHERE (j.status = 'queued' OR (j.status = 'scheduled' AND j.run_at <= now()))
+  AND j.enqueued_at < now() - make_interval(secs => %(after)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM django_q_ormq q
+      WHERE q.id = j.envelope_id
+        AND (q.lock <= now()
+             OR q.lock - make_interval(secs => %(retry)s) > now() - make_interval(secs => %(after)s))
+  )
+ORDER BY j.enqueued_at
+LIMIT %(limit)s
+FOR UPDATE OF j SKIP LOCKED;
+
+-- job_redeliver --
+-- Give a waiting job whose delivery was lost a new envelope.
+WITH job AS (
+    UPDATE jobs_job
+    SET envelope_id = nextval(pg_get_serial_sequence('django_q_ormq', 'id')), enqueued_at = now()
+    WHERE id = %(id)s AND status IN ('queued', 'scheduled')
+    RETURNING *
+), /* include _envelope_insert */, events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT id, 'redelivered', attempts, jsonb_build_object('previous_envelope', %(previous)s::bigint) FROM job
+)
+SELECT * FROM job;
+
+-- job_promote_due --
+-- Scheduled jobs whose time has come are queued (their envelope is already visible).
+WITH due AS (
+    SELECT id FROM jobs_job
+    WHERE status = 'scheduled' AND run_at <= now()
+    ORDER BY run_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), job AS (
+    UPDATE jobs_job j SET status = 'queued', updated_at = now()
+    FROM due WHERE j.id = due.id
+    RETURNING j.id, j.attempts
+), events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT id, 'queued', attempts, '{}'::jsonb FROM job
+)
+SELECT count(*) AS promoted FROM job;
 
 -- stats_by_status_type --
 -- Job counts per status and type, for the monitor.
