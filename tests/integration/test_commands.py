@@ -35,6 +35,8 @@ def test_issue_list_revoke_token(db):
     assert "Revoked" in run("revoke_token", prefix)
     assert selectors.app_for_token(token=token) is None
     assert "revoked" in run("list_tokens")
+    with pytest.raises(CommandError, match="already revoked"):  # not "Revoked" a second time
+        run("revoke_token", prefix)
 
 
 def test_issue_token_quiet_prints_only_the_token(db):
@@ -50,7 +52,7 @@ def test_revoke_unknown_token_is_a_command_error(db):
 def test_jobs_top_once_shows_counts_and_latest(db):
     token, _ = services.token_issue(app_name=f"top-{uuid.uuid4().hex[:8]}")
     app = selectors.app_for_token(token=token)
-    job = services.job_create(app=app, type="pi", params={"digits": 5}, metadata={})
+    job = services.job_create(app=app, type="pi", params={"digits": 5}, metadata={})[0]
     screen = run("jobs_top", "--once")
     assert "queued" in screen and "oldest queued job waiting" in screen
     assert str(job.id) in screen

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from jobs import maintenance, selectors, services
+from jobs import selectors, services
 from jobs.domain import Job, Status
 from jobs.exceptions import StaleRun
 
@@ -21,12 +21,17 @@ def sql(query: str, params: Any = None) -> list[tuple]:
         return cur.fetchall() if cur.description else []
 
 
+class E(Exception):
+    pass
+
+
 def is_stale(write: Callable[[], Any]) -> bool:
     """A fenced write refused because the run no longer owns the job."""
     try:
-        return write() is None
+        write()
     except StaleRun:
         return True
+    return False
 
 
 def snapshot(job_id) -> dict[str, Any]:
@@ -54,10 +59,10 @@ def snapshot(job_id) -> dict[str, Any]:
 @pytest.fixture
 def old_and_new_run(app) -> tuple[Job, Job]:
     """Attempt 1 lost its lease and was rescued; attempt 2 is running now."""
-    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})[0]
     first = services.job_claim(job_id=job.id, worker="slow-host:1")
     sql("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [job.id])
-    assert maintenance.rescue_expired() >= 1
+    assert services.jobs_rescue_expired(limit=100) >= 1
     second = services.job_claim(job_id=job.id, worker="new-host:2")
     assert (first.attempts, second.attempts) == (1, 2) and second.status is Status.RUNNING
     # A lease far from what any write sets, so a lease extension always shows up.
@@ -70,8 +75,8 @@ WRITES: dict[str, Callable[[Job], Any]] = {
     "progress": lambda run: services.job_progress(job=run, percent=50.0, message="old", milestone=True),
     "succeed": lambda run: services.job_succeed(job=run, result={"from": "old run"}),
     "cancelled": lambda run: services.job_cancelled(job=run),
-    "fail": lambda run: services.job_attempt_failed(job=run, error={"type": "E", "message": "old"}, retryable=False),
-    "retry": lambda run: services.job_attempt_failed(job=run, error={"type": "E", "message": "old"}, retryable=True),
+    "fail": lambda run: services.job_fail(job=run, error=E("old"), retryable=False),
+    "retry": lambda run: services.job_fail(job=run, error=E("old"), retryable=True),
 }
 
 
@@ -103,7 +108,7 @@ def test_old_attempt_cannot_cancel_the_newer_one_even_when_cancellation_was_aske
 
 def test_heartbeat_extends_the_lease(app, settings):
     settings.JOBS = {**getattr(settings, "JOBS", {}), "LEASE_SECONDS": 600.0}
-    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})[0]
     run = services.job_claim(job_id=job.id, worker="w")
     sql("UPDATE jobs_job SET lease_expires_at = now() + interval '1 second' WHERE id = %s", [job.id])
     assert services.job_heartbeat(job=run) is False

@@ -59,7 +59,7 @@ def test_invalid_key_is_400(api):
 def test_concurrent_duplicate_loses_the_race_gracefully(app, monkeypatch):
     """Two requests with one key pass the first lookup together; the unique index decides."""
     request = {"app": app, "type": "fibonacci", "params": {"n": 3}, "metadata": {}}
-    winner = services.job_create(idempotency_key="race", fingerprint="f1", **request)
+    winner, _ = services.job_create(idempotency_key="race", **request)
     real_lookup = services._job_for_idempotency_key
     calls = []
 
@@ -68,6 +68,6 @@ def test_concurrent_duplicate_loses_the_race_gracefully(app, monkeypatch):
         return None if len(calls) == 1 else real_lookup(*args)
 
     monkeypatch.setattr(services, "_job_for_idempotency_key", lookup_misses_once)
-    job, created = services.job_create_idempotent(idempotency_key="race", fingerprint="f1", **request)
+    job, created = services.job_create(idempotency_key="race", **request)
     assert (job.id, created) == (winner.id, False)
     assert len(calls) == 2

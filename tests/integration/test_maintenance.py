@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg2
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import timezone
 
-from jobs import maintenance, selectors, services
+from jobs import selectors, services
 from jobs.domain import Status
+from jobs.exceptions import StaleRun
 from tests.conftest import database_url
+
+RETRY = django_settings.Q_CLUSTER["retry"]
 
 
 def sql(query: str, params=None):
@@ -18,7 +25,7 @@ def sql(query: str, params=None):
 
 
 def running_job(app, **kwargs):
-    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={}, **kwargs)
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={}, **kwargs)[0]
     return services.job_claim(job_id=job.id, worker="dead-host:123")
 
 
@@ -28,14 +35,14 @@ def expire_lease(job_id):
 
 def test_live_lease_is_left_alone(app):
     job = running_job(app)
-    maintenance.rescue_expired()
+    services.jobs_rescue_expired(limit=100)
     assert selectors.job_get(app=app, job_id=job.id).status is Status.RUNNING
 
 
 def test_expired_lease_is_requeued_with_a_new_envelope(app):
     job = running_job(app)
     expire_lease(job.id)
-    assert maintenance.rescue_expired() >= 1
+    assert services.jobs_rescue_expired(limit=100) >= 1
     rescued = selectors.job_get(app=app, job_id=job.id)
     assert rescued.status is Status.QUEUED and rescued.attempts == 1
     assert rescued.envelope_id != job.envelope_id
@@ -51,7 +58,7 @@ def test_expired_lease_is_requeued_with_a_new_envelope(app):
 def test_expired_lease_with_attempts_spent_fails(app):
     job = running_job(app, max_attempts=1)
     expire_lease(job.id)
-    maintenance.rescue_expired()
+    services.jobs_rescue_expired(limit=100)
     failed = selectors.job_get(app=app, job_id=job.id)
     assert failed.status is Status.FAILED and failed.error["type"] == "WorkerLost" and failed.finished_at
 
@@ -60,16 +67,18 @@ def test_expired_lease_while_cancelling_ends_cancelled(app):
     job = running_job(app)
     services.job_cancel(app=app, job_id=job.id)
     expire_lease(job.id)
-    maintenance.rescue_expired()
+    services.jobs_rescue_expired(limit=100)
     assert selectors.job_get(app=app, job_id=job.id).status is Status.CANCELLED
 
 
 def test_the_old_run_cannot_write_after_rescue(app):
     job = running_job(app)
     expire_lease(job.id)
-    maintenance.rescue_expired()
-    assert services.job_succeed(job=job, result="late") is None
-    assert services.job_heartbeat(job=job) is None
+    services.jobs_rescue_expired(limit=100)
+    with pytest.raises(StaleRun):
+        services.job_succeed(job=job, result="late")
+    with pytest.raises(StaleRun):
+        services.job_heartbeat(job=job)
 
 
 def age_delivery(job_id, seconds=3600):
@@ -77,12 +86,12 @@ def age_delivery(job_id, seconds=3600):
 
 
 def test_vanished_envelope_is_redelivered(app):
-    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})[0]
     sql("DELETE FROM django_q_ormq WHERE id = %s", [job.envelope_id])
-    maintenance.redeliver_lost()
+    services.jobs_redeliver_lost(limit=100, retry=RETRY)
     assert selectors.job_get(app=app, job_id=job.id).envelope_id == job.envelope_id  # too recent to judge
     age_delivery(job.id)
-    assert maintenance.redeliver_lost() >= 1
+    assert services.jobs_redeliver_lost(limit=100, retry=RETRY) >= 1
     after = selectors.job_get(app=app, job_id=job.id)
     assert after.envelope_id != job.envelope_id and after.status is Status.QUEUED
     assert sql("SELECT count(*) FROM django_q_ormq WHERE id = %s", [after.envelope_id])[0][0] == 1
@@ -90,35 +99,37 @@ def test_vanished_envelope_is_redelivered(app):
 
 
 def test_waiting_visible_envelope_is_not_redelivered(app):
-    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})[0]
     age_delivery(job.id)
-    maintenance.redeliver_lost()
+    services.jobs_redeliver_lost(limit=100, retry=RETRY)
     assert selectors.job_get(app=app, job_id=job.id).envelope_id == job.envelope_id
 
 
 def test_envelope_taken_long_ago_by_a_dead_cluster_is_redelivered(app, settings):
     retry = settings.Q_CLUSTER["retry"]
-    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})[0]
     age_delivery(job.id)
     # Taken just now (lock = now + retry): a live cluster is about to run it.
     sql("UPDATE django_q_ormq SET lock = now() + make_interval(secs => %s) WHERE id = %s", [retry, job.envelope_id])
-    maintenance.redeliver_lost()
+    services.jobs_redeliver_lost(limit=100, retry=RETRY)
     assert selectors.job_get(app=app, job_id=job.id).envelope_id == job.envelope_id
     # Taken an hour ago and the job never started: that cluster is gone.
     sql(
         "UPDATE django_q_ormq SET lock = now() + make_interval(secs => %s) - interval '1 hour' WHERE id = %s",
         [retry, job.envelope_id],
     )
-    maintenance.redeliver_lost()
+    services.jobs_redeliver_lost(limit=100, retry=RETRY)
     assert selectors.job_get(app=app, job_id=job.id).envelope_id != job.envelope_id
 
 
 def test_due_scheduled_jobs_are_promoted(app):
-    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={}, delay=3600)
-    maintenance.promote_due()
+    job = services.job_create(
+        app=app, type="fibonacci", params={"n": 5}, metadata={}, run_at=timezone.now() + timedelta(hours=1)
+    )[0]
+    services.jobs_promote_due(limit=100)
     assert selectors.job_get(app=app, job_id=job.id).status is Status.SCHEDULED
     sql("UPDATE jobs_job SET run_at = now() - interval '1 second' WHERE id = %s", [job.id])
-    assert maintenance.promote_due() >= 1
+    assert services.jobs_promote_due(limit=100) >= 1
     assert selectors.job_get(app=app, job_id=job.id).status is Status.QUEUED
 
 
@@ -134,10 +145,10 @@ def test_rescuers_skip_rows_another_rescuer_holds():
     try:
         with other.cursor() as cur:
             cur.execute("SELECT id FROM jobs_job WHERE id = %s FOR UPDATE", [str(job.id)])
-            maintenance.rescue_expired()  # returns at once instead of blocking
+            services.jobs_rescue_expired(limit=100)  # returns at once instead of blocking
             assert selectors.job_get(app=app, job_id=job.id).status is Status.RUNNING
         other.rollback()
     finally:
         other.close()
-    maintenance.rescue_expired()
+    services.jobs_rescue_expired(limit=100)
     assert selectors.job_get(app=app, job_id=job.id).status is Status.QUEUED

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from jobs import selectors, services
 from jobs.domain import Status
 from jobs.registry import JobType, PermanentError, registry
-from jobs.worker import execute_job
+from jobs.worker import Outcome, execute_job
 from tests.crashapp.jobtypes import RaisesUntil
 from tests.integration.conftest import new_app
 
@@ -68,7 +68,7 @@ def make_due(job_id: uuid.UUID) -> None:
 
 def test_success_hands_metadata_to_the_job(test_types):
     app, _ = new_app()
-    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 1}, metadata={"migration": "x"})
+    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 1}, metadata={"migration": "x"})[0]
     assert execute_job(str(job.id)) == "succeeded"
     done = selectors.job_get(app=app, job_id=job.id)
     assert done.status is Status.SUCCEEDED
@@ -79,7 +79,7 @@ def test_success_hands_metadata_to_the_job(test_types):
 
 def test_raises_twice_then_succeeds_with_three_attempts(test_types):
     app, _ = new_app()
-    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 3}, metadata={})
+    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 3}, metadata={})[0]
     for _ in range(3):
         make_due(job.id)
         execute_job(str(job.id))
@@ -91,7 +91,7 @@ def test_raises_twice_then_succeeds_with_three_attempts(test_types):
 
 def test_permanent_error_fails_at_once(test_types):
     app, _ = new_app()
-    job = services.job_create(app=app, type="test_permanent", params={}, metadata={})
+    job = services.job_create(app=app, type="test_permanent", params={}, metadata={})[0]
     execute_job(str(job.id))
     failed = selectors.job_get(app=app, job_id=job.id)
     assert failed.status is Status.FAILED and failed.attempts == 1
@@ -102,7 +102,7 @@ def test_cancel_while_running(test_types, settings):
     """ctx.sleep(60) is woken by the heartbeat noticing the cancellation, not left to run out."""
     settings.JOBS = {**getattr(settings, "JOBS", {}), "HEARTBEAT_INTERVAL": 0.2}
     app, _ = new_app()
-    job = services.job_create(app=app, type="test_waits", params={}, metadata={})
+    job = services.job_create(app=app, type="test_waits", params={}, metadata={})[0]
     outcome = []
 
     def run_in_thread() -> None:
@@ -130,7 +130,7 @@ def test_cancel_while_running(test_types, settings):
 
 def test_unknown_type_on_worker_fails_permanently(test_types):
     app, _ = new_app()
-    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 1}, metadata={})
+    job = services.job_create(app=app, type="test_flaky", params={"succeed_on": 1}, metadata={})[0]
     registry._types.pop("test_flaky")
     execute_job(str(job.id))
     failed = selectors.job_get(app=app, job_id=job.id)
@@ -147,8 +147,8 @@ def test_a_result_that_is_not_json_fails_the_job_clearly():
     registry.register(ReturnsASet)
     try:
         app, _ = new_app()
-        job = services.job_create(app=app, type="test_returns_set", params={}, metadata={})
-        assert execute_job(str(job.id)) == "error"
+        job = services.job_create(app=app, type="test_returns_set", params={}, metadata={})[0]
+        assert execute_job(str(job.id)) == Outcome.FAILED
         failed = selectors.job_get(app=app, job_id=job.id)
         assert failed.status is Status.FAILED and failed.error["type"] == "InvalidResult"
     finally:
@@ -157,13 +157,13 @@ def test_a_result_that_is_not_json_fails_the_job_clearly():
 
 def test_the_types_is_retryable_decides(test_types):
     app, _ = new_app()
-    never = services.job_create(app=app, type="test_picky", params={"error": "value"}, metadata={})
+    never = services.job_create(app=app, type="test_picky", params={"error": "value"}, metadata={})[0]
     execute_job(str(never.id))
     failed = selectors.job_get(app=app, job_id=never.id)
     assert failed.status is Status.FAILED and failed.attempts == 1
     assert failed.error == {"type": "ValueError", "message": "bad row"}
 
-    again = services.job_create(app=app, type="test_picky", params={"error": "connection"}, metadata={})
+    again = services.job_create(app=app, type="test_picky", params={"error": "connection"}, metadata={})[0]
     execute_job(str(again.id))
     retried = selectors.job_get(app=app, job_id=again.id)
     assert retried.status is Status.SCHEDULED and retried.error["type"] == "ConnectionError"
@@ -172,7 +172,7 @@ def test_the_types_is_retryable_decides(test_types):
 def test_the_types_backoff_base_and_cap_set_the_delay(test_types):
     """Equal jitter: attempt n waits between half and all of min(cap, base * 2^(n-1))."""
     app, _ = new_app()
-    job = services.job_create(app=app, type="test_picky", params={"error": "connection"}, metadata={})
+    job = services.job_create(app=app, type="test_picky", params={"error": "connection"}, metadata={})[0]
     delays = []
     for _ in range(3):
         make_due(job.id)

@@ -25,10 +25,9 @@ def store():
 @pytest.fixture
 def job_queue():
     fake = mock.MagicMock(name="jobs.queue")
-    fake.envelope.side_effect = lambda job_id, *, timeout, delay=0.0: {
+    fake.envelope.side_effect = lambda job_id, *, timeout: {
         "envelope_key": "q",
         "envelope_payload": f"signed:{job_id}",
-        "envelope_delay": delay,
     }
     with mock.patch("jobs.services.queue", fake):
         yield fake

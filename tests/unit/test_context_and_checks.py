@@ -26,6 +26,8 @@ def make_ctx(answer=False):
 
     def report(percent, message, milestone):
         calls.append((percent, message, milestone))
+        if answer is None:  # the write found the run no longer owns the job
+            raise StaleRun()
         return answer
 
     clock = FakeClock()
@@ -68,7 +70,7 @@ def test_lost_lease_raises_stale_run():
 
 def test_sleep_wakes_early_on_cancel():
     ctx, _, _ = make_ctx()
-    ctx._observe(True)
+    ctx.cancel_requested()
     with pytest.raises(JobCancelled):
         ctx.sleep(60)
 
@@ -97,8 +99,8 @@ def test_checks__wrong_combinations_are_refused(q_cluster, jobs, needle):
     assert any(needle in p for p in problems), problems
 
 
-@pytest.mark.parametrize(("answer", "raised"), [(True, JobCancelled), (None, StaleRun)])
-def test_sleep_wakes_at_once_when_a_write_learns_of_cancellation_or_a_lost_lease(answer, raised):
+@pytest.mark.parametrize(("notice", "raised"), [("cancel_requested", JobCancelled), ("lost", StaleRun)])
+def test_sleep_wakes_at_once_when_a_write_learns_of_cancellation_or_a_lost_lease(notice, raised):
     import threading
     import time
 
@@ -115,7 +117,7 @@ def test_sleep_wakes_at_once_when_a_write_learns_of_cancellation_or_a_lost_lease
     thread.start()
     time.sleep(0.1)
     started = time.monotonic()
-    ctx._observe(answer)  # what the heartbeat does with its write's answer
+    getattr(ctx, notice)()  # what the heartbeat does with its write's answer
     thread.join(timeout=5)
     assert not thread.is_alive() and time.monotonic() - started < 2
     assert len(outcome) == 1 and isinstance(outcome[0], raised)

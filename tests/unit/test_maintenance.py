@@ -1,4 +1,5 @@
-"""The rescuer's decisions with the store and the queue mocked (no database, no sleeping)."""
+"""The maintenance transitions' decisions with the store and the queue mocked (no
+database, no sleeping)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from jobs import maintenance
+from jobs import maintenance, services
 
 
 @pytest.fixture
@@ -15,14 +16,14 @@ def store():
     fake = mock.MagicMock(name="jobs.db")
     fake.atomic.return_value.__enter__.return_value = None
     fake.atomic.return_value.__exit__.return_value = False
-    with mock.patch("jobs.maintenance.db", fake):
+    with mock.patch("jobs.services.db", fake):
         yield fake
 
 
 @pytest.fixture
 def job_queue():
-    with mock.patch("jobs.maintenance.queue") as fake:
-        fake.envelope.return_value = {"envelope_key": "q", "envelope_payload": "signed", "envelope_delay": 0.0}
+    with mock.patch("jobs.services.queue") as fake:
+        fake.envelope.return_value = {"envelope_key": "q", "envelope_payload": "signed"}
         yield fake
 
 
@@ -38,7 +39,7 @@ def writes(store):
 def test_attempts_left__requeued_with_new_envelope(store, job_queue):
     row = expired()
     store.fetch_all.return_value = [row]
-    assert maintenance.rescue_expired() == 1
+    assert services.jobs_rescue_expired(limit=100) == 1
     [(name, params)] = writes(store)
     assert name == "job_rescue_requeue" and params["envelope_payload"] == "signed" and params["attempt"] == 1
     job_queue.envelope.assert_called_once_with(row["id"], timeout=60)
@@ -46,7 +47,7 @@ def test_attempts_left__requeued_with_new_envelope(store, job_queue):
 
 def test_attempts_spent__failed_without_envelope(store, job_queue):
     store.fetch_all.return_value = [expired(attempts=3)]
-    maintenance.rescue_expired()
+    services.jobs_rescue_expired(limit=100)
     [(name, params)] = writes(store)
     assert name == "job_rescue_fail" and params["status"] == "failed"
     assert params["error"]["type"] == "WorkerLost"
@@ -55,22 +56,25 @@ def test_attempts_spent__failed_without_envelope(store, job_queue):
 
 def test_cancel_requested__cancelled(store, job_queue):
     store.fetch_all.return_value = [expired(cancel_requested=True)]
-    maintenance.rescue_expired()
+    services.jobs_rescue_expired(limit=100)
     [(name, params)] = writes(store)
     assert name == "job_rescue_fail" and params["status"] == "cancelled"
 
 
 def test_nothing_expired__nothing_written(store, job_queue):
     store.fetch_all.return_value = []
-    assert maintenance.rescue_expired() == 0
+    assert services.jobs_rescue_expired(limit=100) == 0
     store.fetch_one.assert_not_called()
 
 
 def test_redelivery_uses_the_settings(store, job_queue, settings):
+    """A maintenance pass hands redelivery the JOBS and Q_CLUSTER settings."""
     settings.JOBS = {**settings.JOBS, "REDELIVER_AFTER": 42.0}
-    store.fetch_all.return_value = [{"id": uuid.uuid4(), "attempts": 0, "timeout_seconds": 9, "envelope_id": 5}]
-    assert maintenance.redeliver_lost() == 1
-    assert store.fetch_all.call_args.kwargs["after"] == 42.0
-    assert store.fetch_all.call_args.kwargs["retry"] == settings.Q_CLUSTER["retry"]
-    [(name, params)] = writes(store)
+    lost = {"id": uuid.uuid4(), "attempts": 0, "timeout_seconds": 9, "envelope_id": 5}
+    store.fetch_all.side_effect = lambda name, **_: [lost] if name == "job_find_undelivered" else []
+    store.fetch_one.side_effect = lambda name, **_: {"promoted": 0} if name == "job_promote_due" else {}
+    assert maintenance.tick() == {"rescued": 0, "redelivered": 1, "promoted": 0}
+    found = next(c for c in store.fetch_all.call_args_list if c.args[0] == "job_find_undelivered")
+    assert found.kwargs["after"] == 42.0 and found.kwargs["retry"] == settings.Q_CLUSTER["retry"]
+    [(name, params)] = [w for w in writes(store) if w[0] != "job_promote_due"]
     assert name == "job_redeliver" and params["envelope_payload"] == "signed" and params["previous"] == 5

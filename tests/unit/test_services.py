@@ -7,8 +7,12 @@ import uuid
 import pytest
 
 from jobs import services
-from jobs.exceptions import InvalidInput, JobAlreadyFinished, JobNotFound, UnknownJobType
+from jobs.exceptions import InvalidInput, JobAlreadyFinished, JobNotFound, StaleRun, error_payload
 from tests.conftest import make_job
+
+
+class E(Exception):
+    pass
 
 
 def job_row(**overrides):
@@ -28,16 +32,18 @@ def test_job_create__job_and_envelope_in_one_statement(store, job_queue, fake_ap
     name, kwargs = store.fetch_one.call_args.args[0], store.fetch_one.call_args.kwargs
     assert name == "job_create"
     assert kwargs["envelope_payload"] == f"signed:{kwargs['id']}"  # the envelope carries this job's id
-    assert kwargs["envelope_delay"] == 0.0
+    assert kwargs["run_at"] is None
     assert kwargs["params"] == {"n": 5} and kwargs["metadata"] == {"m": 1}
     assert kwargs["max_attempts"] == 3 and kwargs["timeout_seconds"] == 300
-    job_queue.envelope.assert_called_once_with(kwargs["id"], timeout=300, delay=0.0)
+    job_queue.envelope.assert_called_once_with(kwargs["id"], timeout=300)
 
 
-def test_job_create__params_stored_as_sent(store, job_queue, fake_app):
+def test_job_create__stores_the_validated_params(store, job_queue, fake_app):
+    """1e6 is an integer by the published schema; it is stored as the integer 1000000."""
     store.fetch_one.return_value = job_row()
-    services.job_create(app=fake_app, type="fibonacci", params={"n": "12"}, metadata={})
-    assert store.fetch_one.call_args.kwargs["params"] == {"n": "12"}
+    services.job_create(app=fake_app, type="fibonacci", params={"n": 1e6}, metadata={})
+    stored = store.fetch_one.call_args.kwargs["params"]
+    assert stored == {"n": 1000000} and isinstance(stored["n"], int)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +59,7 @@ def test_job_create__invalid_params_touch_nothing(store, job_queue, fake_app, pa
 
 
 def test_job_create__unknown_type(store, job_queue, fake_app):
-    with pytest.raises(UnknownJobType) as info:
+    with pytest.raises(InvalidInput) as info:
         services.job_create(app=fake_app, type="nope", params={}, metadata={})
     assert "type" in info.value.errors
     job_queue.envelope.assert_not_called()
@@ -88,14 +94,17 @@ def test_job_create__unstorable_values_named(store, job_queue, fake_app, metadat
     assert field in info.value.errors
 
 
-def test_job_create__per_job_overrides_and_delay(store, job_queue, fake_app):
+def test_job_create__per_job_overrides_and_run_at(store, job_queue, fake_app):
+    from datetime import UTC, datetime
+
     store.fetch_one.return_value = job_row()
+    run_at = datetime(2030, 1, 1, tzinfo=UTC)
     services.job_create(
-        app=fake_app, type="countdown", params={"seconds": 1}, metadata={}, max_attempts=5, timeout=9, delay=30
+        app=fake_app, type="countdown", params={"seconds": 1}, metadata={}, max_attempts=5, timeout=9, run_at=run_at
     )
     kwargs = store.fetch_one.call_args.kwargs
-    assert (kwargs["max_attempts"], kwargs["timeout_seconds"], kwargs["envelope_delay"]) == (5, 9, 30)
-    assert job_queue.envelope.call_args.kwargs == {"timeout": 9, "delay": 30}
+    assert (kwargs["max_attempts"], kwargs["timeout_seconds"], kwargs["run_at"]) == (5, 9, run_at)
+    assert job_queue.envelope.call_args.kwargs == {"timeout": 9}
 
 
 def test_job_cancel__unknown_is_404_terminal_is_409(store, fake_app):
@@ -123,28 +132,27 @@ def test_token_issue__stores_only_a_hash(store):
 def test_attempt_failed__retry_while_attempts_remain(store, job_queue):
     job = make_job(attempts=1, max_attempts=3)
     store.fetch_one.return_value = job_row(status="scheduled")
-    services.job_attempt_failed(job=job, error={"type": "E", "message": "m"}, retryable=True)
+    services.job_fail(job=job, error=E("m"), retryable=True)
     name, kwargs = store.fetch_one.call_args.args[0], store.fetch_one.call_args.kwargs
     assert name == "job_retry"
     assert kwargs["attempt"] == 1 and kwargs["envelope_payload"] == f"signed:{job.id}"
-    assert job_queue.envelope.call_args.kwargs["delay"] == kwargs["envelope_delay"] > 0
+    assert kwargs["error"] == {"type": "E", "message": "m"} and kwargs["delay"] > 0
 
 
 @pytest.mark.parametrize(("attempts", "retryable"), [(3, True), (1, False)])
 def test_attempt_failed__fails_when_spent_or_permanent(store, job_queue, attempts, retryable):
     job = make_job(attempts=attempts, max_attempts=3)
     store.fetch_one.return_value = job_row(status="failed")
-    services.job_attempt_failed(job=job, error={"type": "E", "message": "m"}, retryable=retryable)
-    assert store.fetch_one.call_args.args[0] == "job_fail"
+    services.job_fail(job=job, error=E("m"), retryable=retryable)
+    assert store.fetch_one.call_args.args[0] == "job_finish"
+    assert store.fetch_one.call_args.kwargs["status"] == "failed"
     job_queue.envelope.assert_not_called()
 
 
 def test_attempt_failed__stale_run_writes_nothing(store, job_queue):
     store.fetch_one.return_value = None
-    assert (
-        services.job_attempt_failed(job=make_job(attempts=1), error={"type": "E", "message": "m"}, retryable=True)
-        is None
-    )
+    with pytest.raises(StaleRun):
+        services.job_fail(job=make_job(attempts=1), error=E("m"), retryable=True)
 
 
 @pytest.mark.parametrize(("attempt", "low", "high"), [(1, 1.0, 2.0), (2, 2.0, 4.0), (3, 4.0, 8.0), (20, 150.0, 300.0)])
@@ -157,11 +165,14 @@ def test_error_payload__type_and_message_no_traceback():
     try:
         raise ValueError("bad thing")
     except ValueError as exc:
-        assert services.error_payload(exc) == {"type": "ValueError", "message": "bad thing"}
+        assert error_payload(exc) == {"type": "ValueError", "message": "bad thing"}
 
 
 def test_request_fingerprint__stable_and_sensitive():
-    a = services.request_fingerprint(type="pi", params={"digits": 5, "x": [1, 2]}, metadata={})
-    b = services.request_fingerprint(metadata={}, params={"x": [1, 2], "digits": 5}, type="pi")
-    c = services.request_fingerprint(type="pi", params={"digits": 6, "x": [1, 2]}, metadata={})
+    def fingerprint(**values):
+        return services.JobRequest(**{"max_attempts": 3, "timeout": 60, "run_at": None, **values}).fingerprint()
+
+    a = fingerprint(type="pi", params={"digits": 5, "x": [1, 2]}, metadata={})
+    b = fingerprint(metadata={}, params={"x": [1, 2], "digits": 5}, type="pi")
+    c = fingerprint(type="pi", params={"digits": 6, "x": [1, 2]}, metadata={})
     assert a == b != c
