@@ -8,39 +8,60 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from jobs.conf import settings
-from jobs.domain import Job, JobEvent
+from jobs.domain import Job, JobEvent, Status
+
+from .pagination import Cursor, decode_cursor
 
 
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo ('metdata') is an error, not a silent drop."""
+class JobListQuery(serializers.Serializer):
+    """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
+    as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
+    metadata value."""
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+    status = serializers.CharField(required=False)
+    type = serializers.CharField(max_length=100, required=False)
+    limit = serializers.CharField(required=False)
+    cursor = serializers.CharField(required=False)
 
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        known: dict[str, str] = {}
+        metadata: dict[str, str] = {}
+        for name, value in data.items():
+            if "\x00" in name or "\x00" in value:
+                errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
+            elif name.startswith("metadata.") and len(name) > len("metadata."):
+                metadata[name[len("metadata.") :]] = value
+            elif name not in self.fields:
+                allowed = ", ".join([*self.fields, "metadata.<key>"])
+                errors[name] = [f"Unknown query parameter; use {allowed}."]
+            elif value != "":  # an empty value means no filter
+                known[name] = value
+        try:
+            values = super().to_internal_value(known)
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail)  # type: ignore[arg-type]
+            values = {}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return {**values, "metadata": metadata or None}
 
-class JobCreateInput(StrictSerializer):
-    type = serializers.CharField(max_length=100, help_text="A registered job type (see /job-types).")
-    params = serializers.DictField(required=False, default=dict, help_text="The type's inputs.")
-    metadata = serializers.DictField(required=False, default=dict, help_text="Free JSON object, returned as sent.")
-    max_attempts = serializers.IntegerField(required=False, min_value=1)
-    timeout = serializers.IntegerField(required=False, min_value=1, help_text="Seconds per attempt.")
-    run_at = serializers.DateTimeField(required=False, help_text="Do not start before this time (ISO 8601).")
+    def validate_status(self, value: str) -> Status:
+        try:
+            return Status(value)
+        except ValueError:
+            raise serializers.ValidationError(f"Must be one of: {', '.join(s.value for s in Status)}.") from None
 
-    def validate_max_attempts(self, value: int) -> int:
-        if value > settings.MAX_ATTEMPTS_LIMIT:
-            raise serializers.ValidationError(
-                f"Ensure this value is less than or equal to {settings.MAX_ATTEMPTS_LIMIT}."
-            )
-        return value
+    def validate_limit(self, value: str) -> int:
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= settings.MAX_PAGE_SIZE):
+            raise serializers.ValidationError(f"Must be a whole number from 1 to {settings.MAX_PAGE_SIZE}.")
+        return int(value)
 
-    def validate_timeout(self, value: int) -> int:
-        if value > settings.MAX_TIMEOUT:
-            raise serializers.ValidationError(f"Ensure this value is less than or equal to {settings.MAX_TIMEOUT}.")
-        return value
+    def validate_cursor(self, value: str) -> Cursor:
+        try:
+            return decode_cursor(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 def job_url(request: Any, job_id: Any) -> str:

@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 
+from jobs import services as real_services
 from jobs.domain import Status
 from jobs.exceptions import DatabaseUnavailable, InvalidInput, JobAlreadyFinished, JobNotFound, UnknownJobType
 from tests.conftest import make_job
@@ -18,6 +19,7 @@ PROBLEM = "application/problem+json"
 @pytest.fixture
 def services():
     with mock.patch("jobs.api.views.services") as fake:
+        fake.JOB_FIELDS = real_services.JOB_FIELDS
         yield fake
 
 
@@ -34,7 +36,7 @@ def post_json(api, path, body, **extra):
 @pytest.mark.parametrize("path", ["/jobs", "/job"])
 def test_create__201_with_location_and_resource(api, services, fake_app, path):
     job = make_job(app_id=fake_app.id, params={"n": 100000}, metadata={"migration": "customers"})
-    services.job_create.return_value = job
+    services.job_create.return_value = (job, True)
     response = post_json(
         api, path, {"type": "fibonacci", "params": {"n": 100000}, "metadata": {"migration": "customers"}}
     )
@@ -50,9 +52,8 @@ def test_create__201_with_location_and_resource(api, services, fake_app, path):
         type="fibonacci",
         params={"n": 100000},
         metadata={"migration": "customers"},
-        max_attempts=None,
-        timeout=None,
-        delay=0.0,
+        idempotency_key=None,
+        unknown_fields=[],
     )
 
 
@@ -68,19 +69,17 @@ def test_get__200(api, selectors, fake_app, path):
 
 def test_create__idempotency_key_goes_to_the_idempotent_service(api, services, fake_app):
     job = make_job(app_id=fake_app.id)
-    services.job_create_idempotent.return_value = (job, False)
-    services.request_fingerprint.return_value = "fp"
+    services.job_create.return_value = (job, False)
     response = post_json(api, "/jobs", {"type": "fibonacci", "params": {"n": 1}}, HTTP_IDEMPOTENCY_KEY="abc-123")
     assert response.status_code == 201 and response["Idempotent-Replayed"] == "true"
-    kwargs = services.job_create_idempotent.call_args.kwargs
-    assert kwargs["idempotency_key"] == "abc-123" and kwargs["fingerprint"] == "fp"
-    services.job_create.assert_not_called()
+    kwargs = services.job_create.call_args.kwargs
+    assert kwargs["idempotency_key"] == "abc-123"
 
 
 def test_create__reused_idempotency_key_is_422(api, services):
     from jobs.exceptions import IdempotencyKeyReused
 
-    services.job_create_idempotent.side_effect = IdempotencyKeyReused("used with a different request", job_id="x")
+    services.job_create.side_effect = IdempotencyKeyReused("used with a different request", job_id="x")
     response = post_json(api, "/jobs", {"type": "fibonacci", "params": {"n": 1}}, HTTP_IDEMPOTENCY_KEY="k")
     assert response.status_code == 422
     assert response["Content-Type"] == PROBLEM and response.json()["job_id"] == "x"
@@ -171,12 +170,12 @@ def test_unacceptable_accept_is_406(api):
         ({"type": "fibonacci", "run_at": "yesterday"}, "run_at"),
     ],
 )
-def test_create__invalid_input_names_the_field(api, services, body, field):
+def test_create__invalid_input_names_the_field(api, store, job_queue, body, field):
     response = post_json(api, "/jobs", body)
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
     assert field in [error["field"] for error in response.json()["errors"]]
-    services.job_create.assert_not_called()
+    store.fetch_one.assert_not_called()  # nothing written
 
 
 def test_create__json_array_body_is_400(api, services):

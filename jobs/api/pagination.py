@@ -1,0 +1,59 @@
+"""Keyset pagination: pages follow (created_at, id), never OFFSET, so a page costs the
+same on the millionth job as on the first, and rows inserted meanwhile do not shift it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rest_framework.request import Request
+
+from jobs.domain import Job
+
+Cursor = tuple[datetime, uuid.UUID]
+
+
+def encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> Cursor:
+    """The position a ``cursor`` names; ValueError when it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        created, job_id = text.split("|")
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, uuid.UUID(job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("Invalid cursor; use the 'next' link of a previous page.") from None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Job]
+    next_cursor: str | None
+
+    def next_url(self, request: Request) -> str | None:
+        """This request's URL with the next page's cursor, or None on the last page."""
+        if self.next_cursor is None:
+            return None
+        params = request.query_params.copy()
+        params["cursor"] = self.next_cursor
+        return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+
+
+def keyset_page(fetch: Callable[..., Sequence[Job]], *, after: Cursor | None, limit: int, **filters: Any) -> Page:
+    """One page of ``fetch(before=…, limit=…, **filters)`` (newest first): one row more
+    than asked tells whether there is a next page."""
+    rows = fetch(before=after, limit=limit + 1, **filters)
+    if len(rows) <= limit:
+        return Page(rows, None)
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1]))

@@ -1,0 +1,113 @@
+"""The contract a client reads is the contract the API keeps: params validate exactly
+as /job-types' JSON Schema says, every fault is named at once, unknown query
+parameters are errors, run_at comes back as sent."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import jsonschema
+import pytest
+
+from jobs import services
+from jobs.exceptions import InvalidInput
+from jobs.registry import registry
+
+#: Values tried against every param of every built-in type: the schema and the validator
+#: must give the same verdict on each (numbers at and past the bounds come from the schema).
+PROBES = ["5", "", True, False, None, [], {}, 1.5, 1e6, 0, -1, 10**12, "fibonacci"]
+
+
+def probes_for(schema: dict) -> list:
+    values = list(PROBES)
+    for bound in ("minimum", "maximum"):
+        if bound in schema:
+            values += [schema[bound], schema[bound] - 1, schema[bound] + 1, float(schema[bound])]
+    return values
+
+
+def accepted_by_validator(job_type, params) -> bool:
+    try:
+        services.validate_params(job_type, params)
+    except InvalidInput:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", ["fibonacci", "pi", "countdown"])
+def test_schema_and_validator_agree_on_every_value(name):
+    job_type = registry.get(name)
+    schema = job_type.params_schema()
+    required = {field: schema["properties"][field].get("minimum", 1) for field in schema.get("required", [])}
+    disagreements = []
+    for field, field_schema in schema["properties"].items():
+        for value in probes_for(field_schema):
+            params = {**required, field: value}
+            by_schema = jsonschema.Draft202012Validator(schema).is_valid(params)
+            if by_schema != accepted_by_validator(job_type, params):
+                disagreements.append((field, value, "schema says", by_schema))
+    assert disagreements == []
+    # Sanity: the probes include both verdicts for every field.
+    assert not jsonschema.Draft202012Validator(schema).is_valid({**required, "unknown": 1})
+    assert not accepted_by_validator(job_type, {**required, "unknown": 1})
+
+
+def test_the_stored_params_are_the_validated_values(api):
+    created = api.post(
+        "/jobs", data=json.dumps({"type": "fibonacci", "params": {"n": 1e6}}), content_type="application/json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["params"] == {"n": 1000000}
+    assert api.get(created["Location"]).content.count(b'"n":1000000') == 1  # an integer, not 1000000.0
+
+
+@pytest.mark.parametrize("value", ["5", True, 5.5])
+def test_strings_booleans_and_fractions_are_not_integers(api, value):
+    response = api.post(
+        "/jobs", data=json.dumps({"type": "countdown", "params": {"seconds": value}}), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["params.seconds"]
+
+
+def test_every_fault_is_named_at_once(api, raw):
+    raw.execute("SELECT count(*) FROM jobs_job")
+    before = raw.fetchone()[0]
+    body = {"type": "fibonacci", "params": {"n": -1}, "metdata": {}, "max_attempts": 0, "run_at": "soon"}
+    response = api.post("/jobs", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    fields = sorted(e["field"] for e in response.json()["errors"])
+    assert fields == ["max_attempts", "metdata", "params.n", "run_at"]
+    raw.execute("SELECT count(*) FROM jobs_job")
+    assert raw.fetchone()[0] == before
+
+
+def test_a_command_or_plugin_cannot_create_what_the_api_refuses(app):
+    """The limits live in the create service, whoever calls it."""
+    with pytest.raises(InvalidInput) as info:
+        services.job_create(
+            app=app,
+            type="fibonacci",
+            params={"n": 1},
+            metadata={"blob": "x" * 70_000},
+            timeout=10**6,
+            max_attempts=10**3,
+        )
+    assert set(info.value.errors) == {"metadata", "timeout", "max_attempts"}
+
+
+@pytest.mark.parametrize("query", ["stauts=succeeded", "types=pi", "page=2", "metadata=x"])
+def test_unknown_query_parameters_are_400_naming_them(api, query):
+    response = api.get(f"/jobs?{query}")
+    assert response.status_code == 400, response.content
+    assert [e["field"] for e in response.json()["errors"]] == [query.split("=")[0]]
+
+
+@pytest.mark.parametrize("sent", ["2030-01-01T00:00:00Z", "2030-06-15T12:34:56.789+02:00"])
+def test_run_at_comes_back_as_it_was_sent(api, sent):
+    body = {"type": "fibonacci", "params": {"n": 1}, "run_at": sent}
+    created = api.post("/jobs", data=json.dumps(body), content_type="application/json").json()
+    returned = api.get(f"/jobs/{created['id']}").json()["run_at"]
+    assert datetime.fromisoformat(returned) == datetime.fromisoformat(sent.replace("Z", "+00:00"))
+    assert created["run_at"] == returned
