@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +48,22 @@ def make_job(**overrides: Any) -> Job:
 @pytest.fixture
 def fake_app() -> App:
     return App(id=uuid.uuid4(), name="unit-app", token_id=uuid.uuid4())
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def manage_shell(code: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run code in a fresh ``manage.py shell`` process (settings and discovery run anew)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test", **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def database_url(settings_dict: dict[str, Any], name: str | None = None) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from tests.conftest import manage_shell
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,15 +18,7 @@ LIST_TYPES = "from jobs.registry import registry; print(','.join(registry.names(
 
 def _shell(code: str, env_extra: dict[str, str] | None = None) -> str:
     """Run code in a fresh ``manage.py shell`` (a new process: discovery runs anew); its last line."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test", **(env_extra or {})}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage_shell(code, env_extra)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
