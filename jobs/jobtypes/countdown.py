@@ -23,6 +23,7 @@ class Countdown(JobType):
     def run(self, ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         seconds = params["seconds"]
         for elapsed in range(seconds):
-            ctx.progress(100.0 * elapsed / seconds, f"{seconds - elapsed} seconds left")
+            left = seconds - elapsed
+            ctx.progress(100.0 * elapsed / seconds, f"{left} second{'' if left == 1 else 's'} left")
             ctx.sleep(1.0)
         return {"seconds": seconds, "message": "countdown finished"}

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,19 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@contextmanager
+def running_platform(server: dict[str, Any], log_dir: Path) -> Iterator[Platform]:
+    """A private database (migrated) with a real gunicorn; everything removed after."""
+    instance = Platform(server, log_dir)
+    instance.create_database()
+    try:
+        instance.start_web()
+        yield instance
+    finally:
+        instance.stop_all()
+        instance.drop_database()
 
 
 class Platform:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from .harness import Platform, wait_for
+from .harness import Platform, running_platform, wait_for
 from .throwaway import ThrowawayPostgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -32,13 +32,8 @@ def server() -> Iterator[ThrowawayPostgres]:
 @pytest.fixture(scope="module")
 def platform(server, tmp_path_factory) -> Iterator[Platform]:
     """The usual e2e platform, on the throwaway server instead of the test database's."""
-    instance = Platform(server.settings, tmp_path_factory.mktemp("outage-logs"))
-    instance.create_database()
-    try:
-        instance.start_web()
+    with running_platform(server.settings, tmp_path_factory.mktemp("outage-logs")) as instance:
         yield instance
-    finally:
-        instance.stop_all()
 
 
 def test_database_outage_gives_503_and_jobs_complete_afterwards(platform, server):

@@ -49,3 +49,44 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
             os.killpg(script.pid, signal.SIGKILL)
             script.wait()
     assert "issue_token" in (tmp_path / "start.log").read_text()  # it tells the user how to get a token
+
+
+def test_scripts_start_says_it_started_an_embedded_postgresql_and_how_to_stop_it(tmp_path):
+    """No DATABASE_URL: an embedded server of this test's own (JOBS_EMBEDDED_DATA in a
+    temporary folder), stopped at the end; the developer's .data/postgres is untouched."""
+    data = tmp_path / "pg"
+    port = free_port()
+    env = {**os.environ, "JOBS_EMBEDDED_DATA": str(data), "HOST": "127.0.0.1", "PORT": str(port), "Q_WORKERS": "1"}
+    for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)
+    log_path = tmp_path / "start.log"
+    script = subprocess.Popen(
+        [str(ROOT / "scripts" / "start")],
+        cwd=tmp_path,
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200,
+            timeout=300,
+            what="scripts/start on an embedded server",
+        )
+    finally:
+        os.killpg(script.pid, signal.SIGTERM)
+        try:
+            script.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait()
+        subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "-m", "jobplatform.embedded", "stop"],
+            cwd=ROOT,
+            env=env,
+            timeout=60,
+        )
+    output = log_path.read_text()
+    assert "using the embedded PostgreSQL" in output and str(data) in output
+    assert "python -m jobplatform.embedded stop" in output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import mpmath
 import pytest
 
@@ -56,3 +58,12 @@ def test_pi_reports_progress():
     seen = []
     pi_digits(20_000, lambda done, total: seen.append((done, total)))
     assert seen[-1][0] == seen[-1][1] > 1
+
+
+def test_countdown_says_second_and_seconds_right():
+    from jobs.jobtypes.countdown import Countdown
+
+    messages = []
+    ctx = SimpleNamespace(progress=lambda percent, message: messages.append(message), sleep=lambda seconds: None)
+    assert Countdown().run(ctx, {"seconds": 3})["seconds"] == 3
+    assert messages == ["3 seconds left", "2 seconds left", "1 second left"]

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs import services
-from jobs.exceptions import InvalidInput, TokenNotFound
+from jobs.exceptions import InvalidInput, TokenAlreadyRevoked, TokenNotFound
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             token = services.token_revoke(ref=options["token"])
-        except TokenNotFound as exc:
+        except (TokenNotFound, TokenAlreadyRevoked) as exc:
             raise CommandError(str(exc)) from exc
         except InvalidInput as exc:
             raise CommandError("; ".join(m for ms in exc.errors.values() for m in ms)) from exc
