@@ -94,14 +94,15 @@ class Platform:
         conn.autocommit = True
         return conn
 
-    def create_database(self) -> None:
+    def create_database(self, *, migrate: bool = True) -> None:
         conn = self._admin()
         try:
             with conn.cursor() as cur:
                 cur.execute(f'CREATE DATABASE "{self.name}"')
         finally:
             conn.close()
-        self.manage("migrate", "--no-input", "-v", "0")
+        if migrate:
+            self.manage("migrate", "--no-input", "-v", "0")
 
     def drop_database(self) -> None:
         conn = self._admin()
