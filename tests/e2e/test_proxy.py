@@ -15,7 +15,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from .harness import ROOT, Nginx, Platform
+from .harness import ROOT, Nginx, Platform, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -250,3 +250,17 @@ def test_only_the_proxy_decides_the_scheme(stack):
         head = read_until_closed(sock, timeout=10).partition(b"\r\n\r\n")[0].decode()
     assert head.startswith("HTTP/1.1 201 "), head
     assert "\r\nlocation: http://127.0.0.1" in head.lower(), head
+
+
+def test_nginx_answers_503_problem_when_web_does_not_answer():
+    nobody_listens = free_port()
+    nginx = Nginx(upstream_port=nobody_listens)
+    try:
+        nginx.start()
+        response = requests.get(f"{nginx.base_url}/health", timeout=10)
+    finally:
+        nginx.stop()
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["status"] == 503
