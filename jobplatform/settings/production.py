@@ -13,3 +13,9 @@ if not DATABASES:
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Behind the proxy (docker/nginx), gunicorn sets the request's scheme from
+# X-Forwarded-Proto, and only for peers in FORWARDED_ALLOW_IPS (docker/gunicorn.conf.py);
+# request.is_secure() follows it. Django's own SECURE_PROXY_SSL_HEADER would believe the
+# header from any peer that reaches gunicorn, so it stays off.
+SECURE_PROXY_SSL_HEADER = None

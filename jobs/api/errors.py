@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse, UnreadablePostError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -85,6 +85,15 @@ def _wants_html(request: Any) -> bool:
     return getattr(renderer, "format", None) == "api"
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, kind):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     request = context.get("request")
     instance = request.path if request is not None else None
@@ -102,6 +111,14 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         code, body = 409, problem(409, str(exc), slug="conflict", instance=instance, **exc.context)
     elif isinstance(exc, RequestDataTooBig):
         code, body = 413, problem(413, "The request body is too large.", instance=instance)
+    elif isinstance(exc, UnreadablePostError):
+        # The client stopped sending its body (gunicorn's body deadline, see
+        # docker/gunicorn.conf.py) or dropped the connection: its fault, not ours.
+        if _caused_by(exc, TimeoutError):
+            code = 408
+            body = problem(408, "The request body did not arrive in time.", slug="body-timeout", instance=instance)
+        else:
+            code, body = 400, problem(400, "The request body could not be read.", instance=instance)
     elif isinstance(exc, (DatabaseUnavailable, DatabaseError)) and (
         isinstance(exc, DatabaseUnavailable) or db.is_unavailable(exc)
     ):

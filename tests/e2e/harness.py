@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -106,14 +108,15 @@ class Platform:
         conn.autocommit = True
         return conn
 
-    def create_database(self) -> None:
+    def create_database(self, *, migrate: bool = True) -> None:
         conn = self._admin()
         try:
             with conn.cursor() as cur:
                 cur.execute(f'CREATE DATABASE "{self.name}"')
         finally:
             conn.close()
-        self.manage("migrate", "--no-input", "-v", "0")
+        if migrate:
+            self.manage("migrate", "--no-input", "-v", "0")
 
     def drop_database(self) -> None:
         conn = self._admin()
@@ -150,7 +153,13 @@ class Platform:
         self.processes.append(proc)
         return proc
 
-    def start_web(self) -> subprocess.Popen:
+    def start_web(self, *, config: Path | None = None) -> subprocess.Popen:
+        """gunicorn on this platform's port: short test options, or ``config`` (a
+        gunicorn config file such as the shipped docker/gunicorn.conf.py) with only the
+        address and the number of workers given on the command line."""
+        options = ["--env", f"DJANGO_SETTINGS_MODULE={SETTINGS}", "--graceful-timeout", "5"]
+        if config is not None:
+            options = ["-c", str(config)]
         proc = self._spawn(
             "gunicorn",
             [
@@ -161,11 +170,8 @@ class Platform:
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
-                "2",
-                "--env",
-                f"DJANGO_SETTINGS_MODULE={SETTINGS}",
-                "--graceful-timeout",
-                "5",
+                str(self.web_workers),
+                *options,
             ],
         )
         wait_for(
@@ -236,3 +242,95 @@ class Platform:
         response = session.post(f"{self.base_url}/jobs", json=body, timeout=10)
         assert response.status_code == 201, response.text
         return response.json()
+
+
+#: The shipped proxy configuration: docker/compose.yaml mounts this very file.
+NGINX_TEMPLATE = ROOT / "docker" / "nginx" / "jobplatform.conf.template"
+NGINX_TEMPLATE_VARIABLES = ("NGINX_PORT", "WEB_UPSTREAM", "JOBS_MAX_BODY_BYTES")
+
+
+def render_nginx_template(values: dict[str, str]) -> str:
+    """The template as the nginx image renders it (envsubst of exactly these variables)."""
+    text = NGINX_TEMPLATE.read_text()
+    assert set(values) == set(NGINX_TEMPLATE_VARIABLES), values
+    for name, value in values.items():
+        assert f"${{{name}}}" in text, f"{name} is not in {NGINX_TEMPLATE}"
+        text = text.replace(f"${{{name}}}", value)
+    assert "${" not in text, "the template uses a variable the image would not render"
+    return text
+
+
+class Nginx:
+    """The Debian nginx binary running the shipped server configuration on a free port,
+    everything it writes (logs, pid, temporary files) in a private folder."""
+
+    def __init__(self, upstream_port: int, max_body_bytes: int = 1024 * 1024) -> None:
+        if shutil.which("nginx") is None:
+            raise AssertionError("nginx is not installed: apt-get install nginx (.ci/run does)")
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        # mkdtemp is private to root; nginx's workers (as nobody, when started by root)
+        # must reach the temporary folders the master creates for them here.
+        self.dir = Path(tempfile.mkdtemp(prefix="jobplatform-nginx-"))
+        self.dir.chmod(0o755)
+        server = render_nginx_template(
+            {
+                "NGINX_PORT": f"127.0.0.1:{self.port}",
+                "WEB_UPSTREAM": f"127.0.0.1:{upstream_port}",
+                "JOBS_MAX_BODY_BYTES": str(max_body_bytes),
+            }
+        )
+        (self.dir / "jobplatform.conf").write_text(server)
+        # The main context the nginx image's own nginx.conf provides, pointed at this folder.
+        temp_paths = "\n".join(
+            f"  {kind}_temp_path {self.dir / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (self.dir / "nginx.conf").write_text(
+            f"worker_processes 1;\npid {self.dir / 'nginx.pid'};\nerror_log {self.dir / 'error.log'} info;\n"
+            "daemon off;\nevents { worker_connections 1024; }\n"
+            f"http {{\n  access_log {self.access_log};\n{temp_paths}\n"
+            f"  include {self.dir / 'jobplatform.conf'};\n}}\n"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def access_log(self) -> Path:
+        return self.dir / "access.log"
+
+    def _command(self, *extra: str) -> list[str]:
+        return [
+            "nginx",
+            "-p",
+            str(self.dir),
+            "-c",
+            str(self.dir / "nginx.conf"),
+            "-e",
+            str(self.dir / "error.log"),
+            *extra,
+        ]
+
+    def start(self) -> None:
+        check = subprocess.run(self._command("-t"), capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+        log = open(self.dir / "stdout.log", "w")
+        self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def listening() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, (self.dir / "error.log").read_text()
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, timeout=20, what="nginx")
+
+    def stop(self) -> None:
+        """Stop the master and its workers (one process group), then remove the folder."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                pass
+            Platform.kill9(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)

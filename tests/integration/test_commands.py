@@ -110,7 +110,11 @@ def test_production_settings_are_safe_by_default():
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
     }
     env.pop("DEBUG", None)
-    code = "from django.conf import settings as s; print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.ALLOWED_HOSTS)"
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.ALLOWED_HOSTS, s.SECURE_PROXY_SSL_HEADER)"
+    )
     result = _manage("shell", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "False True ['localhost', '127.0.0.1']"
+    # No SECURE_PROXY_SSL_HEADER: the scheme is gunicorn's decision, trusting only the proxy.
+    assert result.stdout.strip().splitlines()[-1] == "False True ['localhost', '127.0.0.1'] None"

@@ -152,6 +152,37 @@ def test_create__body_over_limit_is_413(api, services):
     services.job_create.assert_not_called()
 
 
+class _BodyThatStops:
+    """A request body whose client stops sending half-way. gunicorn reads until it has
+    what was asked for, so the application's read fails as a whole: like gunicorn's body
+    deadline (TimeoutError) or a dropped connection (ConnectionResetError)."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+    def read(self, size: int = -1) -> bytes:
+        raise self.error
+
+    readline = read
+
+
+@pytest.mark.parametrize(
+    ("error", "status"), [(TimeoutError("the request body did not arrive"), 408), (ConnectionResetError(), 400)]
+)
+def test_create__body_that_stops_arriving_is_4xx_problem(api, services, error, status):
+    body = b'{"type": "fibonacci", "params": {"n": 1}}'
+    response = api.post(
+        "/jobs",
+        data=body,
+        content_type="application/json",
+        **{"wsgi.input": _BodyThatStops(error)},
+    )
+    assert response.status_code == status
+    assert response["Content-Type"] == PROBLEM
+    assert response.json()["status"] == status
+    services.job_create.assert_not_called()
+
+
 def test_unacceptable_accept_is_406(api):
     response = api.get("/jobs", HTTP_ACCEPT="application/xml")
     assert response.status_code == 406

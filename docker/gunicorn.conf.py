@@ -1,0 +1,88 @@
+"""gunicorn's production configuration: ``gunicorn -c docker/gunicorn.conf.py jobplatform.wsgi``.
+
+Meant to run behind the buffering proxy in ``docker/nginx/`` (see README, "Running in
+production"): nginx reads every request's headers and body before gunicorn sees it, so a
+slow client waits in nginx, not in one of these few sync workers. What is set here is the
+second line, for a request that reaches gunicorn some other way:
+
+- ``timeout``: a worker silent this long (stuck application code) is killed and restarted.
+- ``WEB_BODY_TIMEOUT``: the whole request body must arrive within this many seconds after
+  the headers. A body that stalls or trickles past it makes the application's read fail,
+  and the API answers 408 ``application/problem+json``. It is shorter than ``timeout``, so a
+  slow body never lasts until the worker is killed, which gunicorn answers with a 500.
+- ``forwarded_allow_ips``: only these peers (the proxy) may set the scheme through
+  ``X-Forwarded-Proto``; Django trusts what gunicorn decided (``request.is_secure()``).
+
+gunicorn gives a sync worker no bound on the time a client takes to send its headers:
+that is the proxy's job (``client_header_timeout``).
+
+Every value comes from the environment; command-line options (``--bind``, ``--workers``)
+and ``GUNICORN_CMD_ARGS`` override this file.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name) or str(default)
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
+bind = ["0.0.0.0:8000"]
+workers = int(os.environ.get("WEB_WORKERS") or 4)
+# Sync workers: one request at a time each, which is what the proxy in front is for.
+worker_class = "sync"
+timeout = int(_number("WEB_TIMEOUT", 30))
+graceful_timeout = int(_number("WEB_GRACEFUL_TIMEOUT", 30))
+body_timeout = _number("WEB_BODY_TIMEOUT", 10)
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
+accesslog = "-"
+control_socket_disable = True
+
+if not 0 < body_timeout < timeout:
+    raise SystemExit(
+        f"WEB_BODY_TIMEOUT ({body_timeout:g}) must be above 0 and below WEB_TIMEOUT ({timeout}): "
+        "a body still arriving when the worker is killed gets a 500"
+    )
+
+
+class _BodyDeadlineSocket:
+    """The client socket as the request body reader sees it: every ``recv`` waits at most
+    until one deadline for the whole body, so a trickling client cannot stretch it."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the request body did not arrive within {body_timeout:g} s")
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(remaining)
+        try:
+            return self._sock.recv(size, *flags)
+        finally:
+            self._sock.settimeout(previous)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """The headers are in; from now on the body has ``body_timeout`` seconds to arrive.
+
+    The body is read through the request's unreader (``req.unreader.sock.recv``); the
+    response is written to the client socket itself, so writing is not affected."""
+    unreader = getattr(req, "unreader", None)
+    sock = getattr(unreader, "sock", None)
+    if isinstance(sock, socket.socket):
+        unreader.sock = _BodyDeadlineSocket(sock, time.monotonic() + body_timeout)
