@@ -58,7 +58,10 @@ LIMIT %(limit)s;
 
 -- job_claim --
 -- Start an attempt: only a queued (or due scheduled) job can be claimed; the
--- attempt number fences every later write of this run.
+-- attempt number fences every later write of this run. Committed without waiting for
+-- the disk (synchronous_commit off for this transaction only): a claim lost in a
+-- database crash leaves the job queued, to be delivered again; the attempt's outcome is
+-- written with a normal, durable commit, which also makes the claim durable.
 WITH job AS (
     UPDATE jobs_job
     SET status = 'running',
@@ -75,17 +78,20 @@ WITH job AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'started', attempts, jsonb_build_object('worker', worker) FROM job
 )
-SELECT * FROM job;
+SELECT job.*, set_config('synchronous_commit', 'off', true) AS commit_mode FROM job;
 
 -- job_heartbeat --
--- Extend the lease of a running attempt; no row back means the run is stale.
+-- Extend the lease of a running attempt; no row back means the run is stale. Not
+-- waiting for the disk: a lost lease extension at worst gets the job rescued and rerun.
 UPDATE jobs_job
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
-RETURNING cancel_requested_at IS NOT NULL AS cancel_requested;
+RETURNING cancel_requested_at IS NOT NULL AS cancel_requested,
+          set_config('synchronous_commit', 'off', true) AS commit_mode;
 
 -- job_progress --
--- Record progress of a running attempt (and a history event at milestones).
+-- Record progress of a running attempt (and a history event at milestones); not
+-- waiting for the disk, like the heartbeat.
 WITH job AS (
     UPDATE jobs_job
     SET progress = %(progress)s::jsonb,
@@ -97,7 +103,9 @@ WITH job AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'progress', attempts, %(progress)s::jsonb FROM job WHERE %(milestone)s
 )
-SELECT cancel_requested_at IS NOT NULL AS cancel_requested FROM job;
+SELECT cancel_requested_at IS NOT NULL AS cancel_requested,
+       set_config('synchronous_commit', 'off', true) AS commit_mode
+FROM job;
 
 -- job_finish --
 -- End a running attempt for good: 'succeeded' with its result, 'failed' with its
