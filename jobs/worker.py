@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -60,35 +61,72 @@ def _write(change: Callable[[], Job], *, what: str) -> Job:
     return db.retrying(change, what=what, limit=settings.DB_WAIT_SECONDS)
 
 
-class Heartbeat(threading.Thread):
-    """Extends the running attempt's lease and notices cancellation or a lost lease."""
+class Heartbeats(threading.Thread):
+    """Extends the lease of every attempt this process runs, every
+    ``JOBS_HEARTBEAT_INTERVAL``, and tells its context when cancellation was asked or the
+    lease was lost. One long-lived thread per worker process (started on its first job):
+    a job over in less than one interval costs no thread start and no write."""
 
-    def __init__(self, job: Job, ctx: JobContext) -> None:
-        super().__init__(name=f"heartbeat-{job.id}", daemon=True)
-        self.job = job
-        self.ctx = ctx
-        self._stop_event = threading.Event()
+    def __init__(self) -> None:
+        super().__init__(name="jobs-heartbeats", daemon=True)
+        self.pid = os.getpid()
+        self._changed = threading.Condition()
+        self._runs: dict[uuid.UUID, tuple[Job, JobContext, float]] = {}
+
+    def track(self, job: Job, ctx: JobContext) -> None:
+        with self._changed:
+            self._runs[job.id] = (job, ctx, time.monotonic() + settings.HEARTBEAT_INTERVAL)
+            self._changed.notify()
+
+    def untrack(self, job: Job) -> None:
+        with self._changed:
+            self._runs.pop(job.id, None)
+            self._changed.notify()
+
+    def _due(self) -> list[tuple[Job, JobContext]]:
+        """Wait until a tracked run is due for a heartbeat; return the due ones."""
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                due = [(job, ctx) for job, ctx, at in self._runs.values() if at <= now]
+                if due:
+                    for job, ctx in due:
+                        self._runs[job.id] = (job, ctx, now + settings.HEARTBEAT_INTERVAL)
+                    return due
+                next_at = min((at for _, _, at in self._runs.values()), default=None)
+                if next_at is None:
+                    db.reset()  # hold no connection while this process runs nothing long
+                self._changed.wait(timeout=None if next_at is None else next_at - now)
 
     def run(self) -> None:
-        try:
-            while not self._stop_event.wait(settings.HEARTBEAT_INTERVAL):
+        while True:
+            due = self._due()
+            for job, ctx in due:
                 try:
-                    if services.job_heartbeat(job=self.job):
-                        self.ctx.cancel_requested()
+                    if services.job_heartbeat(job=job):
+                        ctx.cancel_requested()
                 except StaleRun:
-                    self.ctx.lost()
-                    return
+                    ctx.lost()
+                    self.untrack(job)
                 except DatabaseUnavailable:
-                    logger.warning("heartbeat for job %s: database unavailable", self.job.id)
+                    logger.warning("heartbeat for job %s: database unavailable", job.id)
                     db.reset()
                 except Exception:
-                    logger.exception("heartbeat for job %s failed", self.job.id)
-        finally:
-            db.reset()  # this thread's own connection
+                    logger.exception("heartbeat for job %s failed", job.id)
 
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=10)
+
+_heartbeats: Heartbeats | None = None
+_heartbeats_lock = threading.Lock()
+
+
+def heartbeats() -> Heartbeats:
+    """This process's heartbeat thread (a forked process starts its own)."""
+    global _heartbeats
+    with _heartbeats_lock:
+        if _heartbeats is None or _heartbeats.pid != os.getpid() or not _heartbeats.is_alive():
+            _heartbeats = Heartbeats()
+            _heartbeats.start()
+        return _heartbeats
 
 
 def execute_job(job_id: str) -> str:
@@ -132,8 +170,8 @@ def _run(job: Job) -> Outcome:
         report=lambda percent, message, milestone: _report_progress(job, percent, message, milestone),
     )
     implementation = job_type()
-    heartbeat = Heartbeat(job, ctx)
-    heartbeat.start()
+    beating = heartbeats()
+    beating.track(job, ctx)
     try:
         try:
             result = implementation.run(ctx, params)
@@ -157,7 +195,7 @@ def _run(job: Job) -> Outcome:
         _fail(job, timed_out, retryable=True, job_type=job_type)
         raise  # let django-q2 recycle this worker process
     finally:
-        heartbeat.stop()  # only once the outcome is written: the lease cannot lapse before
+        beating.untrack(job)  # only once the outcome is written: the lease cannot lapse before
 
 
 def _fail(job: Job, error: BaseException, *, retryable: bool, job_type: type[JobType] | None) -> Outcome:
