@@ -60,6 +60,12 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
     Tunable("RETRY_AFTER_SECONDS", 5, "`Retry-After` of a `503` while the database is unreachable."),
+    Tunable(
+        "TOKEN_CACHE_SECONDS",
+        5.0,
+        "Each web process remembers a valid token this long: a revocation takes effect at once in the process "
+        "that revoked it and within this bound everywhere (0: look every request up).",
+    ),
     # -- running ---------------------------------------------------------------------------
     Tunable("HEARTBEAT_INTERVAL", 5.0, "Seconds between a running attempt's lease extensions."),
     Tunable("LEASE_SECONDS", 30.0, "A running attempt whose lease is this old without renewal is rescued."),

@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
 from datetime import datetime
 from typing import Any
 
 from . import db
+from .conf import settings
 from .domain import App, Job, JobEvent, Status, Token
 from .exceptions import DatabaseUnavailable, JobNotFound
-from .services import token_hash
+
+
+def token_hash(token: str) -> str:
+    """Tokens are 256 random bits, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+#: token hash → (monotonic expiry, App): a live token seen in the last
+#: JOBS_TOKEN_CACHE_SECONDS is not looked up again by this process.
+_token_cache: dict[str, tuple[float, App]] = {}
+_TOKEN_CACHE_MAX = 10_000
 
 
 def app_for_token(*, token: str) -> App | None:
-    """The application a live token belongs to, or None (unknown or revoked)."""
-    row = db.fetch_one("token_authenticate", token_hash=token_hash(token))
-    return App(id=row["app_id"], name=row["app_name"], token_id=row["token_id"]) if row else None
+    """The application a live token belongs to, or None (unknown or revoked).
+
+    Cached per process for ``JOBS_TOKEN_CACHE_SECONDS`` (0 turns it off): a revoked token
+    is refused at once by the process that revoked it and within that bound by every
+    other. Unknown tokens are never cached."""
+    digest = token_hash(token)
+    ttl = settings.TOKEN_CACHE_SECONDS
+    if ttl > 0:
+        hit = _token_cache.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+    row = db.fetch_one("token_authenticate", token_hash=digest)
+    if row is None:
+        _token_cache.pop(digest, None)
+        return None
+    app = App(id=row["app_id"], name=row["app_name"], token_id=row["token_id"])
+    if ttl > 0:
+        if len(_token_cache) >= _TOKEN_CACHE_MAX:
+            _token_cache.clear()
+        _token_cache[digest] = (time.monotonic() + ttl, app)
+    return app
+
+
+def forget_cached_tokens() -> None:
+    """Drop this process's token cache (after a revocation here)."""
+    _token_cache.clear()
 
 
 def app_for_token_id(*, token_id: uuid.UUID) -> App | None:

@@ -11,6 +11,7 @@ no longer owns the job raises :class:`~jobs.exceptions.StaleRun` and changes not
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -43,6 +44,7 @@ from .exceptions import (
     error_payload,
 )
 from .registry import JobType, registry
+from .selectors import forget_cached_tokens, token_hash
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +52,6 @@ TOKEN_PREFIX = "jp_"
 
 
 # -- tokens ------------------------------------------------------------------------------
-def token_hash(token: str) -> str:
-    """Tokens are 256 random bits, so a plain SHA-256 is enough to store them safely."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def token_issue(*, app_name: str) -> tuple[str, Token]:
     """Issue a new token for ``app_name`` (created if new). The token is returned once."""
     app_name = app_name.strip()
@@ -78,6 +75,7 @@ def token_revoke(*, ref: str) -> Token:
         raise InvalidInput({"token": [f"{ref!r} matches {len(rows)} tokens; give the token id."]})
     found = rows[0]
     revoked = db.fetch_one("token_revoke", token_id=found["id"])
+    forget_cached_tokens()
     if revoked is None:
         raise TokenAlreadyRevoked(
             f"token {found['id']} ({found['prefix']}…) was already revoked at {found['revoked_at']:%Y-%m-%d %H:%M:%S}Z"
@@ -157,10 +155,16 @@ def _json_type_error(field: serializers.Field, value: Any) -> str | None:
     return None
 
 
+@functools.cache
+def _params_fields(params_class: type[serializers.Serializer]) -> dict[str, serializers.Field]:
+    """A type's param fields, built once (DRF deep-copies them for every instance)."""
+    return dict(params_class().fields)
+
+
 def validate_params(job_type: type[JobType], params: dict[str, Any]) -> dict[str, Any]:
     """Validate params exactly as the type's published JSON Schema says; return the
     validated values (what is stored). Errors are keyed ``params.<field>``."""
-    fields = job_type.Params().fields
+    fields = _params_fields(job_type.Params)
     errors: dict[str, list[str]] = {}
     for key, value in params.items():
         field = fields.get(key)
