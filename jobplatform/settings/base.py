@@ -133,11 +133,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "jobs.api.rendering.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "jobs.api.errors.problem_exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "jobs.api.rendering.FastContentNegotiation",
     "UNAUTHENTICATED_USER": None,
     "UNAUTHENTICATED_TOKEN": None,
     "DATETIME_FORMAT": "iso-8601",

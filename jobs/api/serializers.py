@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.urls import reverse
@@ -65,12 +66,23 @@ class JobListQuery(serializers.Serializer):
 
 
 def job_url(request: Any, job_id: Any) -> str:
-    path = reverse("jobs:job-detail", kwargs={"job_id": str(job_id)})
-    return request.build_absolute_uri(path) if request is not None else path
+    """The job's canonical URL (``/jobs/{id}``, whichever form the request used)."""
+    base = getattr(request, "_jobs_base_url", None)
+    if base is None:
+        base = reverse("jobs:job-list")
+        if request is not None:
+            base = request.build_absolute_uri(base)
+            request._jobs_base_url = base  # once per request, however many jobs it lists
+    return f"{base}/{job_id}"
 
 
-def _timestamp(value: Any) -> str | None:
-    return serializers.DateTimeField().to_representation(value) if value is not None else None
+def _timestamp(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, as DRF's DateTimeField writes it (values come from
+    PostgreSQL in UTC)."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def job_output(job: Job, request: Any) -> dict[str, Any]:
