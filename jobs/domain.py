@@ -57,6 +57,7 @@ class Job:
     updated_at: datetime
     idempotency_key: str | None = None
     request_hash: str | None = None
+    queue: str = "default"
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

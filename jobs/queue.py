@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.humanhash import humanize
@@ -43,6 +44,24 @@ def envelope_payload(job_id: uuid.UUID, *, timeout: int) -> str:
     return SignedPackage.dumps(task)
 
 
-def envelope(job_id: uuid.UUID, *, timeout: int) -> dict[str, Any]:
+#: The queue a job waits on unless it names another.
+DEFAULT_QUEUE = "default"
+
+
+def queue_names() -> list[str]:
+    """The configured queues (``JOBS_QUEUES``); ``default`` always exists."""
+    configured = getattr(settings, "JOBS_QUEUES", None) or []
+    return [DEFAULT_QUEUE, *[name for name in configured if name != DEFAULT_QUEUE]]
+
+
+def queue_key(queue: str) -> str:
+    """The django-q2 cluster name that serves ``queue``: clusters only take envelopes
+    whose key is their own name. ``default`` is the configured cluster name itself, so a
+    plain ``qcluster`` serves it; ``qcluster --queue high`` serves ``<name>.high``."""
+    base = settings.Q_CLUSTER.get("name", Conf.PREFIX)
+    return base if queue == DEFAULT_QUEUE else f"{base}.{queue}"
+
+
+def envelope(job_id: uuid.UUID, *, timeout: int, queue: str = DEFAULT_QUEUE) -> dict[str, Any]:
     """The ``envelope_*`` parameters of the SQL that writes a delivery with a job change."""
-    return {"envelope_key": Conf.CLUSTER_NAME, "envelope_payload": envelope_payload(job_id, timeout=timeout)}
+    return {"envelope_key": queue_key(queue), "envelope_payload": envelope_payload(job_id, timeout=timeout)}

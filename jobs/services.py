@@ -27,7 +27,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from . import db, queue
+from . import db
+from . import queue as queues
 from .conf import settings
 from .domain import App, Job, Status, Token
 from .exceptions import (
@@ -85,7 +86,7 @@ def token_revoke(*, ref: str) -> Token:
 
 # -- validating a create request -----------------------------------------------------------
 #: The fields of a create request (the API refuses any other).
-JOB_FIELDS = ("type", "params", "metadata", "max_attempts", "timeout", "run_at")
+JOB_FIELDS = ("type", "queue", "params", "metadata", "max_attempts", "timeout", "run_at")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -99,6 +100,7 @@ class JobRequest:
     max_attempts: int
     timeout: int
     run_at: datetime | None
+    queue: str = queues.DEFAULT_QUEUE
 
     def fingerprint(self) -> str:
         """A stable hash of the request, to tell a retry from a different request."""
@@ -219,6 +221,9 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
     errors: dict[str, list[str]] = {name: ["Unknown field."] for name in unknown_fields}
     type, params, metadata = fields.get("type"), fields.get("params"), fields.get("metadata")
     max_attempts, timeout, run_at = fields.get("max_attempts"), fields.get("timeout"), fields.get("run_at")
+    queue = queues.DEFAULT_QUEUE if fields.get("queue") is None else fields["queue"]
+    if queue not in queues.queue_names():
+        errors["queue"] = [f"Unknown queue; use one of: {', '.join(queues.queue_names())} (JOBS_QUEUES)."]
     job_type: type[JobType] | None = None
     if not isinstance(type, str) or not type:
         errors["type"] = ["A registered job type is required (see /job-types)."]
@@ -256,6 +261,7 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
         max_attempts=attempts or job_type.default_max_attempts(),
         timeout=seconds or job_type.default_timeout(),
         run_at=when,
+        queue=queue,
     )
 
 
@@ -264,6 +270,7 @@ def job_create(
     *,
     app: App,
     type: Any = None,
+    queue: Any = None,
     params: Any = None,
     metadata: Any = None,
     max_attempts: Any = None,
@@ -283,7 +290,7 @@ def job_create(
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         key_errors["Idempotency-Key"] = ["Use 1 to 255 printable ASCII characters."]
     try:
-        fields = {"type": type, "params": params, "metadata": metadata}
+        fields = {"type": type, "queue": queue, "params": params, "metadata": metadata}
         fields |= {"max_attempts": max_attempts, "timeout": timeout, "run_at": run_at}
         request = job_request_validate(fields, unknown_fields=unknown_fields)
     except InvalidInput as exc:
@@ -313,6 +320,7 @@ def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fing
         id=job_id,
         app_id=app.id,
         type=request.type,
+        queue=request.queue,
         params=request.params,
         metadata=request.metadata,
         max_attempts=request.max_attempts,
@@ -320,7 +328,7 @@ def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fing
         run_at=request.run_at,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
-        **queue.envelope(job_id, timeout=request.timeout),
+        **queues.envelope(job_id, timeout=request.timeout, queue=request.queue),
     )
     assert row is not None
     return Job.from_row(row)
@@ -397,7 +405,7 @@ def job_fail(*, job: Job, error: BaseException, retryable: bool, job_type: type[
         attempt=job.attempts,
         error=payload,
         delay=backoff_delay(job.attempts, base=base, cap=cap),
-        **queue.envelope(job.id, timeout=job.timeout_seconds),
+        **queues.envelope(job.id, timeout=job.timeout_seconds, queue=job.queue),
     )
     return Job.from_row(_fenced(row))
 
@@ -454,7 +462,7 @@ def jobs_rescue_expired(*, limit: int) -> int:
                     "job_rescue_requeue",
                     error=error,
                     **common,
-                    **queue.envelope(row["id"], timeout=row["timeout_seconds"]),
+                    **queues.envelope(row["id"], timeout=row["timeout_seconds"], queue=row["queue"]),
                 )
             logger.warning("rescued job %s (attempt %s, worker %s)", row["id"], attempt, worker)
             handled += 1
@@ -471,7 +479,7 @@ def jobs_redeliver_lost(*, limit: int, retry: float) -> int:
                 "job_redeliver",
                 id=row["id"],
                 previous=row["envelope_id"],
-                **queue.envelope(row["id"], timeout=row["timeout_seconds"]),
+                **queues.envelope(row["id"], timeout=row["timeout_seconds"], queue=row["queue"]),
             )
             logger.warning("redelivered job %s (its envelope was lost)", row["id"])
             handled += 1

@@ -150,6 +150,9 @@ REST_FRAMEWORK = {
 # Every tunable is defined once, with its default and meaning, in jobs.conf.TUNABLES
 # (JOBS_<NAME> environment variables); read through jobs.conf.settings.
 JOBS = jobs_from_environment()
+# Named queues a job may ask for ("default" always exists); each is served by the
+# clusters started with `qcluster --queue NAME`.
+JOBS_QUEUES = [q.strip() for q in (env("JOBS_QUEUES", "default") or "").split(",") if q.strip()]
 # Django refuses bodies above this when read through request.body; our API checks
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])

@@ -91,6 +91,7 @@ def job_output(job: Job, request: Any) -> dict[str, Any]:
         "id": str(job.id),
         "url": job_url(request, job.id),
         "type": job.type,
+        "queue": job.queue,
         "params": job.params,
         "metadata": job.metadata,
         "status": job.status.value,

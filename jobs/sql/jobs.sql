@@ -13,10 +13,10 @@ envelope AS (
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
 -- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row.
 WITH job AS (
-    INSERT INTO jobs_job (id, app_id, type, params, metadata, status, max_attempts,
+    INSERT INTO jobs_job (id, app_id, type, queue, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
                           idempotency_key, request_hash)
-    VALUES (%(id)s, %(app_id)s, %(type)s, %(params)s::jsonb, %(metadata)s::jsonb,
+    VALUES (%(id)s, %(app_id)s, %(type)s, %(queue)s, %(params)s::jsonb, %(metadata)s::jsonb,
             CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
             %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
             nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
@@ -172,7 +172,7 @@ SELECT * FROM job;
 
 -- job_find_expired --
 -- Running jobs whose lease ran out (their worker died or hung), locked for rescue.
-SELECT id, attempts, max_attempts, timeout_seconds, worker,
+SELECT id, attempts, max_attempts, timeout_seconds, worker, queue,
        cancel_requested_at IS NOT NULL AS cancel_requested
 FROM jobs_job
 WHERE status = 'running' AND lease_expires_at < now()
@@ -221,7 +221,7 @@ SELECT * FROM job;
 -- job_find_undelivered --
 -- Waiting jobs whose delivery is lost: the envelope vanished, or a cluster took it
 -- more than %(after)s seconds ago and never started the job (it died, or is stuck).
-SELECT j.id, j.attempts, j.timeout_seconds, j.envelope_id
+SELECT j.id, j.attempts, j.timeout_seconds, j.envelope_id, j.queue
 FROM jobs_job j
 WHERE (j.status = 'queued' OR (j.status = 'scheduled' AND j.run_at <= now()))
   AND j.enqueued_at < now() - make_interval(secs => %(after)s)

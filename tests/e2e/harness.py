@@ -62,9 +62,11 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
 
 
 @contextmanager
-def running_platform(server: dict[str, Any], log_dir: Path) -> Iterator[Platform]:
+def running_platform(
+    server: dict[str, Any], log_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Platform]:
     """A private database (migrated) with a real gunicorn; everything removed after."""
-    instance = Platform(server, log_dir)
+    instance = Platform(server, log_dir, extra_env)
     instance.create_database()
     try:
         instance.start_web()
@@ -179,8 +181,8 @@ class Platform:
         )
         return proc
 
-    def start_cluster(self) -> subprocess.Popen:
-        proc = self._spawn("qcluster", [sys.executable, "manage.py", "qcluster"])
+    def start_cluster(self, *args: str) -> subprocess.Popen:
+        proc = self._spawn("qcluster", [sys.executable, "manage.py", "qcluster", *args])
         self.clusters.append(proc)
         return proc
 

@@ -51,6 +51,7 @@ PARAM_TYPES = {
     "params": "jsonb",
     "prefix": "text",
     "previous": "int8",
+    "queue": "text",
     "progress": "jsonb",
     "ref": "text",
     "request_hash": "text",
@@ -130,6 +131,7 @@ def test_create__row_and_envelope_are_committed_together():
                     id=job_id,
                     app_id=uuid.uuid4(),  # no such application: the job insert fails (foreign key)
                     type="fibonacci",
+                    queue="default",
                     params={"n": 1},
                     metadata={},
                     max_attempts=1,

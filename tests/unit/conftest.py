@@ -25,11 +25,13 @@ def store():
 @pytest.fixture
 def job_queue():
     fake = mock.MagicMock(name="jobs.queue")
-    fake.envelope.side_effect = lambda job_id, *, timeout: {
+    fake.DEFAULT_QUEUE = "default"
+    fake.queue_names.return_value = ["default"]
+    fake.envelope.side_effect = lambda job_id, *, timeout, queue="default": {
         "envelope_key": "q",
         "envelope_payload": f"signed:{job_id}",
     }
-    with mock.patch("jobs.services.queue", fake):
+    with mock.patch("jobs.services.queues", fake):
         yield fake
 
 

@@ -22,13 +22,20 @@ def store():
 
 @pytest.fixture
 def job_queue():
-    with mock.patch("jobs.services.queue") as fake:
+    with mock.patch("jobs.services.queues") as fake:
         fake.envelope.return_value = {"envelope_key": "q", "envelope_payload": "signed"}
         yield fake
 
 
 def expired(**overrides):
-    row = {"id": uuid.uuid4(), "attempts": 1, "max_attempts": 3, "timeout_seconds": 60, "worker": "h:1"}
+    row = {
+        "id": uuid.uuid4(),
+        "attempts": 1,
+        "max_attempts": 3,
+        "timeout_seconds": 60,
+        "worker": "h:1",
+        "queue": "default",
+    }
     return row | {"cancel_requested": False} | overrides
 
 
@@ -42,7 +49,7 @@ def test_attempts_left__requeued_with_new_envelope(store, job_queue):
     assert services.jobs_rescue_expired(limit=100) == 1
     [(name, params)] = writes(store)
     assert name == "job_rescue_requeue" and params["envelope_payload"] == "signed" and params["attempt"] == 1
-    job_queue.envelope.assert_called_once_with(row["id"], timeout=60)
+    job_queue.envelope.assert_called_once_with(row["id"], timeout=60, queue="default")
 
 
 def test_attempts_spent__failed_without_envelope(store, job_queue):
@@ -70,7 +77,7 @@ def test_nothing_expired__nothing_written(store, job_queue):
 def test_redelivery_uses_the_settings(store, job_queue, settings):
     """A maintenance pass hands redelivery the JOBS and Q_CLUSTER settings."""
     settings.JOBS = {**settings.JOBS, "REDELIVER_AFTER": 42.0}
-    lost = {"id": uuid.uuid4(), "attempts": 0, "timeout_seconds": 9, "envelope_id": 5}
+    lost = {"id": uuid.uuid4(), "attempts": 0, "timeout_seconds": 9, "envelope_id": 5, "queue": "default"}
     store.fetch_all.side_effect = lambda name, **_: [lost] if name == "job_find_undelivered" else []
     store.fetch_one.side_effect = lambda name, **_: {"promoted": 0} if name == "job_promote_due" else {}
     assert maintenance.tick() == {"rescued": 0, "redelivered": 1, "promoted": 0}

@@ -35,7 +35,7 @@ def test_job_create__job_and_envelope_in_one_statement(store, job_queue, fake_ap
     assert kwargs["run_at"] is None
     assert kwargs["params"] == {"n": 5} and kwargs["metadata"] == {"m": 1}
     assert kwargs["max_attempts"] == 3 and kwargs["timeout_seconds"] == 300
-    job_queue.envelope.assert_called_once_with(kwargs["id"], timeout=300)
+    job_queue.envelope.assert_called_once_with(kwargs["id"], timeout=300, queue="default")
 
 
 def test_job_create__stores_the_validated_params(store, job_queue, fake_app):
@@ -104,7 +104,7 @@ def test_job_create__per_job_overrides_and_run_at(store, job_queue, fake_app):
     )
     kwargs = store.fetch_one.call_args.kwargs
     assert (kwargs["max_attempts"], kwargs["timeout_seconds"], kwargs["run_at"]) == (5, 9, run_at)
-    assert job_queue.envelope.call_args.kwargs == {"timeout": 9}
+    assert job_queue.envelope.call_args.kwargs == {"timeout": 9, "queue": "default"}
 
 
 def test_job_cancel__unknown_is_404_terminal_is_409(store, fake_app):

@@ -22,10 +22,13 @@ from typing import Any
 
 import psutil
 from django.conf import settings
+from django.core.management.base import CommandError, CommandParser
 from django_q.cluster import Cluster
+from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
 
 from jobs.conf import settings as jobs_settings
+from jobs.queue import DEFAULT_QUEUE, queue_key, queue_names
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +79,25 @@ def enforce_grace(stop_requested: threading.Event, grace: float) -> None:
 class Command(DjangoQClusterCommand):
     help = "Starts a django-q2 cluster (with a shutdown grace period: JOBS_SHUTDOWN_GRACE)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--queue",
+            default=DEFAULT_QUEUE,
+            help="The named queue this cluster serves (JOBS_QUEUES; default: %(default)s). "
+            "Start one cluster per queue, so urgent work never waits behind another queue's backlog.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         settings.SECRET_KEY  # noqa: B018  (django-q2 signs envelopes with it)
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        queue = options.get("queue") or DEFAULT_QUEUE
+        if queue not in queue_names():
+            raise CommandError(f"unknown queue {queue!r}; JOBS_QUEUES lists: {', '.join(queue_names())}")
+        # django-q2 reads its cluster name (the envelopes' key it takes) when it builds
+        # its broker, after this: the cluster serves this queue's envelopes only.
+        Conf.CLUSTER_NAME = queue_key(queue)
         cluster = Cluster()
         stop_requested = threading.Event()
 
