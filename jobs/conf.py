@@ -56,6 +56,11 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("MAX_METADATA_BYTES", 64 * 1024, "Largest `metadata`, as compact UTF-8 JSON."),
     Tunable("MAX_JSON_DEPTH", 64, "Deepest nesting allowed in `params` and `metadata`."),
     Tunable("MAX_BODY_BYTES", 1024 * 1024, "Largest request body; larger is `413`."),
+    Tunable(
+        "MAX_UNFINISHED_PER_APP",
+        0,
+        "Most jobs one application may have waiting or running; a create beyond it is `429` (0: no cap).",
+    ),
     # -- reading -------------------------------------------------------------------------
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
@@ -76,6 +81,15 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("BACKOFF_CAP", 300.0, "Longest retry backoff (seconds)."),
     Tunable("DB_WAIT_SECONDS", 300.0, "How long a worker retries writing an outcome while the database is down."),
     Tunable("SHUTDOWN_GRACE", 30.0, "Seconds `qcluster` lets running jobs finish after SIGTERM or Ctrl-C."),
+    Tunable(
+        "MAX_RUNNING_PER_APP",
+        0,
+        "Most jobs one application may run at once, so its backlog cannot hold every worker "
+        "(0: no cap; `set_app_limits` sets it per application).",
+    ),
+    Tunable(
+        "FAIRNESS_DEFER_SECONDS", 1.0, "A job held back by its application's running cap is offered again after this."
+    ),
     # -- keeping the no-loss promise ---------------------------------------------------------
     Tunable("MAINTENANCE_INTERVAL", 5.0, "Seconds between maintenance passes (rescue, redeliver, promote)."),
     Tunable("MAINTENANCE_BATCH", 100, "Most jobs one maintenance pass rescues or redelivers."),

@@ -38,6 +38,10 @@ class JobNotFound(NotFound):
     """No job with this id."""
 
 
+class AppNotFound(NotFound):
+    """No application with this name."""
+
+
 class TokenNotFound(NotFound):
     """No token with this id or prefix."""
 
@@ -52,6 +56,10 @@ class JobAlreadyFinished(Conflict):
 
 class TokenAlreadyRevoked(Conflict):
     """The token was already revoked."""
+
+
+class TooManyUnfinishedJobs(JobsError):
+    """The application has as many unfinished jobs as it may; retry once some finish."""
 
 
 class AlreadyExists(JobsError):

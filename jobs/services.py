@@ -33,6 +33,7 @@ from .conf import settings
 from .domain import App, Job, Status, Token
 from .exceptions import (
     AlreadyExists,
+    AppNotFound,
     IdempotencyKeyReused,
     InvalidInput,
     JobAlreadyFinished,
@@ -40,6 +41,7 @@ from .exceptions import (
     StaleRun,
     TokenAlreadyRevoked,
     TokenNotFound,
+    TooManyUnfinishedJobs,
     UnknownJobType,
     WorkerLost,
     error_payload,
@@ -82,6 +84,16 @@ def token_revoke(*, ref: str) -> Token:
             f"token {found['id']} ({found['prefix']}…) was already revoked at {found['revoked_at']:%Y-%m-%d %H:%M:%S}Z"
         )
     return Token.from_row({**found, **revoked})
+
+
+def app_set_max_running(*, app_name: str, max_running: int | None) -> dict[str, Any]:
+    """Give an application its own cap on running jobs (None: the setting applies)."""
+    if max_running is not None and max_running < 0:
+        raise InvalidInput({"max_running": ["Must be 0 (no cap) or more."]})
+    row = db.fetch_one("app_set_max_running", name=app_name, max_running=max_running)
+    if row is None:
+        raise AppNotFound(f"no application named {app_name!r}")
+    return row
 
 
 # -- validating a create request -----------------------------------------------------------
@@ -328,9 +340,14 @@ def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fing
         run_at=request.run_at,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
+        max_unfinished=settings.MAX_UNFINISHED_PER_APP,
         **queues.envelope(job_id, timeout=request.timeout, queue=request.queue),
     )
-    assert row is not None
+    if row is None:
+        raise TooManyUnfinishedJobs(
+            f"The application already has {settings.MAX_UNFINISHED_PER_APP} unfinished jobs "
+            "(JOBS_MAX_UNFINISHED_PER_APP); retry once some have finished."
+        )
     return Job.from_row(row)
 
 
@@ -350,8 +367,26 @@ def _job_for_idempotency_key(app: App, key: str, fingerprint: str) -> Job | None
 def job_claim(*, job_id: uuid.UUID, worker: str) -> Job | None:
     """Start the next attempt of a queued (or due) job; None when it is not claimable:
     already taken, finished, cancelled, or not due yet."""
-    row = db.fetch_one("job_claim", id=job_id, worker=worker, lease_seconds=settings.LEASE_SECONDS)
+    cap = settings.MAX_RUNNING_PER_APP
+    row = db.fetch_one("job_claim", id=job_id, worker=worker, lease_seconds=settings.LEASE_SECONDS, max_running=cap)
     return Job.from_row(row) if row else None
+
+
+def job_defer(*, job_id: uuid.UUID) -> bool:
+    """After a refused claim: if the job waits only because its application runs its cap
+    of jobs, offer it again after ``JOBS_FAIRNESS_DEFER_SECONDS`` (its delivery was spent
+    on the refusal). Returns whether it was deferred (False: taken, finished, not due)."""
+    job = db.fetch_one("job_delivery", id=job_id)
+    if job is None:
+        return False
+    row = db.fetch_one(
+        "job_defer",
+        id=job_id,
+        max_running=settings.MAX_RUNNING_PER_APP,
+        delay=settings.FAIRNESS_DEFER_SECONDS,
+        **queues.envelope(job_id, timeout=job["timeout_seconds"], queue=job["queue"]),
+    )
+    return row is not None
 
 
 def _fenced(row: dict[str, Any] | None) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class Outcome(enum.StrEnum):
 
     #: The job was not claimable: already taken, finished, cancelled, or not due.
     SKIPPED = "skipped"
+    #: Its application already runs its cap of jobs: offered again shortly.
+    DEFERRED = "deferred"
     SUCCEEDED = "succeeded"
     #: This attempt failed; the job is scheduled for another.
     RETRYING = "retrying"
@@ -136,6 +138,9 @@ def execute_job(job_id: str) -> str:
         lambda: services.job_claim(job_id=job_uuid, worker=worker_name()), what="claim", limit=settings.DB_WAIT_SECONDS
     )
     if job is None:
+        if db.retrying(lambda: services.job_defer(job_id=job_uuid), what="defer", limit=settings.DB_WAIT_SECONDS):
+            logger.info("job %s deferred: its application runs its cap of jobs", job_uuid)
+            return Outcome.DEFERRED
         logger.info("job %s is not claimable (already taken, finished, cancelled or not due)", job_uuid)
         return Outcome.SKIPPED
     return run_claimed(job)

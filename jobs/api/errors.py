@@ -19,7 +19,14 @@ from rest_framework.response import Response
 
 from jobs import db
 from jobs.conf import settings
-from jobs.exceptions import Conflict, DatabaseUnavailable, IdempotencyKeyReused, InvalidInput, NotFound
+from jobs.exceptions import (
+    Conflict,
+    DatabaseUnavailable,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+    TooManyUnfinishedJobs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +116,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         body = problem(422, str(exc), slug="idempotency-key-reused", instance=instance, **exc.context)
     elif isinstance(exc, Conflict):
         code, body = 409, problem(409, str(exc), slug="conflict", instance=instance, **exc.context)
+    elif isinstance(exc, TooManyUnfinishedJobs):
+        code, body = 429, problem(429, str(exc), slug="too-many-unfinished-jobs", instance=instance)
+        headers["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
     elif isinstance(exc, RequestDataTooBig):
         code, body = 413, problem(413, "The request body is too large.", instance=instance)
     elif isinstance(exc, UnreadablePostError):

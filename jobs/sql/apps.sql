@@ -11,3 +11,8 @@ SELECT id, name, created_at FROM created
 UNION ALL
 SELECT id, name, created_at FROM jobs_app WHERE name = %(name)s
 LIMIT 1;
+
+-- app_set_max_running --
+-- Set (or clear, with NULL) an application's own cap on running jobs.
+UPDATE jobs_app SET max_running = %(max_running)s WHERE name = %(name)s
+RETURNING id, name, max_running;

@@ -11,18 +11,25 @@ envelope AS (
 
 -- job_create --
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
--- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row.
+-- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row,
+-- or nothing when the application is at its cap of unfinished jobs.
 WITH job AS (
     INSERT INTO jobs_job (id, app_id, type, queue, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
                           idempotency_key, request_hash)
-    VALUES (%(id)s, %(app_id)s, %(type)s, %(queue)s, %(params)s::jsonb, %(metadata)s::jsonb,
-            CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
-            %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
-            nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
-            -- clock time, so jobs created in one transaction still sort in creation order
-            clock_timestamp(), clock_timestamp(),
-            %(idempotency_key)s, %(request_hash)s)
+    SELECT %(id)s, %(app_id)s, %(type)s, %(queue)s, %(params)s::jsonb, %(metadata)s::jsonb,
+           CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
+           %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
+           nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
+           -- clock time, so jobs created in one transaction still sort in creation order
+           clock_timestamp(), clock_timestamp(),
+           %(idempotency_key)s, %(request_hash)s
+    -- Back-pressure: no row (and no envelope) once the application has max_unfinished
+    -- jobs waiting or running; counting stops there (index-only, jobs_job_app_active).
+    WHERE %(max_unfinished)s <= 0
+       OR (SELECT count(*) FROM (SELECT 1 FROM jobs_job
+                                 WHERE app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
+                                 LIMIT %(max_unfinished)s) AS unfinished) < %(max_unfinished)s
     RETURNING *
 ), /* include _envelope_insert */, events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
@@ -73,12 +80,33 @@ WITH job AS (
         updated_at = now()
     WHERE id = %(id)s
       AND (status = 'queued' OR (status = 'scheduled' AND run_at <= now()))
+      -- fairness: not while the application already runs its cap of jobs
+      AND jobs_app_has_room(app_id, %(max_running)s)
     RETURNING *
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'started', attempts, jsonb_build_object('worker', worker) FROM job
 )
 SELECT job.*, set_config('synchronous_commit', 'off', true) AS commit_mode FROM job;
+
+-- job_delivery --
+-- What a new envelope for a job needs.
+SELECT queue, timeout_seconds FROM jobs_job WHERE id = %(id)s;
+
+-- job_defer --
+-- A waiting job that could not start because its application runs its cap of jobs gets
+-- a new envelope, visible after %(delay)s seconds: its delivery was spent on the refusal,
+-- and other applications' jobs run meanwhile. No event: nothing about the job changed.
+WITH job AS (
+    UPDATE jobs_job
+    SET envelope_id = nextval(pg_get_serial_sequence('django_q_ormq', 'id')), enqueued_at = now()
+    WHERE id = %(id)s
+      AND (status = 'queued' OR (status = 'scheduled' AND run_at <= now()))
+      AND NOT jobs_app_has_room(app_id, %(max_running)s)
+    -- the envelope's visibility (the fragment reads run_at); the job's own run_at is unchanged
+    RETURNING id, envelope_id, now() + make_interval(secs => %(delay)s) AS run_at
+), /* include _envelope_insert */
+SELECT id FROM job;
 
 -- job_heartbeat --
 -- Extend the lease of a running attempt; no row back means the run is stale. Not

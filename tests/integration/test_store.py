@@ -45,6 +45,8 @@ PARAM_TYPES = {
     "lease_seconds": "float8",
     "limit": "int4",
     "max_attempts": "int4",
+    "max_running": "int4",
+    "max_unfinished": "int4",
     "metadata": "jsonb",
     "milestone": "bool",
     "name": "text",
@@ -139,6 +141,7 @@ def test_create__row_and_envelope_are_committed_together():
                     run_at=None,
                     idempotency_key=None,
                     request_hash=None,
+                    max_unfinished=0,
                     **queue.envelope(job_id, timeout=5),
                 )
             other.rollback()  # a new snapshot
