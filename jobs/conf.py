@@ -90,6 +90,11 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "FAIRNESS_DEFER_SECONDS", 1.0, "A job held back by its application's running cap is offered again after this."
     ),
+    # -- completion callbacks ----------------------------------------------------------------
+    Tunable("CALLBACK_MAX_ATTEMPTS", 8, "Deliveries tried per completion callback before giving up."),
+    Tunable("CALLBACK_TIMEOUT", 5.0, "Seconds a callback receiver has to answer one delivery."),
+    Tunable("CALLBACK_BACKOFF_BASE", 2.0, "Backoff between deliveries: like `JOBS_BACKOFF_BASE`, for callbacks."),
+    Tunable("CALLBACK_BACKOFF_CAP", 600.0, "Longest wait between two deliveries of a callback (seconds)."),
     # -- keeping the no-loss promise ---------------------------------------------------------
     Tunable("MAINTENANCE_INTERVAL", 5.0, "Seconds between maintenance passes (rescue, redeliver, promote)."),
     Tunable("MAINTENANCE_BATCH", 100, "Most jobs one maintenance pass rescues or redelivers."),

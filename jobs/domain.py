@@ -58,6 +58,7 @@ class Job:
     idempotency_key: str | None = None
     request_hash: str | None = None
     queue: str = "default"
+    callback_url: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -70,6 +70,14 @@ def job_get(*, app: App, job_id: uuid.UUID) -> Job:
     return Job.from_row(row)
 
 
+def job_for_callback(*, job_id: uuid.UUID) -> Job:
+    """A job of any application (the platform itself reports it to its callback)."""
+    row = db.fetch_one("callback_job", id=job_id)
+    if row is None:
+        raise JobNotFound()
+    return Job.from_row(row)
+
+
 def job_list(
     *,
     app: App,

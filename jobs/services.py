@@ -24,7 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings as django_settings
 from rest_framework import serializers
 
 from . import db
@@ -96,9 +98,17 @@ def app_set_max_running(*, app_name: str, max_running: int | None) -> dict[str, 
     return row
 
 
+def app_rotate_callback_secret(*, app_name: str) -> str:
+    """Give an application a new secret for signing its completion callbacks; returned once."""
+    secret = secrets.token_hex(32)
+    if db.fetch_one("app_rotate_callback_secret", name=app_name, secret=secret) is None:
+        raise AppNotFound(f"no application named {app_name!r}")
+    return secret
+
+
 # -- validating a create request -----------------------------------------------------------
 #: The fields of a create request (the API refuses any other).
-JOB_FIELDS = ("type", "queue", "params", "metadata", "max_attempts", "timeout", "run_at")
+JOB_FIELDS = ("type", "queue", "params", "metadata", "max_attempts", "timeout", "run_at", "callback_url")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -113,6 +123,7 @@ class JobRequest:
     timeout: int
     run_at: datetime | None
     queue: str = queues.DEFAULT_QUEUE
+    callback_url: str | None = None
 
     def fingerprint(self) -> str:
         """A stable hash of the request, to tell a retry from a different request."""
@@ -227,12 +238,36 @@ def _instant(value: Any, errors: dict[str, list[str]]) -> datetime | None:
     return when
 
 
+def _callback_url(value: Any, errors: dict[str, list[str]]) -> str | None:
+    """An http(s) URL on a host that JOBS_CALLBACK_ALLOWED_HOSTS names, or None."""
+    if value is None:
+        return None
+    allowed = getattr(django_settings, "JOBS_CALLBACK_ALLOWED_HOSTS", [])
+    if not isinstance(value, str) or len(value) > 2000:
+        errors["callback_url"] = ["Give an http or https URL of at most 2000 characters."]
+        return None
+    try:
+        url = urlsplit(value)
+        host = (url.hostname or "").lower()
+    except ValueError:
+        url, host = None, ""
+    if url is None or url.scheme not in ("http", "https") or not host or "\x00" in value:
+        errors["callback_url"] = ["Give an http or https URL of at most 2000 characters."]
+    elif host not in allowed:
+        hosts = ", ".join(allowed) or "none"
+        errors["callback_url"] = [f"Callbacks may only go to the hosts JOBS_CALLBACK_ALLOWED_HOSTS lists ({hosts})."]
+    else:
+        return value
+    return None
+
+
 def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[str] = ()) -> JobRequest:
     """Check a whole create request (``fields``: any of :data:`JOB_FIELDS`) and name every
     fault at once (one InvalidInput)."""
     errors: dict[str, list[str]] = {name: ["Unknown field."] for name in unknown_fields}
     type, params, metadata = fields.get("type"), fields.get("params"), fields.get("metadata")
     max_attempts, timeout, run_at = fields.get("max_attempts"), fields.get("timeout"), fields.get("run_at")
+    callback_url = _callback_url(fields.get("callback_url"), errors)
     queue = queues.DEFAULT_QUEUE if fields.get("queue") is None else fields["queue"]
     if queue not in queues.queue_names():
         errors["queue"] = [f"Unknown queue; use one of: {', '.join(queues.queue_names())} (JOBS_QUEUES)."]
@@ -274,6 +309,7 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
         timeout=seconds or job_type.default_timeout(),
         run_at=when,
         queue=queue,
+        callback_url=callback_url,
     )
 
 
@@ -283,6 +319,7 @@ def job_create(
     app: App,
     type: Any = None,
     queue: Any = None,
+    callback_url: Any = None,
     params: Any = None,
     metadata: Any = None,
     max_attempts: Any = None,
@@ -302,7 +339,7 @@ def job_create(
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         key_errors["Idempotency-Key"] = ["Use 1 to 255 printable ASCII characters."]
     try:
-        fields = {"type": type, "queue": queue, "params": params, "metadata": metadata}
+        fields = {"type": type, "queue": queue, "params": params, "metadata": metadata, "callback_url": callback_url}
         fields |= {"max_attempts": max_attempts, "timeout": timeout, "run_at": run_at}
         request = job_request_validate(fields, unknown_fields=unknown_fields)
     except InvalidInput as exc:
@@ -333,6 +370,7 @@ def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fing
         app_id=app.id,
         type=request.type,
         queue=request.queue,
+        callback_url=request.callback_url,
         params=request.params,
         metadata=request.metadata,
         max_attempts=request.max_attempts,
@@ -526,3 +564,28 @@ def jobs_promote_due(*, limit: int) -> int:
     already visible; this only changes what clients see). Returns how many."""
     row = db.fetch_one("job_promote_due", limit=limit)
     return int(row["promoted"]) if row else 0
+
+
+# -- completion callbacks (the outbox) ----------------------------------------------------
+def callbacks_take(*, limit: int, lease: float) -> list[dict[str, Any]]:
+    """Due callbacks, each taken for one delivery attempt (hidden from other deliverers
+    for ``lease`` seconds)."""
+    return db.fetch_all("callback_take", limit=limit, lease=lease)
+
+
+def callback_delivered(*, callback_id: int, status: int) -> None:
+    """The receiver answered 2xx: the callback is done (and in the job's history)."""
+    db.fetch_one("callback_delivered", callback_id=callback_id, status=status)
+
+
+def callback_failed(*, callback_id: int, attempts: int, status: int | None, error: str | None) -> None:
+    """The delivery failed: retried with backoff, or given up after the last attempt."""
+    delay = backoff_delay(attempts, base=settings.CALLBACK_BACKOFF_BASE, cap=settings.CALLBACK_BACKOFF_CAP)
+    db.fetch_one(
+        "callback_failed",
+        callback_id=callback_id,
+        delay=delay,
+        max_attempts=settings.CALLBACK_MAX_ATTEMPTS,
+        status=status,
+        error=(error or "")[: settings.ERROR_MESSAGE_MAX] or None,
+    )

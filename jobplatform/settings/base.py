@@ -153,6 +153,13 @@ JOBS = jobs_from_environment()
 # Named queues a job may ask for ("default" always exists); each is served by the
 # clusters started with `qcluster --queue NAME`.
 JOBS_QUEUES = [q.strip() for q in (env("JOBS_QUEUES", "default") or "").split(",") if q.strip()]
+# Completion callbacks go only to these hosts (exact names, comma-separated; empty: none),
+# so a client cannot make the platform call into the internal network.
+JOBS_CALLBACK_ALLOWED_HOSTS = [
+    h.strip().lower() for h in (env("JOBS_CALLBACK_ALLOWED_HOSTS", "") or "").split(",") if h.strip()
+]
+# Where clients reach the API, for the job URLs inside callbacks (e.g. https://jobs.example.com).
+JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
 # Django refuses bodies above this when read through request.body; our API checks
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])

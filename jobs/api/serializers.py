@@ -1,15 +1,13 @@
-"""API input validation and output shapes. No business rules here."""
+"""API input validation (the output shapes are in ``jobs/resources.py``). No business rules here."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from django.urls import reverse
 from rest_framework import serializers
 
 from jobs.conf import settings
-from jobs.domain import Job, JobEvent, Status
+from jobs.domain import Status
 
 from .pagination import Cursor, decode_cursor
 
@@ -63,58 +61,3 @@ class JobListQuery(serializers.Serializer):
             return decode_cursor(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
-
-
-def job_url(request: Any, job_id: Any) -> str:
-    """The job's canonical URL (``/jobs/{id}``, whichever form the request used)."""
-    base = getattr(request, "_jobs_base_url", None)
-    if base is None:
-        base = reverse("jobs:job-list")
-        if request is not None:
-            base = request.build_absolute_uri(base)
-            request._jobs_base_url = base  # once per request, however many jobs it lists
-    return f"{base}/{job_id}"
-
-
-def _timestamp(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, as DRF's DateTimeField writes it (values come from
-    PostgreSQL in UTC)."""
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def job_output(job: Job, request: Any) -> dict[str, Any]:
-    """The job resource (shared/DESIGN.md)."""
-    return {
-        "id": str(job.id),
-        "url": job_url(request, job.id),
-        "type": job.type,
-        "queue": job.queue,
-        "params": job.params,
-        "metadata": job.metadata,
-        "status": job.status.value,
-        "progress": job.progress,
-        "result": job.result,
-        "error": job.error,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "timeout": job.timeout_seconds,
-        "cancel_requested": job.cancel_requested_at is not None,
-        "run_at": _timestamp(job.run_at),
-        "created_at": _timestamp(job.created_at),
-        "started_at": _timestamp(job.started_at),
-        "finished_at": _timestamp(job.finished_at),
-        "updated_at": _timestamp(job.updated_at),
-    }
-
-
-def event_output(event: JobEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "at": _timestamp(event.at),
-        "kind": event.kind,
-        "attempt": event.attempt,
-        "data": event.data,
-    }

@@ -14,9 +14,10 @@ from jobs import selectors, services
 from jobs.conf import settings
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
+from jobs.resources import event_output, job_output, job_url
 
 from .pagination import keyset_page
-from .serializers import JobListQuery, event_output, job_output, job_url
+from .serializers import JobListQuery
 
 
 def parse_job_id(raw: str) -> uuid.UUID:

@@ -16,3 +16,8 @@ LIMIT 1;
 -- Set (or clear, with NULL) an application's own cap on running jobs.
 UPDATE jobs_app SET max_running = %(max_running)s WHERE name = %(name)s
 RETURNING id, name, max_running;
+
+-- app_rotate_callback_secret --
+-- Give an application a new callback signing secret.
+UPDATE jobs_app SET callback_secret = %(secret)s WHERE name = %(name)s
+RETURNING name, callback_secret;

@@ -9,6 +9,16 @@ envelope AS (
     SELECT job.envelope_id, %(envelope_key)s, %(envelope_payload)s, COALESCE(job.run_at, now()) FROM job
 )
 
+-- _callback_insert --
+-- Fragment (a CTE), the one place a completion callback is queued: for each job row of
+-- the CTE "job" that has just ended and names a callback_url. Used by every terminal
+-- transition (finish, cancel, rescue-fail), in the same statement.
+callback AS (
+    INSERT INTO jobs_callback (job_id, url)
+    SELECT job.id, job.callback_url FROM job
+    WHERE job.callback_url IS NOT NULL AND job.status IN ('succeeded', 'failed', 'cancelled')
+)
+
 -- job_create --
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
 -- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row,
@@ -16,14 +26,14 @@ envelope AS (
 WITH job AS (
     INSERT INTO jobs_job (id, app_id, type, queue, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
-                          idempotency_key, request_hash)
+                          idempotency_key, request_hash, callback_url)
     SELECT %(id)s, %(app_id)s, %(type)s, %(queue)s, %(params)s::jsonb, %(metadata)s::jsonb,
            CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
            %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
            nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
            -- clock time, so jobs created in one transaction still sort in creation order
            clock_timestamp(), clock_timestamp(),
-           %(idempotency_key)s, %(request_hash)s
+           %(idempotency_key)s, %(request_hash)s, %(callback_url)s
     -- Back-pressure: no row (and no envelope) once the application has max_unfinished
     -- jobs waiting or running; counting stops there (index-only, jobs_job_app_active).
     WHERE %(max_unfinished)s <= 0
@@ -153,7 +163,7 @@ WITH job AS (
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, status, attempts, CASE WHEN status = 'failed' THEN error ELSE '{}'::jsonb END FROM job
-)
+), /* include _callback_insert */
 SELECT * FROM job;
 
 -- job_retry --
@@ -195,7 +205,7 @@ WITH job AS (
     SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
            attempts, '{}'::jsonb
     FROM job
-)
+), /* include _callback_insert */
 SELECT * FROM job;
 
 -- job_find_expired --
@@ -243,7 +253,7 @@ WITH job AS (
     SELECT id, status, attempts,
            jsonb_build_object('error', %(error)s::jsonb, 'worker', %(worker)s::text, 'rescued', true)
     FROM job
-)
+), /* include _callback_insert */
 SELECT * FROM job;
 
 -- job_find_undelivered --

@@ -35,13 +35,17 @@ PARAM_TYPES = {
     "attempt": "int4",
     "before_created_at": "timestamptz",
     "before_id": "uuid",
+    "callback_id": "int8",
+    "callback_url": "text",
     "delay": "float8",
     "run_at": "timestamptz",
+    "secret": "text",
     "envelope_key": "text",
     "envelope_payload": "text",
     "error": "jsonb",
     "id": "uuid",
     "idempotency_key": "text",
+    "lease": "float8",
     "lease_seconds": "float8",
     "limit": "int4",
     "max_attempts": "int4",
@@ -96,7 +100,7 @@ def test_every_named_query_prepares_against_the_real_schema(raw, name):
 
 def test_migrations_created_tables_and_triggers(raw):
     raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'jobs_%' ORDER BY 1")
-    assert [r[0] for r in raw.fetchall()] == ["jobs_app", "jobs_event", "jobs_job", "jobs_token"]
+    assert [r[0] for r in raw.fetchall()] == ["jobs_app", "jobs_callback", "jobs_event", "jobs_job", "jobs_token"]
     raw.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'jobs_%' ORDER BY 1")
     names = {r[0] for r in raw.fetchall()}
     assert {"jobs_job_no_delete", "jobs_job_no_truncate", "jobs_event_no_delete", "jobs_event_no_truncate"} <= names
@@ -142,6 +146,7 @@ def test_create__row_and_envelope_are_committed_together():
                     idempotency_key=None,
                     request_hash=None,
                     max_unfinished=0,
+                    callback_url=None,
                     **queue.envelope(job_id, timeout=5),
                 )
             other.rollback()  # a new snapshot

@@ -1,0 +1,56 @@
+-- The callbacks table: the outbox of completion callbacks (written by the jobs queries'
+-- _callback_insert fragment), taken, delivered and retried here.
+
+-- callback_take --
+-- Take due callbacks for one delivery attempt each: they become invisible to other
+-- deliverers for %(lease)s seconds (a deliverer that dies mid-way only delays them).
+WITH due AS (
+    SELECT id FROM jobs_callback
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL AND due_at <= now()
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs_callback c
+SET attempts = c.attempts + 1, due_at = now() + make_interval(secs => %(lease)s)
+FROM due, jobs_job j, jobs_app a
+WHERE c.id = due.id AND j.id = c.job_id AND a.id = j.app_id
+RETURNING c.id, c.job_id, c.url, c.attempts, a.callback_secret;
+
+-- callback_delivered --
+-- A delivery answered 2xx: done, and recorded in the job's history.
+WITH callback AS (
+    UPDATE jobs_callback SET delivered_at = now()
+    WHERE id = %(callback_id)s AND delivered_at IS NULL AND gave_up_at IS NULL
+    RETURNING job_id, url, attempts
+), events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT c.job_id, 'callback', j.attempts,
+           jsonb_build_object('url', c.url, 'delivery', c.attempts, 'status', %(status)s::int, 'delivered', true)
+    FROM callback c JOIN jobs_job j ON j.id = c.job_id
+)
+SELECT job_id FROM callback;
+
+-- callback_failed --
+-- A delivery failed: tried again after %(delay)s seconds, or given up after its last
+-- attempt; recorded in the job's history either way.
+WITH callback AS (
+    UPDATE jobs_callback
+    SET due_at = now() + make_interval(secs => %(delay)s),
+        gave_up_at = CASE WHEN attempts >= %(max_attempts)s THEN now() END
+    WHERE id = %(callback_id)s AND delivered_at IS NULL AND gave_up_at IS NULL
+    RETURNING job_id, url, attempts, gave_up_at IS NOT NULL AS gave_up, due_at
+), events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT c.job_id, 'callback', j.attempts,
+           jsonb_strip_nulls(jsonb_build_object(
+               'url', c.url, 'delivery', c.attempts, 'status', %(status)s::int, 'error', %(error)s::text,
+               'delivered', false, 'gave_up', c.gave_up,
+               'next_attempt_at', CASE WHEN NOT c.gave_up THEN c.due_at END))
+    FROM callback c JOIN jobs_job j ON j.id = c.job_id
+)
+SELECT job_id FROM callback;
+
+-- callback_job --
+-- The job a callback reports (any application's: the deliverer is the platform).
+SELECT * FROM jobs_job WHERE id = %(id)s;

@@ -1,0 +1,115 @@
+"""Completion callbacks: only allowed hosts, written with the terminal transition, POSTed
+signed, retried with backoff, every attempt in the job's history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs import callbacks, services
+from tests.callback_receiver import Receiver
+
+
+@pytest.fixture
+def allowed(settings):
+    settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
+def create(api, **extra):
+    body = {"type": "fibonacci", "params": {"n": 10}, **extra}
+    return api.post("/jobs", data=json.dumps(body), content_type="application/json")
+
+
+def finish(job):
+    running = services.job_claim(job_id=job["id"], worker="w")
+    return services.job_succeed(job=running, result={"value": "55"})
+
+
+def events(api, job_id, kind="callback"):
+    return [e for e in api.get(f"/jobs/{job_id}/events").json()["events"] if e["kind"] == kind]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.5/hook", "http://169.254.169.254/latest", "ftp://127.0.0.1/x", "not a url", 42],
+)
+def test_a_callback_url_outside_the_allowed_hosts_is_400(api, allowed, url):
+    response = create(api, callback_url=url)
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["callback_url"]
+
+
+def test_no_host_is_allowed_by_default(api, settings):
+    settings.JOBS_CALLBACK_ALLOWED_HOSTS = []
+    assert create(api, callback_url="http://127.0.0.1:9/hook").status_code == 400
+
+
+def test_the_finish_writes_the_callback_and_the_delivery_is_signed(api, app, allowed, raw):
+    secret = services.app_rotate_callback_secret(app_name=app.name)
+    with Receiver(200) as receiver:
+        job = create(api, callback_url=receiver.url, metadata={"m": 1}).json()
+        assert job["callback_url"] == receiver.url
+        raw.execute("SELECT count(*) FROM jobs_callback WHERE job_id = %s", [job["id"]])
+        assert raw.fetchone()[0] == 0  # nothing to say until it ends
+        finish(job)
+        raw.execute("SELECT count(*) FROM jobs_callback WHERE job_id = %s", [job["id"]])
+        assert raw.fetchone()[0] == 1  # written by the finishing statement itself
+        assert callbacks.deliver_due(limit=10) == 1
+    [delivery] = receiver.received
+    body = json.loads(delivery["body"])
+    assert body["id"] == job["id"] and body["status"] == "succeeded" and body["result"] == {"value": "55"}
+    assert body["metadata"] == {"m": 1}
+    header = delivery["headers"][callbacks.SIGNATURE_HEADER]
+    assert callbacks.verify(secret, header, delivery["body"])
+    assert not callbacks.verify("another secret", header, delivery["body"])
+    assert not callbacks.verify(secret, header, delivery["body"] + b" ")
+    [event] = events(api, job["id"])
+    assert event["data"] == {"url": receiver.url, "delivery": 1, "status": 200, "delivered": True}
+    assert callbacks.deliver_due(limit=10) == 0  # delivered once, not again
+
+
+def test_a_failing_receiver_is_retried_with_backoff_then_given_up(api, allowed, raw, settings):
+    settings.JOBS = {**settings.JOBS, "CALLBACK_MAX_ATTEMPTS": 2}
+    with Receiver(500) as receiver:
+        job = create(api, callback_url=receiver.url).json()
+        finish(job)
+        assert callbacks.deliver_due(limit=10) == 1
+        raw.execute("SELECT due_at > now(), gave_up_at FROM jobs_callback WHERE job_id = %s", [job["id"]])
+        assert raw.fetchone() == (True, None)  # tried again later
+        assert callbacks.deliver_due(limit=10) == 0  # not due yet
+        raw.execute("UPDATE jobs_callback SET due_at = now() WHERE job_id = %s", [job["id"]])
+        assert callbacks.deliver_due(limit=10) == 1
+    assert len(receiver.received) == 2
+    first, last = events(api, job["id"])
+    assert first["data"]["status"] == 500 and first["data"]["delivered"] is False and "next_attempt_at" in first["data"]
+    assert last["data"]["gave_up"] is True and last["data"]["delivery"] == 2
+
+
+def test_a_redirect_is_not_followed(api, allowed):
+    with Receiver(302, location="http://10.0.0.5/internal") as receiver:
+        job = create(api, callback_url=receiver.url).json()
+        finish(job)
+        callbacks.deliver_due(limit=10)
+    [event] = events(api, job["id"])
+    assert event["data"]["delivered"] is False and event["data"]["status"] == 302
+
+
+def test_cancelling_a_waiting_job_calls_back_too(api, allowed):
+    with Receiver(204) as receiver:
+        job = create(api, callback_url=receiver.url).json()
+        api.post(f"/jobs/{job['id']}/cancel")
+        callbacks.deliver_due(limit=10)
+    assert json.loads(receiver.received[0]["body"])["status"] == "cancelled"
+
+
+def test_rotate_callback_secret_command(app):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("rotate_callback_secret", app.name, "--quiet", stdout=out)
+    first = out.getvalue().strip()
+    call_command("rotate_callback_secret", app.name, "--quiet", stdout=out)
+    assert len(first) == 64 and out.getvalue().strip().splitlines()[-1] != first
