@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from .harness import wait_for
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
@@ -17,7 +19,13 @@ def test_b_starts_while_a_has_more_long_jobs_waiting_than_there_are_workers(plat
     ]
     platform.start_cluster()
     try:
-        platform.wait_status(a_jobs[0], ("running",), timeout=30)
+        wait_for(  # any one of A's jobs: which one starts first is the cluster's choice
+            lambda: platform.sql(
+                "SELECT count(*) AS n FROM jobs_job WHERE id = ANY(%s::uuid[]) AND status = 'running'", [a_jobs]
+            )[0]["n"],
+            timeout=30,
+            what="one of A's jobs running",
+        )
         b_job = platform.create_job(b, {"type": "test_short", "params": {"index": 1}})
         done = platform.wait_status(b_job["id"], ("succeeded", "failed"), timeout=30)
         assert done["status"] == "succeeded"
@@ -25,7 +33,11 @@ def test_b_starts_while_a_has_more_long_jobs_waiting_than_there_are_workers(plat
             "SELECT count(*) AS n FROM jobs_job WHERE id = ANY(%s::uuid[]) AND (started_at IS NULL OR started_at > %s)",
             [a_jobs, done["started_at"]],
         )[0]["n"]
-        assert waiting > workers  # A still had more jobs waiting than there are workers
+        timeline = platform.sql(
+            "SELECT a.name, j.started_at, j.finished_at, j.attempts FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id"
+            " ORDER BY j.started_at NULLS LAST"
+        )
+        assert waiting > workers, timeline  # A still had more jobs waiting than there are workers
         running_at_once = platform.sql(
             "SELECT count(*) AS n FROM jobs_job a JOIN jobs_job b ON a.id < b.id"
             " WHERE a.id = ANY(%s::uuid[]) AND b.id = ANY(%s::uuid[])"
