@@ -507,6 +507,8 @@ class Bench:
         }
         self.platform_port = free_port()
         self.baseline_port = free_port()
+        while self.baseline_port == self.platform_port:
+            self.baseline_port = free_port()
         self.platform_url = f"http://127.0.0.1:{self.platform_port}"
         self.baseline_url = f"http://127.0.0.1:{self.baseline_port}"
         self.token = ""
@@ -1042,6 +1044,8 @@ def print_report(bench: Bench) -> None:
     )
     print(render_table(report.rows))
     print("(targets are shown, never asserted; growth: platform = large table, baseline = small table)")
+    if o.py_spy:
+        print("(py-spy sampled the platform's create, read and execute runs: those figures are lower than without it)")
 
 
 def write_json(bench: Bench) -> None:
