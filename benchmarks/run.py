@@ -1,7 +1,7 @@
 """The side-by-side benchmark: every figure of the platform next to a baseline measured
 in the same run, and the ratio.
 
-    scripts/bench [--smoke] [--out .bench/latest.json] [--seconds 10] [--jobs 2000] ...
+    scripts/bench [--smoke] [--out .bench/latest.json] [--seconds 10] [--rounds 2] [--jobs 5000] ...
 
 It creates a scratch database on the server ``DATABASE_URL`` names (else the embedded
 PostgreSQL), migrates it, starts two gunicorns (the platform, and the bare baseline of
