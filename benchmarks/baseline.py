@@ -1,0 +1,77 @@
+"""The bare-Django baseline for create and read: plain function views running the
+platform's own SQL through ``jobs.db`` (the token lookup, then ``job_create`` or
+``job_get``). No DRF, no validation, no middleware. Its URLs live here, never in the
+product's; only the benchmark's second gunicorn serves them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+
+from jobs import db, queue
+
+TIMEOUT_SECONDS = 300
+MAX_ATTEMPTS = 3
+
+
+def _app(request: HttpRequest) -> dict[str, Any] | None:
+    header = request.headers.get("Authorization", "")
+    keyword, _, token = header.partition(" ")
+    if keyword.lower() not in ("token", "bearer") or not token:
+        return None
+    return db.fetch_one("token_authenticate", token_hash=hashlib.sha256(token.encode()).hexdigest())
+
+
+def _unauthorized() -> JsonResponse:
+    return JsonResponse({"detail": "unauthorized"}, status=401)
+
+
+def jobs(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    app = _app(request)
+    if app is None:
+        return _unauthorized()
+    body = json.loads(request.body)
+    job_id = uuid.uuid4()
+    row = db.fetch_one(
+        "job_create",
+        id=job_id,
+        app_id=app["app_id"],
+        type=body["type"],
+        params=body.get("params", {}),
+        metadata=body.get("metadata", {}),
+        max_attempts=MAX_ATTEMPTS,
+        timeout_seconds=TIMEOUT_SECONDS,
+        idempotency_key=None,
+        request_hash=None,
+        **queue.envelope(job_id, timeout=TIMEOUT_SECONDS),
+    )
+    return JsonResponse(row, status=201, encoder=DjangoJSONEncoder)
+
+
+def job(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    app = _app(request)
+    if app is None:
+        return _unauthorized()
+    row = db.fetch_one("job_get", id=job_id, app_id=app["app_id"])
+    if row is None:
+        return JsonResponse({"detail": "not found"}, status=404)
+    return JsonResponse(row, encoder=DjangoJSONEncoder)
+
+
+def ping(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+urlpatterns = [
+    path("", ping),
+    path("jobs", jobs),
+    path("jobs/<uuid:job_id>", job),
+]
