@@ -45,12 +45,16 @@ def jobs(request: HttpRequest) -> HttpResponse:
         id=job_id,
         app_id=app["app_id"],
         type=body["type"],
+        queue="default",
         params=body.get("params", {}),
         metadata=body.get("metadata", {}),
         max_attempts=MAX_ATTEMPTS,
         timeout_seconds=TIMEOUT_SECONDS,
+        run_at=None,
         idempotency_key=None,
         request_hash=None,
+        callback_url=None,
+        max_unfinished=0,
         **queue.envelope(job_id, timeout=TIMEOUT_SECONDS),
     )
     return JsonResponse(row, status=201, encoder=DjangoJSONEncoder)
