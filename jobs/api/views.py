@@ -16,12 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import db, selectors, services
+from jobs import db, monitoring, selectors, services
 from jobs.conf import settings
 from jobs.domain import Status
 from jobs.exceptions import DatabaseUnavailable, InvalidInput, JobNotFound
 from jobs.registry import registry
 
+from .errors import PROBLEM_JSON, problem
 from .serializers import JobCreateInput, event_output, job_output, job_url
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -177,7 +178,7 @@ class JobTypesApi(APIView):
 
 
 class HealthApi(APIView):
-    """Liveness and readiness: 200 when the database answers, 503 otherwise. No auth."""
+    """Liveness: 200 when the database answers, 503 otherwise. No auth."""
 
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
@@ -189,6 +190,31 @@ class HealthApi(APIView):
             connection.close()
             raise
         return Response({"status": "ok", "database": "ok"})
+
+
+class ReadyApi(APIView):
+    """Readiness: 200 when the database answers, no migration is pending and a django-q2
+    cluster reported itself in the last few seconds; else 503 naming what is missing. No auth."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+    def get(self, request: Request) -> Response:
+        checks = monitoring.readiness()
+        failing = [name for name, outcome in checks.items() if outcome != "ok"]
+        if not failing:
+            return Response({"status": "ready", "checks": checks})
+        body = problem(
+            503,
+            f"Not ready: {'; '.join(f'{name} {checks[name]}' for name in failing)}.",
+            slug="not-ready",
+            instance=request.path,
+            checks=checks,
+        )
+        response = Response(body, status=503, headers={"Retry-After": str(settings.RETRY_AFTER_SECONDS)})
+        if getattr(request.accepted_renderer, "format", None) != "api":  # the browsable API renders its own page
+            response.content_type = PROBLEM_JSON
+        return response
 
 
 class RootApi(APIView):
@@ -206,6 +232,7 @@ class RootApi(APIView):
                 "jobs": url("jobs:job-list"),
                 "job_types": url("jobs:job-types"),
                 "health": url("jobs:health"),
+                "ready": url("jobs:ready"),
                 "login": url("rest_framework:login"),
             }
         )
