@@ -47,6 +47,7 @@ def render_jobs(stats: dict[str, Any], overview: dict[str, Any]) -> list[str]:
         lines.append(f"{job_type:{width}}  " + "  ".join(f"{table.get((s, job_type), 0):>9}" for s in statuses))
     totals = [sum(v for (s, _), v in table.items() if s == status) for status in statuses]
     lines.append(f"{'all':{width}}  " + "  ".join(f"{n:>9}" for n in totals))
+    running_total = totals[statuses.index(Status.RUNNING)]
 
     window = overview["window_seconds"]
     finished = overview["finished"]
@@ -58,7 +59,12 @@ def render_jobs(stats: dict[str, Any], overview: dict[str, Any]) -> list[str]:
         f"finished in the last {window} s: {total} ({parts}), {total / window:.2f} jobs/s",
         f"oldest queued job waiting: {'-' if wait is None else f'{wait:.1f}s'}",
         "",
-        f"running jobs: {len(overview['running'])}",
+        f"running jobs: {running_total}"
+        + (
+            f" (the {len(overview['running'])} longest-running below)"
+            if running_total > len(overview["running"])
+            else ""
+        ),
     ]
     for job in overview["running"]:
         progress = job["progress"] or {}
@@ -68,7 +74,7 @@ def render_jobs(stats: dict[str, Any], overview: dict[str, Any]) -> list[str]:
             f"{progress_bar(progress.get('percent'))}  {duration(ran):>7}  {job['worker'] or '-'}  "
             f"{_one_line(progress.get('message') or '', 40)}"
         )
-    lines += ["", f"recent failures: {len(overview['failures'])}"]
+    lines += ["", "latest failures:" if overview["failures"] else "latest failures: none"]
     for job in overview["failures"]:
         error = job["error"] or {}
         text = _one_line(f"{error.get('type', '?')}: {error.get('message', '')}", 80)
