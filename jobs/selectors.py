@@ -128,3 +128,16 @@ def database_health() -> None:
     except DatabaseUnavailable:
         db.reset()
         raise
+
+
+def monitor_overview(*, window_seconds: int = 60, running: int = 20, failures: int = 5) -> dict[str, Any]:
+    """The operator's view beyond ``platform_stats``: jobs finished per status in the last
+    ``window_seconds`` (by ``finished_at``), the running jobs with their progress, and the
+    latest failures with their error."""
+    finished = db.fetch_all("monitor_finished_recently", seconds=window_seconds)
+    return {
+        "window_seconds": window_seconds,
+        "finished": {row["status"]: row["jobs"] for row in finished},
+        "running": db.fetch_all("monitor_running", limit=running),
+        "failures": db.fetch_all("monitor_recent_failures", limit=failures),
+    }

@@ -164,6 +164,40 @@ JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])
 
+# --- the shared cache ----------------------------------------------------------------
+# django-q2 publishes each cluster's status (host, workers, state) through a Django
+# cache; qinfo, qmonitor, qmemory, jobs_top and /ready read it from there. It must be
+# one that every process on every machine shares: Django's database cache on our own
+# PostgreSQL (table "django_cache", made by migration 0003; no extra service), or
+# Redis when CACHE_URL is set (redis://host:6379/0). Django's cache, not project data.
+
+
+def cache_config(url: str | None, key_prefix: str) -> dict:
+    if not url:
+        return {
+            "BACKEND": "jobs.cache.DatabaseCache",
+            "LOCATION": "django_cache",
+            "KEY_PREFIX": key_prefix,
+            # Entries carry their own expiry (a cluster's status: 3 s); the list of
+            # clusters must not vanish between two of their updates.
+            "TIMEOUT": None,
+        }
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": key_prefix,
+            "TIMEOUT": None,
+        }
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis://, rediss:// or unix:// URL (or unset), got {url!r}")
+
+
+CACHES = {
+    # Nothing of ours uses the default cache; it stays per-process.
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": cache_config(env("CACHE_URL"), env("CACHE_KEY_PREFIX", "jobplatform") or "jobplatform"),
+}
+
 # --- django-q2 ---------------------------------------------------------------------
 # The database broker on our own PostgreSQL, so a job row and its queue envelope
 # commit together. Each value is explained in README.md ("Worker tuning").
@@ -187,6 +221,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "compress": False,
     "label": "Jobs queue",
+    # Cluster status for the monitors, shared by every process (see CACHES above).
+    "cache": "shared",
 }
 
 LOGGING = {

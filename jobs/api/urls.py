@@ -18,4 +18,5 @@ urlpatterns = [
     path("job/<str:job_id>/events", views.JobEventsApi.as_view(), name="job-events-singular"),
     path("job-types", views.JobTypesApi.as_view(), name="job-types"),
     path("health", views.HealthApi.as_view(), name="health"),
+    path("ready", views.ReadyApi.as_view(), name="ready"),
 ]

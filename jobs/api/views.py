@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import selectors, services
+from jobs import monitoring, selectors, services
 from jobs.conf import settings
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
@@ -18,6 +18,7 @@ from jobs.resources import event_output, job_output, job_url
 
 from .pagination import keyset_page
 from .serializers import JobListQuery
+from .errors import PROBLEM_JSON, problem
 
 
 def parse_job_id(raw: str) -> uuid.UUID:
@@ -126,7 +127,7 @@ class JobTypesApi(APIView):
 
 
 class HealthApi(APIView):
-    """Liveness and readiness: 200 when the database answers, 503 otherwise. No auth."""
+    """Liveness: 200 when the database answers, 503 otherwise. No auth."""
 
     name = "Health"
 
@@ -136,6 +137,31 @@ class HealthApi(APIView):
     def get(self, request: Request) -> Response:
         selectors.database_health()
         return Response({"status": "ok", "database": "ok"})
+
+
+class ReadyApi(APIView):
+    """Readiness: 200 when the database answers, no migration is pending and a django-q2
+    cluster reported itself in the last few seconds; else 503 naming what is missing. No auth."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+    def get(self, request: Request) -> Response:
+        checks = monitoring.readiness()
+        failing = [name for name, outcome in checks.items() if outcome != "ok"]
+        if not failing:
+            return Response({"status": "ready", "checks": checks})
+        body = problem(
+            503,
+            f"Not ready: {'; '.join(f'{name} {checks[name]}' for name in failing)}.",
+            slug="not-ready",
+            instance=request.path,
+            checks=checks,
+        )
+        response = Response(body, status=503, headers={"Retry-After": str(settings.RETRY_AFTER_SECONDS)})
+        if getattr(request.accepted_renderer, "format", None) != "api":  # the browsable API renders its own page
+            response.content_type = PROBLEM_JSON
+        return response
 
 
 class RootApi(APIView):
@@ -155,6 +181,7 @@ class RootApi(APIView):
                 "jobs": url("jobs:job-list"),
                 "job_types": url("jobs:job-types"),
                 "health": url("jobs:health"),
+                "ready": url("jobs:ready"),
                 "login": url("rest_framework:login"),
             }
         )

@@ -318,3 +318,29 @@ WHERE status = 'queued' OR (status = 'scheduled' AND run_at <= now());
 SELECT j.id, j.type, j.status, j.attempts, j.progress, j.updated_at, a.name AS app_name
 FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
 ORDER BY j.updated_at DESC, j.id LIMIT %(limit)s;
+
+-- ===== operator's view (jobs_top, /ready): monitor_* queries ========================
+-- Each reads through an index: jobs_job_finished, jobs_job_failed (migration 0004) or
+-- jobs_job_active. Kept together so the block can move as one.
+
+-- monitor_finished_recently --
+-- Jobs that reached a terminal state within the last %(seconds)s seconds, per status.
+SELECT status, count(*) AS jobs FROM jobs_job
+WHERE finished_at >= now() - make_interval(secs => %(seconds)s)
+GROUP BY status ORDER BY status;
+
+-- monitor_running --
+-- Running jobs, longest-running first, with their progress and application.
+SELECT j.id, j.type, j.attempts, j.max_attempts, j.worker, j.progress, j.started_at,
+       clock_timestamp() AS now, a.name AS app_name
+FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
+WHERE j.status = 'running'
+ORDER BY j.started_at, j.id LIMIT %(limit)s;
+
+-- monitor_recent_failures --
+-- The most recently failed jobs, newest first, with their error.
+SELECT j.id, j.type, j.attempts, j.error, j.finished_at, a.name AS app_name
+FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
+WHERE j.status = 'failed'
+ORDER BY j.finished_at DESC, j.id DESC LIMIT %(limit)s;
+-- ===== end of operator's view queries ===============================================

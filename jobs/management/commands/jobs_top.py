@@ -1,29 +1,87 @@
+"""The operator's view in a terminal: jobs, throughput, running jobs, failures, clusters."""
+
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
 
-from jobs import selectors
+from jobs import monitoring, selectors
 from jobs.domain import Status
 from jobs.exceptions import DatabaseUnavailable
 
+#: Characters of a progress bar, between its brackets.
+BAR_WIDTH = 20
 
-def render(stats: dict[str, Any]) -> str:
-    """The monitor's screen as text."""
+
+def progress_bar(percent: float | None, width: int = BAR_WIDTH) -> str:
+    """``[#########-----------]  45.0%``; no progress recorded yet shows an empty bar."""
+    if percent is None:
+        return f"[{'-' * width}]      -"
+    done = round(width * min(max(percent, 0.0), 100.0) / 100)
+    return f"[{'#' * done}{'-' * (width - done)}] {percent:5.1f}%"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _one_line(text: Any, limit: int) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def render_jobs(stats: dict[str, Any], overview: dict[str, Any]) -> list[str]:
     statuses = [s.value for s in Status]
     types = sorted({row["type"] for row in stats["counts"]})
     table = {(row["status"], row["type"]): row["jobs"] for row in stats["counts"]}
     width = max([9, *(len(t) for t in types)])
-    lines = [f"jobplatform — {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
-    lines.append(f"{'TYPE':{width}}  " + "  ".join(f"{s:>9}" for s in statuses))
+    lines = [f"{'TYPE':{width}}  " + "  ".join(f"{s:>9}" for s in statuses)]
     for job_type in types:
         lines.append(f"{job_type:{width}}  " + "  ".join(f"{table.get((s, job_type), 0):>9}" for s in statuses))
     totals = [sum(v for (s, _), v in table.items() if s == status) for status in statuses]
     lines.append(f"{'all':{width}}  " + "  ".join(f"{n:>9}" for n in totals))
+    running_total = totals[statuses.index(Status.RUNNING)]
+
+    window = overview["window_seconds"]
+    finished = overview["finished"]
+    total = sum(finished.values())
+    parts = ", ".join(f"{finished.get(s, 0)} {s}" for s in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED))
     wait = stats["oldest_queued_seconds"]
-    lines += ["", f"oldest queued job waiting: {'-' if wait is None else f'{wait:.1f}s'}", "", "latest jobs:"]
+    lines += [
+        "",
+        f"finished in the last {window} s: {total} ({parts}), {total / window:.2f} jobs/s",
+        f"oldest queued job waiting: {'-' if wait is None else f'{wait:.1f}s'}",
+        "",
+        f"running jobs: {running_total}"
+        + (
+            f" (the {len(overview['running'])} longest-running below)"
+            if running_total > len(overview["running"])
+            else ""
+        ),
+    ]
+    for job in overview["running"]:
+        progress = job["progress"] or {}
+        ran = (job["now"] - job["started_at"]).total_seconds() if job["started_at"] else 0.0
+        lines.append(
+            f"  {job['id']!s}  {job['type'][:14]:14} try {job['attempts']}/{job['max_attempts']}  "
+            f"{progress_bar(progress.get('percent'))}  {duration(ran):>7}  {job['worker'] or '-'}  "
+            f"{_one_line(progress.get('message') or '', 40)}"
+        )
+    lines += ["", "latest failures:" if overview["failures"] else "latest failures: none"]
+    for job in overview["failures"]:
+        error = job["error"] or {}
+        text = _one_line(f"{error.get('type', '?')}: {error.get('message', '')}", 80)
+        lines.append(
+            f"  {job['finished_at']:%H:%M:%S}  {job['id']!s}  {job['type'][:14]:14} try {job['attempts']}  {text}"
+        )
+    lines += ["", "latest jobs:"]
     for job in stats["latest"]:
         percent = (job["progress"] or {}).get("percent")
         done = "" if percent is None else f"{percent:5.1f}%"
@@ -31,29 +89,66 @@ def render(stats: dict[str, Any]) -> str:
             f"  {job['updated_at']:%H:%M:%S}  {job['id']!s}  {job['type'][:14]:14} {job['status']:9} "
             f"try {job['attempts']}  {done:6}  {job['app_name'][:20]}"
         )
+    return lines
+
+
+def render_clusters(clusters: list[monitoring.ClusterStatus]) -> list[str]:
+    workers = sum(len(c.workers) for c in clusters)
+    lines = [f"clusters (django-q2): {len(clusters)}, workers: {workers}"]
+    if clusters:
+        host_width = max(4, *(len(c.host) for c in clusters))
+        lines.append(f"  {'HOST':{host_width}}  {'CLUSTER':36}  {'STATE':8}  WORKERS  {'UP':>7}  PID: WORKER PIDS")
+        for c in clusters:
+            lines.append(
+                f"  {c.host:{host_width}}  {c.id!s:36}  {c.status:8}  {len(c.workers):>7}  "
+                f"{duration(c.uptime_seconds):>7}  {c.pid}: {' '.join(str(pid) for pid in c.workers)}"
+            )
+    return lines
+
+
+def render(*, latest: int, now: datetime | None = None) -> str:
+    """The whole screen as text: each part says so when its source cannot be read."""
+    lines = [f"jobplatform — {(now or datetime.now()).strftime('%Y-%m-%d %H:%M:%S')}", ""]
+    try:
+        lines += render_clusters(monitoring.cluster_list())
+    except Exception as exc:  # the cache may be down; show it, keep going
+        lines.append(f"clusters: cannot read the shared cache ({type(exc).__name__}: {exc})")
+    lines.append("")
+    try:
+        lines += render_jobs(selectors.platform_stats(latest=latest), selectors.monitor_overview())
+    except DatabaseUnavailable as exc:
+        lines.append(f"database unavailable: {exc}")
     return "\n".join(lines)
 
 
 class Command(BaseCommand):
-    help = "Live terminal monitor: jobs per status and type, oldest queued job's age, latest jobs."
+    help = (
+        "The operator's view: jobs per status and type, throughput in the last minute, oldest queued job, "
+        "running jobs with progress bars, recent failures, and django-q2's clusters and workers."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=2.0, help="Seconds between refreshes (default 2).")
-        parser.add_argument("--once", action="store_true", help="Print one snapshot and exit.")
+        parser.add_argument("--once", action="store_true", help="Print one snapshot as plain text and exit.")
         parser.add_argument("--latest", type=int, default=10, help="How many latest jobs to show (default 10).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        while True:
-            try:
-                screen = render(selectors.platform_stats(latest=options["latest"]))
-            except DatabaseUnavailable as exc:
-                screen = f"database unavailable: {exc}"
-            if options["once"]:
-                self.stdout.write(screen)
-                return
-            self.stdout.write("\x1b[2J\x1b[H" + screen)
-            self.stdout.flush()
-            try:
+        if options["interval"] <= 0:
+            raise CommandError("--interval must be a positive number of seconds.")
+        if options["latest"] < 0:
+            raise CommandError("--latest must be zero or more.")
+        if options["once"]:
+            self.stdout.write(render(latest=options["latest"]))
+            return
+        try:
+            while True:
+                # A long-lived process has no request cycle to drop a connection the
+                # server closed (restart, failover): do it here, or never recover.
+                close_old_connections()
+                screen = render(latest=options["latest"])
+                # Home, draw, then clear what the previous (longer) screen left below.
+                self.stdout.write("\x1b[H" + screen.replace("\n", "\x1b[K\n") + "\x1b[K\x1b[J", ending="\n")
+                self.stdout.flush()
                 time.sleep(options["interval"])
-            except KeyboardInterrupt:
-                return
+        except KeyboardInterrupt:
+            return
