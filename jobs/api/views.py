@@ -16,9 +16,9 @@ from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
 from jobs.resources import event_output, job_output, job_url
 
+from .errors import PROBLEM_JSON, problem
 from .pagination import keyset_page
 from .serializers import JobListQuery
-from .errors import PROBLEM_JSON, problem
 
 
 def parse_job_id(raw: str) -> uuid.UUID:

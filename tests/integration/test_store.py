@@ -39,6 +39,7 @@ PARAM_TYPES = {
     "callback_url": "text",
     "delay": "float8",
     "run_at": "timestamptz",
+    "seconds": "int4",
     "secret": "text",
     "envelope_key": "text",
     "envelope_payload": "text",
