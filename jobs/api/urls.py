@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views
+from .metrics import MetricsApi
 
 app_name = "jobs"
 
@@ -18,4 +19,5 @@ urlpatterns = [
     path("job/<str:job_id>/events", views.JobEventsApi.as_view(), name="job-events-singular"),
     path("job-types", views.JobTypesApi.as_view(), name="job-types"),
     path("health", views.HealthApi.as_view(), name="health"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
 ]
