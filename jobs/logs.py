@@ -28,11 +28,14 @@ JSON_SKIP = ("request", "taskName", "color_message")
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` (None outside a request) to every record."""
+    """Adds ``request_id`` (None outside a request) to every record: the current
+    request's, or that of the request a record names (django.request logs 4xx and 5xx
+    after the middleware has finished)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = request_id.get()
+            named = getattr(getattr(record, "request", None), "request_id", None)
+            record.request_id = named or request_id.get()
         return True
 
 

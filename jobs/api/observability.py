@@ -42,6 +42,7 @@ class RequestObservabilityMiddleware:
         started = time.perf_counter()
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         rid = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request.request_id = rid  # type: ignore[attr-defined]  # for django.request's records
         token = logs.request_id.set(rid)
         try:
             response = self.get_response(request)
