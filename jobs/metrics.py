@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -32,6 +32,9 @@ from .queue import queue_names
 from .registry import registry as job_types
 
 PREFIX = "jobplatform"
+
+# No ``*_created`` series: multiprocess mode cannot have them, so a single process has none either.
+disable_created_metrics()
 
 #: Upper bounds (seconds) of the job duration histograms' buckets.
 RUN_SECONDS_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200)

@@ -158,7 +158,8 @@ JOBS = jobs_from_environment()
 JOBS_QUEUES = [q.strip() for q in (env("JOBS_QUEUES", "default") or "").split(",") if q.strip()]
 # Addresses and networks that may read /metrics without a token (comma-separated), when
 # the request did not come through a proxy (see jobs/api/metrics.py and README "Metrics").
-JOBS_METRICS_ALLOW = [a.strip() for a in (env("JOBS_METRICS_ALLOW", "127.0.0.1,::1") or "").split(",") if a.strip()]
+# Set but empty: no address, a token always.
+JOBS_METRICS_ALLOW = [a.strip() for a in os.environ.get("JOBS_METRICS_ALLOW", "127.0.0.1,::1").split(",") if a.strip()]
 # Django refuses bodies above this when read through request.body; our API checks
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])

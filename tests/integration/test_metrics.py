@@ -257,3 +257,19 @@ def test_the_scrape_queries_are_served_by_their_indexes(query, params, index):
         cursor.execute("EXPLAIN " + db.queries[query], params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert index in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, ["127.0.0.1", "::1"]), ("", []), ("10.0.0.0/8, 192.0.2.1", ["10.0.0.0/8", "192.0.2.1"])],
+)
+def test_jobs_metrics_allow_from_the_environment(value, expected):
+    """Unset: this machine only; set but empty: no address, a token always."""
+    from tests.conftest import manage_shell
+
+    result = manage_shell(
+        "from django.conf import settings; print(settings.JOBS_METRICS_ALLOW)",
+        {} if value is None else {"JOBS_METRICS_ALLOW": value},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == repr(expected)
