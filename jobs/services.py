@@ -315,7 +315,7 @@ def job_create(
 
 
 def _created(job: Job) -> Job:
-    logs.job_transition(job.status.value, job_id=job.id, job_type=job.type, attempt=0, worker=None, app=job.app_id)
+    logs.job_transition(job.status.value, job_id=job.id, job_type=job.type, attempt=0, worker=None, app_id=job.app_id)
     return job
 
 
