@@ -12,6 +12,11 @@ second line, for a request that reaches gunicorn some other way:
   slow body never lasts until the worker is killed, which gunicorn answers with a 500.
 - ``forwarded_allow_ips``: only these peers (the proxy) may set the scheme through
   ``X-Forwarded-Proto``; Django trusts what gunicorn decided (``request.is_secure()``).
+- ``PROMETHEUS_MULTIPROC_DIR``: every worker keeps its HTTP metrics in files there, and
+  ``/metrics`` (whichever worker answers) sums them all. A fresh folder per gunicorn
+  (or the one given, emptied at start); ``child_exit`` tells prometheus-client a worker died.
+- ``access_log_format``: the path without its query string, so a token a client put in
+  the URL never reaches a log.
 
 gunicorn gives a sync worker no bound on the time a client takes to send its headers:
 that is the proxy's job (``client_header_timeout``).
@@ -23,7 +28,9 @@ and ``GUNICORN_CMD_ARGS`` override this file.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 from typing import Any
 
@@ -45,6 +52,9 @@ graceful_timeout = int(_number("WEB_GRACEFUL_TIMEOUT", 30))
 body_timeout = _number("WEB_BODY_TIMEOUT", 10)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
 accesslog = "-"
+# gunicorn's default with %(U)s (the path) for %(r)s (the request line, query string
+# included) and without the referrer (another URL).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 control_socket_disable = True
 
 if not 0 < body_timeout < timeout:
@@ -52,6 +62,35 @@ if not 0 < body_timeout < timeout:
         f"WEB_BODY_TIMEOUT ({body_timeout:g}) must be above 0 and below WEB_TIMEOUT ({timeout}): "
         "a body still arriving when the worker is killed gets a 500"
     )
+
+
+# Set before any worker imports prometheus-client (it picks its storage at import time);
+# the workers inherit it. Our own folder when none is given, removed on exit.
+_metrics_dir_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir_is_ours:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobplatform-metrics-")
+
+
+def on_starting(server: Any) -> None:
+    """Once, before the first worker: start the counts from zero (files left by an earlier
+    run would be summed in)."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended: prometheus-client drops its live gauges (its counters stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_dir_is_ours:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 class _BodyDeadlineSocket:

@@ -120,6 +120,24 @@ def platform_stats(*, latest: int = 10) -> dict[str, Any]:
     }
 
 
+def _float_array(values: tuple[float, ...]) -> str:
+    """A PostgreSQL array literal (lists would go as jsonb, see db.adapt)."""
+    return "{" + ",".join(repr(float(v)) for v in values) + "}"
+
+
+def metrics_snapshot(*, run_bounds: tuple[float, ...], wait_bounds: tuple[float, ...]) -> dict[str, Any]:
+    """Every job figure /metrics exports, read now (see jobs.metrics.JobsCollector).
+    Duration rows are grouped by type and bucket (see the query ``metrics_job_durations``)."""
+    return {
+        "by_type_status": db.fetch_all("metrics_jobs_by_type_status"),
+        "events": db.fetch_all("metrics_event_counts"),
+        "oldest": db.fetch_all("metrics_oldest_waiting"),
+        "durations": db.fetch_all(
+            "metrics_job_durations", run_bounds=_float_array(run_bounds), wait_bounds=_float_array(wait_bounds)
+        ),
+    }
+
+
 def database_health() -> None:
     """Raise DatabaseUnavailable unless the database answers (dropping the dead
     connection, so the next request opens a new one)."""

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from django.conf import settings as django_settings
 from rest_framework import serializers
 
-from . import db
+from . import db, logs
 from . import queue as queues
 from .conf import settings
 from .domain import App, Job, Status, Token
@@ -347,19 +347,25 @@ def job_create(
     if key_errors:
         raise InvalidInput(key_errors, "The request is invalid.")
     if idempotency_key is None:
-        return _job_insert(app, request, None, None), True
+        return _created(_job_insert(app, request, None, None)), True
     fingerprint = request.fingerprint()
     earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
     if earlier is not None:
         return earlier, False
     try:
         with db.atomic():  # a savepoint when nested, so the lookup below still works
-            return _job_insert(app, request, idempotency_key, fingerprint), True
+            job = _job_insert(app, request, idempotency_key, fingerprint)
+        return _created(job), True
     except AlreadyExists:
         earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
         if earlier is None:
             raise
         return earlier, False
+
+
+def _created(job: Job) -> Job:
+    logs.job_transition(job.status.value, job_id=job.id, job_type=job.type, attempt=0, worker=None, app_id=job.app_id)
+    return job
 
 
 def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fingerprint: str | None) -> Job:
@@ -519,6 +525,7 @@ def jobs_rescue_expired(*, limit: int) -> int:
             if row["cancel_requested"]:
                 error = error_payload(WorkerLost("the worker stopped while the job was being cancelled"))
                 db.fetch_one("job_rescue_fail", status=Status.CANCELLED.value, error=error, **common)
+                transition = Status.CANCELLED.value
             elif attempt >= attempts_allowed:
                 error = error_payload(
                     WorkerLost(
@@ -527,6 +534,7 @@ def jobs_rescue_expired(*, limit: int) -> int:
                     )
                 )
                 db.fetch_one("job_rescue_fail", status=Status.FAILED.value, error=error, **common)
+                transition = Status.FAILED.value
             else:
                 error = error_payload(
                     WorkerLost(f"the worker running attempt {attempt} stopped responding; the job was requeued")
@@ -537,7 +545,17 @@ def jobs_rescue_expired(*, limit: int) -> int:
                     **common,
                     **queues.envelope(row["id"], timeout=row["timeout_seconds"], queue=row["queue"]),
                 )
-            logger.warning("rescued job %s (attempt %s, worker %s)", row["id"], attempt, worker)
+                transition = "rescued"
+            # Its worker stopped responding: worth a WARNING, not only the INFO of a transition.
+            logs.job_transition(
+                transition,
+                job_id=row["id"],
+                job_type=row["type"],
+                attempt=attempt,
+                worker=worker,
+                level=logging.WARNING,
+                lease_expired=True,
+            )
             handled += 1
     return handled
 

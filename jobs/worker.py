@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from django_q.exceptions import TimeoutException
 
-from . import db, services
+from . import db, logs, services
 from .conf import settings
 from .context import JobContext
 from .domain import Job, Status
@@ -146,16 +146,27 @@ def execute_job(job_id: str) -> str:
     return run_claimed(job)
 
 
+def _transition(job: Job, transition: str, started: float | None = None) -> None:
+    duration = None if started is None else time.monotonic() - started
+    logs.job_transition(
+        transition, job_id=job.id, job_type=job.type, attempt=job.attempts, worker=job.worker, duration=duration
+    )
+
+
 def run_claimed(job: Job) -> Outcome:
     """Run one claimed attempt and record its outcome."""
+    started = time.monotonic()
+    _transition(job, "started")
     try:
-        return _run(job)
+        outcome = _run(job, started)
     except StaleRun:
         logger.warning("job %s attempt %s no longer owns the job; its outcome is discarded", job.id, job.attempts)
-        return Outcome.STALE
+        outcome = Outcome.STALE
+    _transition(job, outcome.value, started)
+    return outcome
 
 
-def _run(job: Job) -> Outcome:
+def _run(job: Job, started: float) -> Outcome:
     try:
         job_type = registry.get(job.type)
     except UnknownJobType:
@@ -197,7 +208,7 @@ def _run(job: Job) -> Outcome:
     except TimeoutException:
         # django-q2's per-task alarm: the attempt ran past the job's timeout.
         timed_out = JobTimeout(f"attempt {job.attempts} exceeded the timeout of {job.timeout_seconds}s")
-        _fail(job, timed_out, retryable=True, job_type=job_type)
+        _transition(job, _fail(job, timed_out, retryable=True, job_type=job_type).value, started)
         raise  # let django-q2 recycle this worker process
     finally:
         beating.untrack(job)  # only once the outcome is written: the lease cannot lapse before

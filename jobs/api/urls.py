@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views
+from .metrics import MetricsApi
 
 app_name = "jobs"
 
@@ -19,4 +20,5 @@ urlpatterns = [
     path("job-types", views.JobTypesApi.as_view(), name="job-types"),
     path("health", views.HealthApi.as_view(), name="health"),
     path("ready", views.ReadyApi.as_view(), name="ready"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
 ]

@@ -7,3 +7,12 @@ FROM jobs_event e
 JOIN jobs_job j ON j.id = e.job_id
 WHERE e.job_id = %(id)s AND j.app_id = %(app_id)s
 ORDER BY e.id;
+
+-- metrics_event_counts --
+-- Retries and rescues per job type, for /metrics: the partial index jobs_event_metrics
+-- (migration 0008) holds only these kinds, so the scan grows with them, not with history.
+SELECT e.kind, j.type, count(*) AS events
+FROM jobs_event e
+JOIN jobs_job j ON j.id = e.job_id
+WHERE e.kind IN ('retried', 'rescued')
+GROUP BY e.kind, j.type;

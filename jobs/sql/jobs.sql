@@ -210,7 +210,7 @@ SELECT * FROM job;
 
 -- job_find_expired --
 -- Running jobs whose lease ran out (their worker died or hung), locked for rescue.
-SELECT id, attempts, max_attempts, timeout_seconds, worker, queue,
+SELECT id, type, attempts, max_attempts, timeout_seconds, worker, queue,
        cancel_requested_at IS NOT NULL AS cancel_requested
 FROM jobs_job
 WHERE status = 'running' AND lease_expires_at < now()
@@ -319,8 +319,8 @@ SELECT j.id, j.type, j.status, j.attempts, j.progress, j.updated_at, a.name AS a
 FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
 ORDER BY j.updated_at DESC, j.id LIMIT %(limit)s;
 
--- ===== operator's view (jobs_top, /ready): monitor_* queries ========================
--- Each reads through an index: jobs_job_finished, jobs_job_failed (migration 0004) or
+-- ===== operator's view (jobs_top, /ready): monitor_* queries =================
+-- Each reads through an index: jobs_job_finished, jobs_job_failed (migration 0007) or
 -- jobs_job_active. Kept together so the block can move as one.
 
 -- monitor_finished_recently --
@@ -344,3 +344,37 @@ FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
 WHERE j.status = 'failed'
 ORDER BY j.finished_at DESC, j.id DESC LIMIT %(limit)s;
 -- ===== end of operator's view queries ===============================================
+=======
+-- metrics_jobs_by_type_status --
+-- Jobs per type and status, with their attempts (each attempt is one start), for
+-- /metrics. An index-only scan of jobs_job_metrics (migration 0008).
+SELECT type, status, count(*) AS jobs, sum(attempts) AS attempts
+FROM jobs_job
+GROUP BY type, status;
+
+-- metrics_job_durations --
+-- Duration histograms per type, for /metrics, in one index-only scan of jobs_job_metrics:
+-- "run" is first start to end of a finished job (bounds %(run_bounds)s), "wait" is
+-- creation to first start (bounds %(wait_bounds)s). run_k / wait_k is how many of the
+-- bounds are >= the duration (width_bucket over the negated bounds, ascending), so the job
+-- counts in the k largest buckets: Prometheus' "le", less than or equal.
+SELECT type,
+       width_bucket(-run, ARRAY(SELECT -b FROM unnest(%(run_bounds)s::float8[]) AS b ORDER BY 1)) AS run_k,
+       width_bucket(-wait, ARRAY(SELECT -b FROM unnest(%(wait_bounds)s::float8[]) AS b ORDER BY 1)) AS wait_k,
+       count(*) AS jobs, sum(run) AS run_seconds, sum(wait) AS wait_seconds
+FROM (
+    SELECT type,
+           CASE WHEN status IN ('succeeded', 'failed', 'cancelled')
+                THEN date_part('epoch', finished_at - started_at) END AS run,
+           date_part('epoch', started_at - created_at) AS wait
+    FROM jobs_job
+    WHERE started_at IS NOT NULL
+) AS d
+GROUP BY type, run_k, wait_k;
+
+-- metrics_oldest_waiting --
+-- Per queue, how long its longest-waiting queued (or due scheduled) job has waited.
+SELECT queue, extract(epoch FROM clock_timestamp() - min(COALESCE(run_at, created_at))) AS seconds
+FROM jobs_job
+WHERE status = 'queued' OR (status = 'scheduled' AND run_at <= now())
+GROUP BY queue;

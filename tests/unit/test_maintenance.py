@@ -30,6 +30,7 @@ def job_queue():
 def expired(**overrides):
     row = {
         "id": uuid.uuid4(),
+        "type": "fibonacci",
         "attempts": 1,
         "max_attempts": 3,
         "timeout_seconds": 60,
