@@ -319,7 +319,7 @@ SELECT j.id, j.type, j.status, j.attempts, j.progress, j.updated_at, a.name AS a
 FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
 ORDER BY j.updated_at DESC, j.id LIMIT %(limit)s;
 
--- ===== operator's view (jobs_top, /ready): monitor_* queries =================
+-- ===== operator's view (jobs_top, /ready): monitor_* queries ========================
 -- Each reads through an index: jobs_job_finished, jobs_job_failed (migration 0007) or
 -- jobs_job_active. Kept together so the block can move as one.
 
@@ -344,7 +344,7 @@ FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
 WHERE j.status = 'failed'
 ORDER BY j.finished_at DESC, j.id DESC LIMIT %(limit)s;
 -- ===== end of operator's view queries ===============================================
-=======
+
 -- metrics_jobs_by_type_status --
 -- Jobs per type and status, with their attempts (each attempt is one start), for
 -- /metrics. An index-only scan of jobs_job_metrics (migration 0008).
