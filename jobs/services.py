@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from rest_framework import serializers
+from rest_framework.fields import SkipField, empty
 
 from . import db, logs
 from . import queue as queues
@@ -186,6 +187,35 @@ def _params_fields(params_class: type[serializers.Serializer]) -> dict[str, seri
     return dict(params_class().fields)
 
 
+@functools.cache
+def _fields_suffice(params_class: type[serializers.Serializer]) -> bool:
+    """Whether running each field's own validation is all the serializer would do: no
+    ``validate``/``validate_<field>`` hooks, every field writable under its own name."""
+    hooks = [
+        name
+        for name in dir(params_class)
+        if (name == "validate" or name.startswith("validate_"))
+        and getattr(params_class, name) is not getattr(serializers.Serializer, name, None)
+    ]
+    fields = _params_fields(params_class)
+    return not hooks and all(f.source == name and not f.read_only for name, f in fields.items())
+
+
+def _validate_fields(fields: dict[str, serializers.Field], params: dict[str, Any]) -> tuple[dict, dict]:
+    """Each field's own validation, as the serializer runs it, without building one."""
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, field in fields.items():
+        try:
+            values[name] = field.run_validation(params.get(name, empty))
+        except serializers.ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, list) else [exc.detail]
+            errors[f"params.{name}"] = [str(message) for message in detail]
+        except SkipField:
+            pass
+    return values, errors
+
+
 def validate_params(job_type: type[JobType], params: dict[str, Any]) -> dict[str, Any]:
     """Validate params exactly as the type's published JSON Schema says; return the
     validated values (what is stored). Errors are keyed ``params.<field>``."""
@@ -197,15 +227,19 @@ def validate_params(job_type: type[JobType], params: dict[str, Any]) -> dict[str
             errors[f"params.{key}"] = ["Unknown parameter."]
         elif (problem := _json_type_error(field, value)) is not None:
             errors[f"params.{key}"] = [problem]
-    if not errors:
+    validated: dict[str, Any] = {}
+    if not errors and _fields_suffice(job_type.Params):
+        validated, errors = _validate_fields(fields, params)
+    elif not errors:
         serializer = job_type.Params(data=params)
-        if not serializer.is_valid():
-            for field_name, messages in serializer.errors.items():
-                key = "params" if field_name == "non_field_errors" else f"params.{field_name}"
-                errors[key] = [str(m) for m in (messages if isinstance(messages, list) else [messages])]
+        if serializer.is_valid():
+            validated = dict(serializer.validated_data)
+        for field_name, messages in serializer.errors.items():
+            key = "params" if field_name == "non_field_errors" else f"params.{field_name}"
+            errors[key] = [str(m) for m in (messages if isinstance(messages, list) else [messages])]
     if errors:
         raise InvalidInput(errors, "The params are invalid.")
-    return dict(serializer.validated_data)
+    return validated
 
 
 def _whole_number(name: str, value: Any, limit: int, errors: dict[str, list[str]]) -> int | None:

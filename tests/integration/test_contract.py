@@ -111,3 +111,29 @@ def test_run_at_comes_back_as_it_was_sent(api, sent):
     returned = api.get(f"/jobs/{created['id']}").json()["run_at"]
     assert datetime.fromisoformat(returned) == datetime.fromisoformat(sent.replace("Z", "+00:00"))
     assert created["run_at"] == returned
+
+
+def test_a_params_serializer_with_its_own_hooks_still_runs_them():
+    """Types whose Params define validate_<field> or validate() are validated by DRF itself
+    (the per-field shortcut is only for serializers that have no hooks)."""
+    from rest_framework import serializers
+
+    from jobs.registry import JobType
+
+    class Even(JobType):
+        name = "test_even"
+
+        class Params(serializers.Serializer):
+            n = serializers.IntegerField()
+            label = serializers.CharField(default="x")
+
+            def validate_n(self, value):
+                if value % 2:
+                    raise serializers.ValidationError("Must be even.")
+                return value
+
+    with pytest.raises(InvalidInput) as info:
+        services.validate_params(Even, {"n": 3})
+    assert info.value.errors == {"params.n": ["Must be even."]}
+    assert services.validate_params(Even, {"n": 4}) == {"n": 4, "label": "x"}
+    assert services.validate_params(registry.get("countdown"), {"seconds": 5}) == {"seconds": 5}
