@@ -122,12 +122,22 @@ class Listener:
             self.connection.notifies.clear()
 
     def wait(self, timeout: float) -> bool:
-        """Return when a notification arrives, or after ``timeout`` seconds (True if notified)."""
-        if not self.connected:
-            time.sleep(timeout)
-            return False
+        """Wait up to ``timeout`` seconds for a notification. True: look at the queue now
+        (notified, or listening again after an outage, when envelopes may have been missed).
+
+        While not listening this is the poll's sleep, with an attempt to listen again
+        every :data:`RECONNECT_INTERVAL`.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.connected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(max(0.0, min(remaining, self._next_attempt - time.monotonic())))
+            if time.monotonic() < deadline and self.ensure():
+                return True
         try:
-            readable, _, _ = select.select([self.connection], [], [], timeout)
+            readable, _, _ = select.select([self.connection], [], [], max(0.0, deadline - time.monotonic()))
             if not readable:
                 return False
             self.connection.poll()

@@ -271,3 +271,23 @@ def test_the_products_job_create_wakes_the_idle_broker(broker, key, long_poll, m
     assert result is None and took < LONG_POLL / 2
     [(envelope_id, _payload)] = broker.dequeue()
     assert envelope_id == jobs[0].envelope_id
+
+
+def test_listening_again_does_not_wait_for_the_poll(broker, key, long_poll, monkeypatch):
+    """A listener that could not connect retries inside the idle wait, and once it is back the
+    broker looks at the queue at once (what was committed meanwhile was not announced to it)."""
+    monkeypatch.setattr(broker_module, "RECONNECT_INTERVAL", 0.2)
+    real_connect = broker.listener._connect
+    attempts: list[int] = []
+
+    def refuse_once():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise psycopg2.OperationalError("connection refused")
+        return real_connect()
+
+    monkeypatch.setattr(broker.listener, "_connect", refuse_once)
+    started = time.monotonic()
+    assert broker.dequeue() is None
+    assert time.monotonic() - started < LONG_POLL / 2
+    assert len(attempts) == 2 and broker.listener.connected
