@@ -44,6 +44,10 @@ APPLICATION_NAME = "jobs-listener"
 #: before the next one; meanwhile the broker polls.
 RECONNECT_INTERVAL = 1.0
 
+#: libpq TCP keepalive options of the listening connection (``OPTIONS`` in the database
+#: settings take precedence).
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
 # django-q2's ORM.dequeue itself (same code object: the same query and the same
 # optimistic claim on the ``lock`` column), with one name rebound: the ``sleep`` it
 # calls when the queue is empty does nothing, because ListeningORM.dequeue waits on
@@ -70,6 +74,7 @@ class Listener:
         self.connection: Any = None
         self.pid: int | None = None
         self._next_attempt = 0.0
+        self._failing = False  # log a failure once, not at every attempt
 
     @property
     def connected(self) -> bool:
@@ -91,9 +96,12 @@ class Listener:
         try:
             self.connection = self._connect()
         except psycopg2.Error as exc:
-            logger.warning("cannot listen for new envelopes (polling meanwhile): %s", str(exc).strip())
+            if not self._failing:
+                logger.warning("cannot listen for new envelopes (polling meanwhile): %s", str(exc).strip())
+            self._failing = True
             return False
         self.pid = os.getpid()
+        self._failing = False
         logger.info("listening for new envelopes of %r", self.key)
         return True
 
@@ -101,6 +109,10 @@ class Listener:
         params = connections[self.alias].get_connection_params()
         params.pop("cursor_factory", None)  # Django's cursor class is for Django's connections
         params["application_name"] = f"{APPLICATION_NAME} {os.getpid()}"
+        # This connection only ever waits, so a silently vanished peer would go unnoticed
+        # (the poll would carry on alone): TCP keepalives notice it within about a minute.
+        for option, value in KEEPALIVES.items():
+            params.setdefault(option, value)
         connection = psycopg2.connect(**params)
         try:
             connection.autocommit = True  # LISTEN takes effect at once, not at a commit
