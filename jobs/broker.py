@@ -95,7 +95,7 @@ class Listener:
         self._next_attempt = now + RECONNECT_INTERVAL
         try:
             self.connection = self._connect()
-        except psycopg2.Error as exc:
+        except Exception as exc:  # listening only speeds pickup up: never let it stop the pusher
             if not self._failing:
                 logger.warning("cannot listen for new envelopes (polling meanwhile): %s", str(exc).strip())
             self._failing = True

@@ -123,13 +123,22 @@ def test_a_committed_envelope_wakes_the_idle_broker(broker, key, long_poll):
     assert broker.dequeue() == [(envelope_ids[0], "payload")]
 
 
-def test_a_notification_sent_while_claiming_is_not_missed(broker, key, long_poll):
-    """An envelope committed after the broker listened but before it waits still wakes it."""
-    broker.listener.ensure()
-    insert_envelope(f"{key}-other")  # unrelated traffic before the commit that matters
-    envelope_id = insert_envelope(key)
-    # The claim finds it straight away (no wait at all).
-    assert broker.dequeue() == [(envelope_id, "payload")]
+def test_a_notification_sent_during_the_claim_is_not_missed(broker, key, long_poll, monkeypatch):
+    """An envelope committed after the claim looked but before the wait began still ends the wait."""
+    real_claim = broker_module._claim
+    envelope_ids: list[int] = []
+
+    def claim_then_commit(self):
+        tasks = real_claim(self)
+        envelope_ids.append(insert_envelope(key))
+        return tasks
+
+    monkeypatch.setattr(broker_module, "_claim", claim_then_commit)
+    started = time.monotonic()
+    assert broker.dequeue() is None
+    assert time.monotonic() - started < LONG_POLL / 2
+    monkeypatch.setattr(broker_module, "_claim", real_claim)
+    assert broker.dequeue() == [(envelope_ids[0], "payload")]
 
 
 def test_other_keys_and_later_envelopes_do_not_wake_it(broker, key, monkeypatch):
