@@ -10,16 +10,30 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from .conf import settings
 
-_OTHER_BROKERS = ("redis", "disque", "iron_mq", "sqs", "mongo", "django_redis", "broker_class")
+_OTHER_BROKERS = ("redis", "disque", "iron_mq", "sqs", "mongo", "django_redis")
+
+
+def _is_database_broker(path: str) -> bool:
+    """A ``broker_class`` is allowed when it is django-q2's database broker or a subclass."""
+    from django_q.brokers.orm import ORM
+
+    try:
+        broker = import_string(path)
+    except ImportError:
+        return False
+    return isinstance(broker, type) and issubclass(broker, ORM)
 
 
 def worker_settings_problems(q_cluster: dict[str, Any], jobs: Any) -> list[str]:
     """Every reason the django-q2 and JOBS settings cannot keep the guarantees."""
     problems: list[str] = []
     others = [key for key in _OTHER_BROKERS if q_cluster.get(key)]
+    if q_cluster.get("broker_class") and not _is_database_broker(q_cluster["broker_class"]):
+        others.append("broker_class")
     if not q_cluster.get("orm") or others:
         problems.append(
             "Q_CLUSTER must use the database broker ('orm': 'default') and no other broker "

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from psycopg2 import errors as pg_errors
+from psycopg2 import sql
 from psycopg2.extras import Json
 
 from .exceptions import AlreadyExists, DatabaseUnavailable
@@ -167,3 +168,20 @@ def retrying(write: Callable[[], T], *, what: str, limit: float) -> T:
             reset()
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+# A connection of its own (the cluster's listener in jobs/broker.py), not Django's.
+
+
+def listen(raw_connection: Any, *, key: str) -> None:
+    """Make a psycopg2 connection (autocommit) LISTEN for new envelopes of a cluster key."""
+    with raw_connection.cursor() as cursor:
+        cursor.execute(queries["queue_channel"], {"key": key})
+        channel = cursor.fetchone()[0]
+        cursor.execute(sql.SQL(queries["queue_listen"]).format(channel=sql.Identifier(channel)))
+
+
+def ping(raw_connection: Any) -> None:
+    """Raise a psycopg2 error unless a psycopg2 connection still answers."""
+    with raw_connection.cursor() as cursor:
+        cursor.execute(queries["health_check"])

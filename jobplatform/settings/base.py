@@ -223,6 +223,9 @@ Q_CLUSTER = {
     "bulk": env_int("Q_BULK", 4),
     "queue_limit": env_int("Q_QUEUE_LIMIT", 2 * env_int("Q_WORKERS", os.cpu_count() or 2)),
     "poll": env_float("Q_POLL", 0.1),
+    # The database broker, woken by PostgreSQL LISTEN/NOTIFY between polls (jobs/broker.py).
+    # Q_LISTEN=false: django-q2's own ORM broker, which only polls.
+    **({"broker_class": "jobs.broker.ListeningORM"} if env_bool("Q_LISTEN", True) else {}),
     "guard_cycle": 0.5,
     "scheduler": False,
     "catch_up": False,

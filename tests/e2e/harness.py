@@ -147,10 +147,15 @@ class Platform:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}-{len(self.processes)}.log", "w")
         proc = subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes.append(proc)
         return proc
@@ -181,8 +186,10 @@ class Platform:
         )
         return proc
 
-    def start_cluster(self, *args: str) -> subprocess.Popen:
-        proc = self._spawn("qcluster", [sys.executable, "manage.py", "qcluster", *args])
+    def start_cluster(self, *args: str, **env: str) -> subprocess.Popen:
+        """A qcluster (``args``: its options, e.g. ``--queue high``); ``env`` sets environment
+        variables for this one (``Q_POLL="60"``)."""
+        proc = self._spawn("qcluster", [sys.executable, "manage.py", "qcluster", *args], env)
         self.clusters.append(proc)
         return proc
 

@@ -83,12 +83,19 @@ def test_checks__good_settings_pass():
     assert worker_settings_problems(GOOD, JOBS) == []
 
 
+@pytest.mark.parametrize("broker_class", ["jobs.broker.ListeningORM", "django_q.brokers.orm.ORM"])
+def test_checks__database_broker_classes_pass(broker_class):
+    assert worker_settings_problems({**GOOD, "broker_class": broker_class}, JOBS) == []
+
+
 @pytest.mark.parametrize(
     ("q_cluster", "jobs", "needle"),
     [
         ({**GOOD, "retry": 7260}, JOBS, "must exceed"),
         ({**GOOD, "timeout": 60, "retry": 120}, JOBS, "at least JOBS['MAX_TIMEOUT']"),
         ({**GOOD, "redis": {"host": "x"}}, JOBS, "database broker"),
+        ({**GOOD, "broker_class": "django_q.brokers.redis_broker.Redis"}, JOBS, "broker_class"),
+        ({**GOOD, "broker_class": "jobs.no_such_module.Broker"}, JOBS, "broker_class"),
         ({k: v for k, v in GOOD.items() if k != "orm"}, JOBS, "database broker"),
         (GOOD, SimpleNamespace(MAX_TIMEOUT=7200, LEASE_SECONDS=6.0, HEARTBEAT_INTERVAL=5.0), "LEASE_SECONDS"),
         ({**GOOD, "sync": True}, JOBS, "sync"),
