@@ -2,7 +2,7 @@
 
 django-q2's ORM broker only polls: when the queue is empty its ``dequeue()`` sleeps
 ``Q_CLUSTER["poll"]`` seconds, so a new job waits for the rest of that sleep before a
-worker sees it. Migration 0003 puts a trigger on ``django_q_ormq`` that sends a NOTIFY
+worker sees it. Migration 0009 puts a trigger on ``django_q_ormq`` that sends a NOTIFY
 on its cluster key's channel whenever a statement writes due envelopes (delivered at
 commit, so never before the envelope is visible). :class:`ListeningORM` keeps one more
 connection in the process that dequeues (the cluster's pusher) which LISTENs on its

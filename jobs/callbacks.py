@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 import urllib.error
@@ -68,39 +69,60 @@ def _allowed(url: str) -> bool:
     return host in getattr(django_settings, "JOBS_CALLBACK_ALLOWED_HOSTS", [])
 
 
+def _body(job_id: Any) -> bytes:
+    """The job resource as the API answers it (integers beyond 64 bits included)."""
+    resource = job_output(selectors.job_for_callback(job_id=job_id), None)
+    try:
+        return orjson.dumps(resource)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _deliver(callback: dict[str, Any]) -> tuple[int | None, str | None]:
+    """One POST; the receiver's status, or what went wrong. Never raises: whatever a
+    receiver (or the job's content) does, the attempt is recorded."""
+    try:
+        if not _allowed(callback["url"]):
+            return None, "the host is no longer in JOBS_CALLBACK_ALLOWED_HOSTS"
+        body = _body(callback["job_id"])
+        request = urllib.request.Request(
+            callback["url"],
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "jobplatform-callback",
+                SIGNATURE_HEADER: signature(callback["callback_secret"], int(time.time()), body),
+                DELIVERY_HEADER: str(callback["id"]),
+            },
+        )
+        with _opener.open(request, timeout=settings.CALLBACK_TIMEOUT) as response:
+            return response.status, None
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except Exception as exc:  # a misbehaving receiver, a bad URL, anything: recorded, retried
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def deliver_due(*, limit: int) -> int:
-    """One delivery attempt for each due callback; returns how many were attempted."""
-    taken = services.callbacks_take(limit=limit, lease=settings.CALLBACK_TIMEOUT * 2 + 5)
-    for callback in taken:
-        status: int | None = None
-        error: str | None = None
-        try:
-            if not _allowed(callback["url"]):
-                raise ValueError("the host is no longer in JOBS_CALLBACK_ALLOWED_HOSTS")
-            job = selectors.job_for_callback(job_id=callback["job_id"])
-            body = orjson.dumps(job_output(job, None))
-            request = urllib.request.Request(
-                callback["url"],
-                data=body,
-                method="POST",
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": "jobplatform-callback",
-                    SIGNATURE_HEADER: signature(callback["callback_secret"], int(time.time()), body),
-                    DELIVERY_HEADER: str(callback["id"]),
-                },
-            )
-            with _opener.open(request, timeout=settings.CALLBACK_TIMEOUT) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+    """One delivery attempt for each of up to ``limit`` due callbacks; returns how many.
+
+    Callbacks are taken one at a time, each hidden from other deliverers only for its own
+    attempt (twice ``JOBS_CALLBACK_TIMEOUT``, plus 5 seconds), and each result is written only if
+    no other deliverer took it meanwhile (fenced by its attempt count)."""
+    attempted = 0
+    for _ in range(limit):
+        taken = services.callbacks_take(limit=1, lease=settings.CALLBACK_TIMEOUT * 2 + 5)
+        if not taken:
+            break
+        [callback] = taken
+        status, error = _deliver(callback)
         if status is not None and 200 <= status < 300:
-            services.callback_delivered(callback_id=callback["id"], status=status)
+            services.callback_delivered(callback_id=callback["id"], attempts=callback["attempts"], status=status)
         else:
             logger.info("callback %s for job %s failed: %s", callback["id"], callback["job_id"], error)
             services.callback_failed(
                 callback_id=callback["id"], attempts=callback["attempts"], status=status, error=error
             )
-    return len(taken)
+        attempted += 1
+    return attempted

@@ -68,8 +68,8 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "TOKEN_CACHE_SECONDS",
         5.0,
-        "Each web process remembers a valid token this long: a revocation takes effect at once in the process "
-        "that revoked it and within this bound everywhere (0: look every request up).",
+        "Each web process remembers a valid token this long, so a revocation takes effect within this bound "
+        "(0: look every request up).",
     ),
     # -- running ---------------------------------------------------------------------------
     Tunable("HEARTBEAT_INTERVAL", 5.0, "Seconds between a running attempt's lease extensions."),

@@ -29,8 +29,8 @@ def app_for_token(*, token: str) -> App | None:
     """The application a live token belongs to, or None (unknown or revoked).
 
     Cached per process for ``JOBS_TOKEN_CACHE_SECONDS`` (0 turns it off): a revoked token
-    is refused at once by the process that revoked it and within that bound by every
-    other. Unknown tokens are never cached."""
+    is refused within that bound (at once in a process that revokes it itself, such as a
+    test). Unknown tokens are never cached."""
     digest = token_hash(token)
     ttl = settings.TOKEN_CACHE_SECONDS
     if ttl > 0:

@@ -451,16 +451,16 @@ def job_claim(*, job_id: uuid.UUID, worker: str) -> Job | None:
 
 
 def job_defer(*, job_id: uuid.UUID) -> bool:
-    """After a refused claim: if the job waits only because its application runs its cap
-    of jobs, offer it again after ``JOBS_FAIRNESS_DEFER_SECONDS`` (its delivery was spent
-    on the refusal). Returns whether it was deferred (False: taken, finished, not due)."""
+    """After a refused claim: a job still waiting and due was refused because its
+    application ran its cap of jobs; offer it again after ``JOBS_FAIRNESS_DEFER_SECONDS``
+    (its delivery was spent on the refusal). Returns whether it was deferred (False:
+    taken by another run, finished, cancelled, or not due)."""
     job = db.fetch_one("job_delivery", id=job_id)
     if job is None:
         return False
     row = db.fetch_one(
         "job_defer",
         id=job_id,
-        max_running=settings.MAX_RUNNING_PER_APP,
         delay=settings.FAIRNESS_DEFER_SECONDS,
         **queues.envelope(job_id, timeout=job["timeout_seconds"], queue=job["queue"]),
     )
@@ -625,9 +625,9 @@ def callbacks_take(*, limit: int, lease: float) -> list[dict[str, Any]]:
     return db.fetch_all("callback_take", limit=limit, lease=lease)
 
 
-def callback_delivered(*, callback_id: int, status: int) -> None:
+def callback_delivered(*, callback_id: int, attempts: int, status: int) -> None:
     """The receiver answered 2xx: the callback is done (and in the job's history)."""
-    db.fetch_one("callback_delivered", callback_id=callback_id, status=status)
+    db.fetch_one("callback_delivered", callback_id=callback_id, attempts=attempts, status=status)
 
 
 def callback_failed(*, callback_id: int, attempts: int, status: int | None, error: str | None) -> None:
@@ -636,6 +636,7 @@ def callback_failed(*, callback_id: int, attempts: int, status: int | None, erro
     db.fetch_one(
         "callback_failed",
         callback_id=callback_id,
+        attempts=attempts,
         delay=delay,
         max_attempts=settings.CALLBACK_MAX_ATTEMPTS,
         status=status,

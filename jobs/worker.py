@@ -81,8 +81,12 @@ class Heartbeats(threading.Thread):
             self._changed.notify()
 
     def untrack(self, job: Job) -> None:
+        """Stop beating for this run (only this one: a later attempt of the same job that
+        this process runs now keeps its heartbeat)."""
         with self._changed:
-            self._runs.pop(job.id, None)
+            tracked = self._runs.get(job.id)
+            if tracked is not None and tracked[0].attempts == job.attempts:
+                del self._runs[job.id]
             self._changed.notify()
 
     def _due(self) -> list[tuple[Job, JobContext]]:

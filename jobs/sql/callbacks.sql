@@ -18,10 +18,11 @@ WHERE c.id = due.id AND j.id = c.job_id AND a.id = j.app_id
 RETURNING c.id, c.job_id, c.url, c.attempts, a.callback_secret;
 
 -- callback_delivered --
--- A delivery answered 2xx: done, and recorded in the job's history.
+-- A delivery answered 2xx: done, and recorded in the job's history (only by the
+-- deliverer that took it last: fenced by the attempt count).
 WITH callback AS (
     UPDATE jobs_callback SET delivered_at = now()
-    WHERE id = %(callback_id)s AND delivered_at IS NULL AND gave_up_at IS NULL
+    WHERE id = %(callback_id)s AND attempts = %(attempts)s AND delivered_at IS NULL AND gave_up_at IS NULL
     RETURNING job_id, url, attempts
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
@@ -38,7 +39,7 @@ WITH callback AS (
     UPDATE jobs_callback
     SET due_at = now() + make_interval(secs => %(delay)s),
         gave_up_at = CASE WHEN attempts >= %(max_attempts)s THEN now() END
-    WHERE id = %(callback_id)s AND delivered_at IS NULL AND gave_up_at IS NULL
+    WHERE id = %(callback_id)s AND attempts = %(attempts)s AND delivered_at IS NULL AND gave_up_at IS NULL
     RETURNING job_id, url, attempts, gave_up_at IS NOT NULL AS gave_up, due_at
 ), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)

@@ -75,10 +75,9 @@ LIMIT %(limit)s;
 
 -- job_claim --
 -- Start an attempt: only a queued (or due scheduled) job can be claimed; the
--- attempt number fences every later write of this run. Committed without waiting for
--- the disk (synchronous_commit off for this transaction only): a claim lost in a
--- database crash leaves the job queued, to be delivered again; the attempt's outcome is
--- written with a normal, durable commit, which also makes the claim durable.
+-- attempt number fences every later write of this run. A durable commit: a claim lost
+-- in a database crash would let a second run claim the same attempt number while the
+-- first still runs, and the fence could not tell them apart.
 WITH job AS (
     UPDATE jobs_job
     SET status = 'running',
@@ -97,22 +96,22 @@ WITH job AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT id, 'started', attempts, jsonb_build_object('worker', worker) FROM job
 )
-SELECT job.*, set_config('synchronous_commit', 'off', true) AS commit_mode FROM job;
+SELECT * FROM job;
 
 -- job_delivery --
 -- What a new envelope for a job needs.
 SELECT queue, timeout_seconds FROM jobs_job WHERE id = %(id)s;
 
 -- job_defer --
--- A waiting job that could not start because its application runs its cap of jobs gets
--- a new envelope, visible after %(delay)s seconds: its delivery was spent on the refusal,
--- and other applications' jobs run meanwhile. No event: nothing about the job changed.
+-- After a refused claim, a job that is still waiting and due was refused only because its
+-- application ran its cap of jobs (a slot may have freed since: no matter). It gets a new
+-- envelope, visible after %(delay)s seconds: its delivery was spent on the refusal, and
+-- other applications' jobs run meanwhile. No event: nothing about the job changed.
 WITH job AS (
     UPDATE jobs_job
     SET envelope_id = nextval(pg_get_serial_sequence('django_q_ormq', 'id')), enqueued_at = now()
     WHERE id = %(id)s
       AND (status = 'queued' OR (status = 'scheduled' AND run_at <= now()))
-      AND NOT jobs_app_has_room(app_id, %(max_running)s)
     -- the envelope's visibility (the fragment reads run_at); the job's own run_at is unchanged
     RETURNING id, envelope_id, now() + make_interval(secs => %(delay)s) AS run_at
 ), /* include _envelope_insert */

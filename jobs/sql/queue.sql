@@ -1,5 +1,5 @@
 -- queue_channel --
--- The NOTIFY channel of a django-q2 cluster key (jobs_ormq_channel, migration 0003).
+-- The NOTIFY channel of a django-q2 cluster key (jobs_ormq_channel, migration 0009).
 SELECT jobs_ormq_channel(%(key)s) AS channel;
 
 -- queue_listen --

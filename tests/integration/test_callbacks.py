@@ -113,3 +113,25 @@ def test_rotate_callback_secret_command(app):
     first = out.getvalue().strip()
     call_command("rotate_callback_secret", app.name, "--quiet", stdout=out)
     assert len(first) == 64 and out.getvalue().strip().splitlines()[-1] != first
+
+
+def test_a_job_whose_resource_orjson_cannot_encode_is_still_delivered(api, allowed):
+    """An integer beyond 64 bits (valid JSON, kept by jsonb) must not jam the outbox."""
+    with Receiver(200) as receiver:
+        job = create(api, callback_url=receiver.url, metadata={"big": 2**70}).json()
+        finish(job)
+        assert callbacks.deliver_due(limit=10) == 1
+    assert json.loads(receiver.received[0]["body"])["metadata"] == {"big": 2**70}
+
+
+def test_a_result_from_a_deliverer_that_lost_its_lease_is_not_written(api, allowed, raw):
+    with Receiver(500) as receiver:
+        job = create(api, callback_url=receiver.url).json()
+        finish(job)
+        [taken] = services.callbacks_take(limit=1, lease=0)  # its lease is over at once
+        [again] = services.callbacks_take(limit=1, lease=60)  # another deliverer takes it
+        services.callback_failed(callback_id=taken["id"], attempts=taken["attempts"], status=500, error="late")
+        raw.execute("SELECT count(*) FROM jobs_event WHERE job_id = %s AND kind = 'callback'", [job["id"]])
+        assert raw.fetchone()[0] == 0  # the first deliverer's late result changed nothing
+        services.callback_delivered(callback_id=again["id"], attempts=again["attempts"], status=200)
+        assert [e["data"]["delivered"] for e in events(api, job["id"])] == [True]

@@ -112,3 +112,15 @@ def test_set_app_limits_command(app):
 
     with pytest.raises(CommandError, match="no application"):
         call_command("set_app_limits", "no-such-app", "--max-running", "1")
+
+
+def test_a_job_refused_just_before_a_slot_freed_is_still_offered_again(app):
+    """The claim was refused at the cap; a running job ends before the worker defers: the
+    refused job still gets a new envelope (else it would wait for redelivery)."""
+    services.app_set_max_running(app_name=app.name, max_running=1)
+    first, _ = services.job_create(app=app, type="fibonacci", params={"n": 1})
+    second, _ = services.job_create(app=app, type="fibonacci", params={"n": 1})
+    running = services.job_claim(job_id=first.id, worker="w")
+    assert services.job_claim(job_id=second.id, worker="w") is None
+    services.job_succeed(job=running, result=1)  # the slot frees now
+    assert services.job_defer(job_id=second.id)

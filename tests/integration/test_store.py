@@ -33,6 +33,7 @@ PARAM_TYPES = {
     "after": "float8",
     "app_id": "uuid",
     "attempt": "int4",
+    "attempts": "int4",
     "before_created_at": "timestamptz",
     "before_id": "uuid",
     "callback_id": "int8",

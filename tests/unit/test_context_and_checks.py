@@ -128,3 +128,18 @@ def test_sleep_wakes_at_once_when_a_write_learns_of_cancellation_or_a_lost_lease
     thread.join(timeout=5)
     assert not thread.is_alive() and time.monotonic() - started < 2
     assert len(outcome) == 1 and isinstance(outcome[0], raised)
+
+
+def test_a_stale_attempts_untrack_keeps_the_next_attempts_heartbeat():
+    from jobs.worker import Heartbeats
+    from tests.conftest import make_job
+
+    beats = Heartbeats()  # not started: only its bookkeeping
+    first = make_job(attempts=1)
+    second = make_job(id=first.id, attempts=2)
+    ctx, _, _ = make_ctx()
+    beats.track(second, ctx)
+    beats.untrack(first)  # a late StaleRun of attempt 1
+    assert beats._runs[first.id][0].attempts == 2
+    beats.untrack(second)
+    assert first.id not in beats._runs

@@ -2,10 +2,6 @@
 -- NULL: the JOBS_MAX_RUNNING_PER_APP setting applies.
 ALTER TABLE jobs_app ADD COLUMN max_running integer CHECK (max_running >= 0);
 
--- Counting an application's unfinished (or running) jobs stays an index-only walk.
-CREATE INDEX jobs_job_app_active ON jobs_job (app_id, status)
-    WHERE status IN ('scheduled', 'queued', 'running');
-
 -- Whether an application may start one more job now. With a cap, the count runs after
 -- an advisory lock on the application, in a fresh snapshot (a VOLATILE function's query
 -- sees what committed before it started), so concurrent claims never exceed the cap; the
