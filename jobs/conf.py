@@ -56,6 +56,9 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("MAX_METADATA_BYTES", 64 * 1024, "Largest `metadata`, as compact UTF-8 JSON."),
     Tunable("MAX_JSON_DEPTH", 64, "Deepest nesting allowed in `params` and `metadata`."),
     Tunable("MAX_BODY_BYTES", 1024 * 1024, "Largest request body; larger is `413`."),
+    # -- error answers -------------------------------------------------------------------
+    Tunable("ERRORS_LISTED_MAX", 50, "Most field errors one `400` lists; the rest are counted in `errors_truncated`."),
+    Tunable("ERROR_ECHO_MAX", 200, "Longest text an error echoes (field names, messages, `detail`; the rest is cut)."),
     # -- reading -------------------------------------------------------------------------
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),

@@ -70,14 +70,18 @@ def token_issue(*, app_name: str) -> tuple[str, Token]:
 
 
 def token_revoke(*, ref: str) -> Token:
-    """Revoke a token by id or prefix; refused from its next request."""
+    """Revoke a token by id or prefix; refused from its next request, and every browser
+    session logged in with it ends (in the same transaction)."""
     rows = db.fetch_all("token_find", ref=ref)
     if not rows:
         raise TokenNotFound(f"no token with id or prefix {ref!r}")
     if len(rows) > 1:
         raise InvalidInput({"token": [f"{ref!r} matches {len(rows)} tokens; give the token id."]})
     found = rows[0]
-    revoked = db.fetch_one("token_revoke", token_id=found["id"])
+    with db.atomic():
+        revoked = db.fetch_one("token_revoke", token_id=found["id"])
+        if revoked is not None:
+            db.fetch_all("session_end_for_token", token_id=found["id"])
     if revoked is None:
         raise TokenAlreadyRevoked(
             f"token {found['id']} ({found['prefix']}…) was already revoked at {found['revoked_at']:%Y-%m-%d %H:%M:%S}Z"

@@ -105,9 +105,11 @@ TEMPLATES = [
     }
 ]
 
-# The browsable API keeps the app token's id in a signed cookie session: no
-# session table, nothing for the ORM.
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# The browsable API's sessions live in PostgreSQL (jobs_session, raw SQL, see
+# jobs/sessions.py) so that log-out and token revocation end them; they keep the app
+# token's id only, and expire SESSION_COOKIE_AGE seconds (8 hours) after log-in.
+SESSION_ENGINE = "jobs.sessions"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
