@@ -95,14 +95,22 @@ def field_errors(errors: Any, prefix: str = "") -> tuple[list[dict[str, str]], i
     to ``JOBS_ERROR_ECHO_MAX`` characters); the rest are only counted, so 100,000 unknown
     keys cost a count, not a 6 MB answer."""
     echo, listed = settings.ERROR_ECHO_MAX, settings.ERRORS_LISTED_MAX
-    flat = _flatten(errors, prefix)
     out: list[dict[str, str]] = []
-    for field, detail in flat:
+    for field, detail in _flatten(errors, prefix):
         name = cut(field, echo)
         out.append({"field": name, "pointer": cut(_pointer(name), echo), "detail": cut(str(detail), echo)})
         if len(out) >= listed:
-            break
-    return out, len(out) + sum(1 for _ in flat)
+            return out, _count(errors)
+    return out, len(out)
+
+
+def _count(errors: Any) -> int:
+    """How many entries :func:`_flatten` would yield, without building their paths."""
+    if isinstance(errors, dict):
+        return sum(map(_count, errors.values()))
+    if isinstance(errors, list):
+        return sum(_count(item) if isinstance(item, (dict, list)) else 1 for item in errors)
+    return 1
 
 
 def _wants_html(request: Any) -> bool:
