@@ -17,6 +17,11 @@ second line, for a request that reaches gunicorn some other way:
   (or the one given, emptied at start); ``child_exit`` tells prometheus-client a worker died.
 - ``access_log_format``: the path without its query string, so a token a client put in
   the URL never reaches a log.
+- ``logger_class``: the access log never holds a credential. Query parameters that carry
+  one (``token=``, ``access_token=``, ``api_key=``, ``password=``, …) are written as
+  ``token=[redacted]`` in the request line, the query string and the referer, and the
+  Basic-auth user name (``%(u)s``) as ``[redacted]``; ``Authorization`` and ``Cookie``
+  headers, should a format name them, too.
 
 gunicorn gives a sync worker no bound on the time a client takes to send its headers:
 that is the proxy's job (``client_header_timeout``).
@@ -28,11 +33,15 @@ and ``GUNICORN_CMD_ARGS`` override this file.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import tempfile
 import time
 from typing import Any
+from urllib.parse import unquote_plus
+
+from gunicorn.glogging import Logger
 
 
 def _number(name: str, default: float) -> float:
@@ -125,3 +134,51 @@ def pre_request(worker: Any, req: Any) -> None:
     sock = getattr(unreader, "sock", None)
     if isinstance(sock, socket.socket):
         unreader.sock = _BodyDeadlineSocket(sock, time.monotonic() + body_timeout)
+
+
+#: Query parameters whose value is a credential: names containing one of these words…
+_SECRET_WORDS = ("token", "key", "secret", "passw", "pwd", "auth", "signature", "session", "credential")
+#: …or exactly one of these names.
+_SECRET_NAMES = frozenset({"sig", "code", "pass", "jwt"})
+_PARAM = re.compile(r"([?&;])([^=&;#\s?]*)=([^&;#\s?]*)")
+_REDACTED = "[redacted]"
+#: Request headers (``%({name}i)s``) and environ values (``%({name}e)s``) never logged.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+_SECRET_ENVIRON = frozenset({"http_authorization", "http_proxy_authorization", "http_cookie", "http_x_api_key"})
+#: Atoms that hold a URL or a query string.
+_URL_ATOMS = ("r", "q", "f", "{referer}i", "{raw_uri}e", "{query_string}e", "{http_referer}e", "{request_uri}e")
+
+
+def _is_secret(name: str) -> bool:
+    name = unquote_plus(name).lower()
+    return name in _SECRET_NAMES or any(word in name for word in _SECRET_WORDS)
+
+
+def redact_url(text: str) -> str:
+    """``text`` (a request line, a URL or ``?`` + a query string) with every credential
+    parameter's value replaced by ``[redacted]``."""
+    if "=" not in text:
+        return text
+    return _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}={_REDACTED}" if _is_secret(m.group(2)) else m.group(0), text)
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with credentials taken out of every access-log atom."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        if atoms.get("u", "-") != "-":
+            atoms["u"] = _REDACTED  # a Basic-auth user name may be the token itself
+        for name in _URL_ATOMS:
+            value = atoms.get(name)
+            if isinstance(value, str):
+                atoms[name] = redact_url("?" + value)[1:] if name in ("q", "{query_string}e") else redact_url(value)
+        for name in atoms:
+            if (name.endswith("}i") and name[1:-2] in _SECRET_HEADERS) or (
+                name.endswith("}e") and name[1:-2] in _SECRET_ENVIRON
+            ):
+                atoms[name] = _REDACTED
+        return atoms
+
+
+logger_class = RedactingLogger

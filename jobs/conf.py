@@ -61,6 +61,9 @@ TUNABLES: tuple[Tunable, ...] = (
         0,
         "Most jobs one application may have waiting or running; a create beyond it is `429` (0: no cap).",
     ),
+    # -- error answers -------------------------------------------------------------------
+    Tunable("ERRORS_LISTED_MAX", 50, "Most field errors one `400` lists; the rest are counted in `errors_truncated`."),
+    Tunable("ERROR_ECHO_MAX", 200, "Longest text an error echoes (field names, messages, `detail`; the rest is cut)."),
     # -- reading -------------------------------------------------------------------------
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),

@@ -83,12 +83,30 @@ MIDDLEWARE = [
     "jobs.api.middleware.DatabaseUnavailableMiddleware",
     "jobs.api.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "jobs.api.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Every HTML page (the browsable API, the log-in page) loads scripts, styles, fonts and
+# images from this origin only, and cannot be framed (jobs.api.middleware).
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 ROOT_URLCONF = "jobplatform.urls"
 WSGI_APPLICATION = "jobplatform.wsgi.application"
@@ -108,9 +126,11 @@ TEMPLATES = [
     }
 ]
 
-# The browsable API keeps the app token's id in a signed cookie session: no
-# session table, nothing for the ORM.
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# The browsable API's sessions live in PostgreSQL (jobs_session, raw SQL, see
+# jobs/sessions.py) so that log-out and token revocation end them; they keep the app
+# token's id only, and expire SESSION_COOKIE_AGE seconds (8 hours) after log-in.
+SESSION_ENGINE = "jobs.sessions"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
@@ -137,7 +157,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "jobs.api.rendering.FastJSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "jobs.api.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "jobs.api.errors.problem_exception_handler",

@@ -10,9 +10,9 @@ from rest_framework.authentication import SessionAuthentication, TokenAuthentica
 
 from jobs import selectors
 from jobs.domain import App
+from jobs.sessions import SESSION_TOKEN_ID
 
-#: Session key holding the id (never the secret) of the token a browser logged in with.
-SESSION_TOKEN_ID = "jobs_token_id"
+__all__ = ["SESSION_TOKEN_ID", "AppSessionAuthentication", "AppTokenAuthentication"]
 
 
 class AppTokenAuthentication(TokenAuthentication):
@@ -46,8 +46,9 @@ class AppTokenAuthentication(TokenAuthentication):
 class AppSessionAuthentication(SessionAuthentication):
     """A browser that logged in with a token through the browsable API's login form.
 
-    The signed session cookie keeps only the token's id; a revoked token stops
-    working on the next request. CSRF is enforced, as for any session.
+    The session (server-side, ``jobs.sessions``) keeps only the token's id; log-out and
+    revoking the token end it, and a revoked token stops working on the next request.
+    CSRF is enforced, as for any session.
     """
 
     def authenticate(self, request: Any) -> tuple[App, None] | None:

@@ -8,6 +8,7 @@ nowhere else. Validation problems list each offending field under ``errors``
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -45,7 +46,7 @@ def problem(
     detail: str,
     *,
     slug: str | None = None,
-    errors: list[dict[str, str]] | None = None,
+    errors: tuple[list[dict[str, str]], int] | None = None,
     instance: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
@@ -53,14 +54,24 @@ def problem(
         "type": TYPE_PREFIX + slug if slug else "about:blank",
         "title": HTTPStatus(status_code).phrase,
         "status": status_code,
-        "detail": detail,
+        "detail": cut(detail, settings.ERROR_ECHO_MAX),
     }
     if instance:
-        body["instance"] = instance
-    if errors:
-        body["errors"] = errors
+        body["instance"] = cut(instance, settings.ERROR_ECHO_MAX)
+    if errors and errors[0]:
+        # field_errors(): the first JOBS_ERRORS_LISTED_MAX, and how many there were.
+        listed, total = errors
+        body["errors"] = listed
+        if total > len(listed):
+            body["errors_truncated"] = total - len(listed)
     body.update(extra)
     return body
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (marked with "…"): what a client sent is echoed
+    in errors, and an error body must stay small whatever it sent."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 def _pointer(field: str) -> str:
@@ -68,23 +79,45 @@ def _pointer(field: str) -> str:
     return "#" + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts if p)
 
 
-def field_errors(errors: Any, prefix: str = "") -> list[dict[str, str]]:
-    """Flatten DRF / domain error dicts into ``[{field, pointer, detail}]``."""
-    out: list[dict[str, str]] = []
+def _flatten(errors: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(errors, dict):
         for key, value in errors.items():
             name = "" if key in ("non_field_errors", "__all__") else str(key)
             path = f"{prefix}.{name}" if prefix and name else (name or prefix)
-            out.extend(field_errors(value, path))
+            yield from _flatten(value, path)
     elif isinstance(errors, list):
         for item in errors:
             if isinstance(item, (dict, list)):
-                out.extend(field_errors(item, prefix))
+                yield from _flatten(item, prefix)
             else:
-                out.append({"field": prefix, "pointer": _pointer(prefix), "detail": str(item)})
+                yield prefix, item
     else:
-        out.append({"field": prefix, "pointer": _pointer(prefix), "detail": str(errors)})
-    return out
+        yield prefix, errors
+
+
+def field_errors(errors: Any, prefix: str = "") -> tuple[list[dict[str, str]], int]:
+    """Flatten DRF / domain error dicts into ``[{field, pointer, detail}]`` and their count.
+
+    Only the first ``JOBS_ERRORS_LISTED_MAX`` are built (each field name and message cut
+    to ``JOBS_ERROR_ECHO_MAX`` characters); the rest are only counted, so 100,000 unknown
+    keys cost a count, not a 6 MB answer."""
+    echo, listed = settings.ERROR_ECHO_MAX, settings.ERRORS_LISTED_MAX
+    out: list[dict[str, str]] = []
+    for field, detail in _flatten(errors, prefix):
+        name = cut(field, echo)
+        out.append({"field": name, "pointer": cut(_pointer(name), echo), "detail": cut(str(detail), echo)})
+        if len(out) >= listed:
+            return out, _count(errors)
+    return out, len(out)
+
+
+def _count(errors: Any) -> int:
+    """How many entries :func:`_flatten` would yield, without building their paths."""
+    if isinstance(errors, dict):
+        return sum(map(_count, errors.values()))
+    if isinstance(errors, list):
+        return sum(_count(item) if isinstance(item, (dict, list)) else 1 for item in errors)
+    return 1
 
 
 def _wants_html(request: Any) -> bool:

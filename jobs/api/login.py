@@ -1,4 +1,4 @@
-"""Browsable API log-in with an application token (kept as its id in the signed session)."""
+"""Browsable API log-in with an application token (kept as its id in a server-side session)."""
 
 from __future__ import annotations
 

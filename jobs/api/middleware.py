@@ -1,9 +1,13 @@
-"""Guards in front of every view: body size (413) and an unreachable database (503)."""
+"""Guards in front of every view: body size (413), chunked bodies, an unreachable database (503),
+and the Content-Security-Policy of every HTML page."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import BytesIO
 
+from django.conf import settings as django_settings
+from django.core.handlers.wsgi import LimitedStream
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
@@ -32,7 +36,35 @@ class RequestSizeLimitMiddleware:
             return problem_response(
                 request, 413, f"The request body is {length} bytes; the limit is {settings.MAX_BODY_BYTES}."
             )
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
+            "CONTENT_LENGTH"
+        ):
+            refused = self.read_chunked_body(request)
+            if refused is not None:
+                return refused
         return self.get_response(request)
+
+    @staticmethod
+    def read_chunked_body(request: HttpRequest) -> HttpResponse | None:
+        """A chunked body has no Content-Length, and Django reads exactly Content-Length
+        bytes: it would see an empty body (a create answered "type is required"). When the
+        server decodes the chunks (gunicorn does, and says so with ``wsgi.input_terminated``)
+        read the body here, bounded, and hand it on with its length; otherwise answer 411."""
+        if not request.META.get("wsgi.input_terminated"):
+            return problem_response(request, 411, "Send the body with a Content-Length.", slug="length-required")
+        limit = settings.MAX_BODY_BYTES
+        try:
+            body = request.META["wsgi.input"].read(limit + 1)
+        except TimeoutError:
+            # gunicorn's body deadline (docker/gunicorn.conf.py), as for any other body.
+            return problem_response(request, 408, "The request body did not arrive in time.", slug="body-timeout")
+        except Exception:  # a malformed chunk (gunicorn's own parse errors) or a dropped connection
+            return problem_response(request, 400, "The chunked request body could not be read.")
+        if len(body) > limit:
+            return problem_response(request, 413, f"The request body is over the limit of {limit} bytes.")
+        request.META["CONTENT_LENGTH"] = str(len(body))
+        request._stream = LimitedStream(BytesIO(body), len(body))  # type: ignore[attr-defined]
+        return None
 
 
 class DatabaseUnavailableMiddleware:
@@ -56,4 +88,28 @@ class DatabaseUnavailableMiddleware:
             request, 503, "The database is unavailable; retry shortly.", slug="database-unavailable"
         )
         response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
+        return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """``Content-Security-Policy: CONTENT_SECURITY_POLICY`` on every HTML answer (the
+    browsable API, the log-in page) that does not carry its own.
+
+    The pages load scripts and styles only from this origin: DRF's one inline
+    ``<script>`` is a JSON data block (``type="application/json"``), which a browser
+    does not run, and the log-in page's layout is a static file. A view whose page
+    needs more (a documentation page, say) sets its own header, which is kept."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.policy: str = django_settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            self.policy
+            and response.get("Content-Type", "").startswith("text/html")
+            and "Content-Security-Policy" not in response
+        ):
+            response["Content-Security-Policy"] = self.policy
         return response

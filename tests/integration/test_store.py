@@ -38,17 +38,20 @@ PARAM_TYPES = {
     "before_id": "uuid",
     "callback_id": "int8",
     "callback_url": "text",
+    "data": "text",
     "delay": "float8",
     "run_at": "timestamptz",
     "seconds": "int4",
     "secret": "text",
     "envelope_key": "text",
+    "expires_at": "timestamptz",
     "envelope_payload": "text",
     "error": "jsonb",
     "id": "uuid",
     "idempotency_key": "text",
     "key": "text",
     "lease": "float8",
+    "key_hash": "text",
     "lease_seconds": "float8",
     "limit": "int4",
     "max_attempts": "int4",
@@ -109,7 +112,14 @@ def test_every_named_query_prepares_against_the_real_schema(raw, name):
 
 def test_migrations_created_tables_and_triggers(raw):
     raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'jobs_%' ORDER BY 1")
-    assert [r[0] for r in raw.fetchall()] == ["jobs_app", "jobs_callback", "jobs_event", "jobs_job", "jobs_token"]
+    assert [r[0] for r in raw.fetchall()] == [
+        "jobs_app",
+        "jobs_callback",
+        "jobs_event",
+        "jobs_job",
+        "jobs_session",
+        "jobs_token",
+    ]
     raw.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'jobs_%' ORDER BY 1")
     names = {r[0] for r in raw.fetchall()}
     assert {"jobs_job_no_delete", "jobs_job_no_truncate", "jobs_event_no_delete", "jobs_event_no_truncate"} <= names
