@@ -7,3 +7,7 @@ FROM jobs_event e
 JOIN jobs_job j ON j.id = e.job_id
 WHERE e.job_id = %(id)s AND j.app_id = %(app_id)s
 ORDER BY e.id;
+
+-- job_events_any --
+-- A job's history, oldest first, whichever application owns it (the dashboard).
+SELECT id, at, kind, attempt, data FROM jobs_event WHERE job_id = %(id)s ORDER BY id;

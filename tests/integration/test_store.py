@@ -57,6 +57,7 @@ PARAM_TYPES = {
     "request_hash": "text",
     "result": "jsonb",
     "retry": "float8",
+    "seconds": "float8",
     "status": "text",
     "timeout_seconds": "int4",
     "token_hash": "text",
