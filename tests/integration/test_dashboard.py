@@ -442,3 +442,14 @@ def test_every_page_keeps_scripts_and_styles_in_same_origin_static_files(admin, 
         served = Client().get(asset)
         assert served.status_code == 200, asset
         assert b"".join(served.streaming_content if served.streaming else [served.content])
+
+
+def test_a_database_outage_is_503_not_500(admin, monkeypatch):
+    from jobs.exceptions import DatabaseUnavailable
+
+    def down(**kwargs):
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(selectors, "platform_stats", down)
+    response = admin.get("/dashboard/")
+    assert response.status_code == 503 and response["Retry-After"].isdigit()
