@@ -10,10 +10,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.shortcuts import render
 from django.urls import reverse
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from jobs.api.auth import AppSessionAuthentication
-from jobs.api.errors import problem_response
+from jobs.api.errors import problem_exception_handler
 from jobs.domain import App
 
 View = Callable[..., HttpResponse]
@@ -29,6 +30,16 @@ def session_app(request: HttpRequest) -> App | None:
     API authenticates it (a revoked token is logged out on its next request)."""
     authenticated = AppSessionAuthentication().authenticate(Request(request))
     return authenticated[0] if authenticated else None
+
+
+def problem(request: HttpRequest, exc: exceptions.APIException) -> HttpResponse:
+    """The API's own answer to an error its authentication raised (status, problem+json,
+    headers such as ``Retry-After``), from the one exception handler."""
+    response = problem_exception_handler(exc, {"request": Request(request)})
+    response.accepted_renderer = JSONRenderer()
+    response.accepted_media_type = "application/json"
+    response.renderer_context = {}
+    return response.render()
 
 
 def login_redirect(request: HttpRequest) -> HttpResponseRedirect:
@@ -47,10 +58,7 @@ def admin_required(view: View) -> View:
         try:
             app = session_app(request)
         except exceptions.APIException as exc:  # refused by the authentication itself
-            response = problem_response(request, exc.status_code, str(exc.detail))
-            if getattr(exc, "wait", None):
-                response["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
-            return response
+            return problem(request, exc)
         if app is None:
             return login_redirect(request)
         if not is_admin(app):

@@ -453,3 +453,19 @@ def test_a_database_outage_is_503_not_500(admin, monkeypatch):
     monkeypatch.setattr(selectors, "platform_stats", down)
     response = admin.get("/dashboard/")
     assert response.status_code == 503 and response["Retry-After"].isdigit()
+
+
+def test_a_refusal_from_the_session_authentication_is_the_apis_problem_answer(admin, monkeypatch):
+    """What the authentication refuses (a rate limit, say) is answered as the API answers it."""
+    from rest_framework import exceptions
+
+    from jobs.api.auth import AppSessionAuthentication
+
+    def throttled(self, request):
+        raise exceptions.Throttled(wait=7)
+
+    monkeypatch.setattr(AppSessionAuthentication, "authenticate", throttled)
+    response = admin.get("/dashboard/jobs/")
+    assert response.status_code == 429 and response["Retry-After"] == "7"
+    assert response["Content-Type"] == "application/problem+json"
+    assert json.loads(response.content)["status"] == 429
