@@ -1,9 +1,13 @@
-"""Root URLs: the API at the top level, the browsable API's log-in under /api-auth/."""
+"""Root URLs: the API at the top level, the browsable API's log-in under /api-auth/, the
+operators' dashboard under /dashboard/."""
 
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 urlpatterns = [
     path("api-auth/", include("jobs.api.login_urls")),
+    path("dashboard", RedirectView.as_view(url="/dashboard/")),
+    path("dashboard/", include("jobs.dashboard.urls")),
     path("", include("jobs.api.urls")),
 ]
 

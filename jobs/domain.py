@@ -68,6 +68,16 @@ class Job:
 
 
 @dataclass(frozen=True)
+class AdminJob(Job):
+    """A job as an operator sees it (the dashboard reads every application's jobs)."""
+
+    #: The name of the application that owns the job.
+    app_name: str = ""
+    #: The id of the job's latest event, when the query asked for it.
+    last_event_id: int | None = None
+
+
+@dataclass(frozen=True)
 class JobEvent:
     id: int
     at: datetime

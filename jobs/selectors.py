@@ -6,11 +6,11 @@ import hashlib
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from . import db
 from .conf import settings
-from .domain import App, Job, JobEvent, Status, Token
+from .domain import AdminJob, App, Job, JobEvent, Status, Token
 from .exceptions import DatabaseUnavailable, JobNotFound
 
 
@@ -107,6 +107,48 @@ def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
         # Every job has at least its 'created' event: no rows means no such job here.
         raise JobNotFound()
     return [JobEvent.from_row(row) for row in rows]
+
+
+# -- every application's jobs (the dashboard: operators with an admin token) ---------------
+def job_list_all(
+    *,
+    status: Status | None = None,
+    type: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[AdminJob]:
+    """Every application's jobs, newest first, with ``job_list``'s filters and cursor."""
+    rows = db.fetch_all(
+        "job_list_all",
+        status=status.value if status else None,
+        type=type,
+        metadata=db.as_json(metadata) if metadata else None,
+        before_created_at=before[0] if before else None,
+        before_id=before[1] if before else None,
+        limit=limit,
+    )
+    return [cast(AdminJob, AdminJob.from_row(row)) for row in rows]
+
+
+def job_get_any(*, job_id: uuid.UUID) -> AdminJob:
+    """One job, whichever application owns it, with ``last_event_id`` set."""
+    row = db.fetch_one("job_get_any", id=job_id)
+    if row is None:
+        raise JobNotFound()
+    return cast(AdminJob, AdminJob.from_row(row))
+
+
+def job_events_any(*, job_id: uuid.UUID) -> list[JobEvent]:
+    """A job's history, oldest first, whichever application owns it."""
+    return [JobEvent.from_row(row) for row in db.fetch_all("job_events_any", id=job_id)]
+
+
+def throughput(*, seconds: float = 60.0) -> dict[str, int]:
+    """Jobs created, succeeded, failed and cancelled within the last ``seconds``."""
+    row = db.fetch_one("stats_throughput", seconds=seconds)
+    assert row is not None  # an aggregate always answers one row
+    return {name: int(row[name]) for name in ("created", "succeeded", "failed", "cancelled")}
 
 
 def platform_stats(*, latest: int = 10) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
 from jobs.resources import event_output, job_output, job_url
 
+from .conditional import job_etag, none_match
 from .errors import PROBLEM_JSON, problem
 from .pagination import keyset_page
 from .serializers import JobListQuery
@@ -77,9 +78,8 @@ class JobDetailApi(APIView):
 
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_get(app=request.user, job_id=parse_job_id(job_id))
-        # Every visible change moves updated_at, so it makes a cheap validator for pollers.
-        etag = f'"{job.updated_at.timestamp():.6f}"'
-        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        etag = job_etag(job)
+        if none_match(request.headers.get("If-None-Match"), etag):
             return Response(status=304, headers={"ETag": etag})
         return Response(job_output(job, request), headers={"ETag": etag})
 

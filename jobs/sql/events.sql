@@ -16,3 +16,7 @@ FROM jobs_event e
 JOIN jobs_job j ON j.id = e.job_id
 WHERE e.kind IN ('retried', 'rescued')
 GROUP BY e.kind, j.type;
+
+-- job_events_any --
+-- A job's history, oldest first, whichever application owns it (the dashboard).
+SELECT id, at, kind, attempt, data FROM jobs_event WHERE job_id = %(id)s ORDER BY id;

@@ -73,6 +73,27 @@ WHERE app_id = %(app_id)s
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
+-- job_list_all --
+-- Every application's jobs with their application's name, newest first, optionally
+-- filtered, keyset-paginated (the dashboard; index jobs_job_created).
+SELECT j.*, a.name AS app_name
+FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
+WHERE (%(status)s::text IS NULL OR j.status = %(status)s)
+  AND (%(type)s::text IS NULL OR j.type = %(type)s)
+  AND (%(metadata)s::jsonb IS NULL OR j.metadata @> %(metadata)s::jsonb)
+  AND (%(before_created_at)s::timestamptz IS NULL
+       OR (j.created_at, j.id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT %(limit)s;
+
+-- job_get_any --
+-- One job of any application, with its application's name and its latest event's id
+-- (the dashboard's validator: a new event changes it even when the row does not).
+SELECT j.*, a.name AS app_name,
+       (SELECT max(e.id) FROM jobs_event e WHERE e.job_id = j.id) AS last_event_id
+FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
+WHERE j.id = %(id)s;
+
 -- job_claim --
 -- Start an attempt: only a queued (or due scheduled) job can be claimed; the
 -- attempt number fences every later write of this run. A durable commit: a claim lost
@@ -377,3 +398,13 @@ SELECT queue, extract(epoch FROM clock_timestamp() - min(COALESCE(run_at, create
 FROM jobs_job
 WHERE status = 'queued' OR (status = 'scheduled' AND run_at <= now())
 GROUP BY queue;
+
+-- stats_throughput --
+-- Jobs created, and jobs finished per terminal status, within the last %(seconds)s seconds.
+WITH since AS (SELECT now() - make_interval(secs => %(seconds)s) AS at)
+SELECT count(*) FILTER (WHERE j.created_at >= since.at) AS created,
+       count(*) FILTER (WHERE j.status = 'succeeded' AND j.finished_at >= since.at) AS succeeded,
+       count(*) FILTER (WHERE j.status = 'failed' AND j.finished_at >= since.at) AS failed,
+       count(*) FILTER (WHERE j.status = 'cancelled' AND j.finished_at >= since.at) AS cancelled
+FROM jobs_job j, since
+WHERE j.created_at >= since.at OR j.finished_at >= since.at;

@@ -1,0 +1,13 @@
+"""The dashboard's pages, under /dashboard/."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("jobs/", views.job_list, name="job-list"),
+    path("jobs/<str:job_id>/", views.job_detail, name="job-detail"),
+]

@@ -1,0 +1,471 @@
+"""The web dashboard through Django's test client, on the real database: who may see it,
+and what each page shows."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import pytest
+from django.test import Client
+
+from jobs import selectors, services
+from jobs.dashboard.access import is_admin
+from tests.admin_scope import ADMIN_PREFIX, scoped
+
+from .conftest import new_app
+
+
+@pytest.fixture(autouse=True)
+def scopes(monkeypatch):
+    """Session applications carry scopes (the test double in tests/admin_scope)."""
+    monkeypatch.setattr(selectors, "app_for_token_id", scoped(selectors.app_for_token_id))
+
+
+def logged_in(token: str) -> Client:
+    browser = Client()
+    response = browser.post("/api-auth/login/", {"token": token, "next": "/dashboard/"})
+    assert response.status_code == 302, response.content
+    return browser
+
+
+@pytest.fixture
+def admin(db) -> Client:
+    _, token = new_app(f"{ADMIN_PREFIX}{uuid.uuid4().hex[:8]}")
+    return logged_in(token)
+
+
+def create(app, job_type="fibonacci", params=None, metadata=None):
+    params = params if params is not None else {"n": 10}
+    return services.job_create(app=app, type=job_type, params=params, metadata=metadata or {})[0]
+
+
+def run_to_success(job, result=None):
+    claimed = services.job_claim(job_id=job.id, worker="test-worker")
+    assert claimed is not None
+    return services.job_succeed(job=claimed, result=result if result is not None else {"ok": True})
+
+
+def text(response) -> str:
+    """The page's text without tags, whitespace collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode())).strip()
+
+
+# -- who may see it ---------------------------------------------------------------------------
+def test_is_admin_reads_the_admin_scope():
+    assert is_admin(SimpleNamespace(scopes=frozenset({"admin"})))
+    assert is_admin(SimpleNamespace(scopes=("jobs:read", "admin")))
+    assert not is_admin(SimpleNamespace(scopes=frozenset({"jobs:read", "jobs:write"})))
+    assert not is_admin(SimpleNamespace(name="no scopes attribute"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/",
+        "/dashboard/jobs/",
+        "/dashboard/jobs/?status=running&metadata.k=v",
+        f"/dashboard/jobs/{uuid.uuid4()}/",
+    ],
+)
+def test_a_browser_not_logged_in_is_sent_to_the_login_page_and_back(db, path):
+    response = Client().get(path)
+    assert response.status_code == 302
+    login, _, query = response["Location"].partition("?")
+    assert login == "/api-auth/login/"
+    from urllib.parse import parse_qs
+
+    assert parse_qs(query)["next"] == [path]
+
+
+def test_logging_in_with_an_admin_token_lands_on_the_dashboard(db):
+    _, token = new_app(f"{ADMIN_PREFIX}{uuid.uuid4().hex[:8]}")
+    browser = Client(enforce_csrf_checks=True)
+    first = browser.get("/dashboard/jobs/")
+    form = browser.get(first["Location"])
+    assert form.status_code == 200
+    login = browser.post(
+        first["Location"],
+        {"token": token, "next": "/dashboard/jobs/", "csrfmiddlewaretoken": browser.cookies["csrftoken"].value},
+    )
+    assert login.status_code == 302 and login["Location"] == "/dashboard/jobs/"
+    assert browser.get("/dashboard/jobs/").status_code == 200
+
+
+def test_a_token_without_the_admin_scope_gets_403(db):
+    app, token = new_app()
+    job = create(app)
+    browser = logged_in(token)
+    for path in ("/dashboard/", "/dashboard/jobs/", f"/dashboard/jobs/{job.id}/"):
+        response = browser.get(path)
+        assert response.status_code == 403, path
+        assert "admin" in text(response) and app.name in text(response)
+        assert str(job.id) not in response.content.decode()
+
+
+def test_a_revoked_admin_token_is_logged_out(admin, db):
+    assert admin.get("/dashboard/").status_code == 200
+    for token in selectors.token_list():
+        if token.app_name.startswith(ADMIN_PREFIX):
+            services.token_revoke(ref=str(token.id))
+    response = admin.get("/dashboard/")
+    assert response.status_code == 302 and response["Location"].startswith("/api-auth/login/")
+
+
+def test_an_api_token_header_does_not_open_the_dashboard(db):
+    """The dashboard is for a logged-in browser: an Authorization header is not a session."""
+    _, token = new_app(f"{ADMIN_PREFIX}{uuid.uuid4().hex[:8]}")
+    response = Client().get("/dashboard/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code == 302
+
+
+# -- overview ---------------------------------------------------------------------------------
+def _count_cells(response, job_type: str) -> list[int]:
+    row = re.search(rf'<tr data-type="{re.escape(job_type)}">(.*?)</tr>', response.content.decode(), re.S)
+    assert row, f"no row for {job_type!r}"
+    return [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', row.group(1))]
+
+
+def test_overview_counts_jobs_of_every_application_by_status_and_type(admin, raw):
+    first, _ = new_app()
+    second, _ = new_app()
+    run_to_success(create(first))
+    create(first)
+    create(second)
+    create(second, "countdown", {"seconds": 5})
+    claimed = services.job_claim(job_id=create(second, "pi", {"digits": 5}).id, worker="w")
+    services.job_fail(job=claimed, error=ValueError("boom"), retryable=False)
+
+    response = admin.get("/dashboard/")
+    assert response.status_code == 200
+    # Columns: scheduled, queued, running, succeeded, failed, cancelled, all.
+    assert _count_cells(response, "fibonacci") == [0, 2, 0, 1, 0, 0, 3]
+    assert _count_cells(response, "countdown") == [0, 1, 0, 0, 0, 0, 1]
+    assert _count_cells(response, "pi") == [0, 0, 0, 0, 1, 0, 1]
+    assert _count_cells(response, "") == [0, 3, 0, 1, 1, 0, 5]
+
+
+def test_overview_throughput_counts_the_last_minute_only(admin, raw):
+    app, _ = new_app()
+    old = run_to_success(create(app))
+    run_to_success(create(app))
+    run_to_success(create(app))
+    # Move one finished job (and its creation) two minutes back; terminal rows are frozen
+    # by a trigger, which this transaction alone sets aside.
+    raw.execute("SET LOCAL session_replication_role = replica")
+    raw.execute(
+        "UPDATE jobs_job SET finished_at = now() - interval '2 minutes', created_at = now() - interval '3 minutes'"
+        " WHERE id = %s",
+        [old.id],
+    )
+    raw.execute("SET LOCAL session_replication_role = origin")
+    create(app)
+
+    assert selectors.throughput(seconds=60) == {"created": 3, "succeeded": 2, "failed": 0, "cancelled": 0}
+    page = text(admin.get("/dashboard/"))
+    assert "Throughput, last 60 s 2 finished (0.03/s): 2 succeeded 0 failed 0 cancelled ; 3 created" in page
+
+
+def test_overview_shows_the_oldest_queued_jobs_wait(admin, raw):
+    assert "none waiting" in text(admin.get("/dashboard/"))
+    app, _ = new_app()
+    job = create(app)
+    raw.execute("UPDATE jobs_job SET created_at = now() - interval '95 seconds' WHERE id = %s", [job.id])
+    page = admin.get("/dashboard/").content.decode()
+    wait = re.search(r'<span class="value" id="oldest-queued">(\d+) min (\d+) s</span>', page)
+    assert wait, page
+    assert (int(wait.group(1)), int(wait.group(2))) >= (1, 35)
+
+
+def test_overview_shows_what_django_q2_reports_about_clusters(admin, monkeypatch):
+    from django.utils import timezone
+    from django_q.status import Stat, Status
+
+    assert "No cluster has reported" in text(admin.get("/dashboard/"))  # Stat.get_all() == [] here
+
+    reported = Status(pid=4242, cluster_id=uuid.uuid4())
+    reported.host = "worker-host-7"
+    reported.status = "Idle"
+    reported.workers = [5001, 5002, 5003]
+    reported.tob = timezone.now() - timezone.timedelta(minutes=3)
+    reported.reincarnations = 1
+    monkeypatch.setattr(Stat, "get_all", staticmethod(lambda broker=None: [reported]))
+    page = admin.get("/dashboard/")
+    row = re.search(r'<table id="clusters">.*?<tbody>(.*?)</tbody>', page.content.decode(), re.S).group(1)
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells[:7] == [str(reported.cluster_id), "worker-host-7", "4242", "Idle", "3", "3 min 0 s", "1"]
+
+    def broken(broker=None):
+        raise ConnectionError("cache unreachable")
+
+    monkeypatch.setattr(Stat, "get_all", staticmethod(broken))
+    page = admin.get("/dashboard/")
+    assert page.status_code == 200 and "Cluster status could not be read: ConnectionError: cache unreachable" in text(
+        page
+    )
+
+
+def test_overview_answers_304_while_nothing_changes(admin, db):
+    app, _ = new_app()
+    create(app)
+    first = admin.get("/dashboard/")
+    etag = first["ETag"]
+    again = admin.get("/dashboard/", HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again.content == b""
+    create(app)
+    changed = admin.get("/dashboard/", HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+
+
+# -- job list ---------------------------------------------------------------------------------
+def listed(response) -> list[str]:
+    return re.findall(r'<tr data-job-id="([0-9a-f-]+)">', response.content.decode())
+
+
+def test_job_list_shows_every_applications_jobs_newest_first(admin, db):
+    first, _ = new_app()
+    second, _ = new_app()
+    jobs = [create(first), create(second), create(first, "pi", {"digits": 3})]
+    response = admin.get("/dashboard/jobs/")
+    assert response.status_code == 200
+    assert listed(response) == [str(j.id) for j in reversed(jobs)]
+    page = response.content.decode()
+    assert first.name in page and second.name in page
+    # The API's own list is unchanged: an application still sees only its jobs.
+    assert [j.id for j in selectors.job_list(app=first)] == [jobs[2].id, jobs[0].id]
+
+
+def test_job_list_filters_like_the_api(admin, db):
+    first, _ = new_app()
+    second, _ = new_app()
+    tagged = create(first, metadata={"migration": "customers", "batch": "1"})
+    other_tag = create(second, metadata={"migration": "orders"})
+    countdown = create(second, "countdown", {"seconds": 3}, metadata={"migration": "customers"})
+    done = run_to_success(create(first))
+
+    assert listed(admin.get("/dashboard/jobs/?status=succeeded")) == [str(done.id)]
+    assert listed(admin.get("/dashboard/jobs/?type=countdown")) == [str(countdown.id)]
+    assert listed(admin.get("/dashboard/jobs/?metadata.migration=customers")) == [str(countdown.id), str(tagged.id)]
+    assert listed(admin.get("/dashboard/jobs/?metadata.migration=customers&type=fibonacci")) == [str(tagged.id)]
+    assert listed(admin.get("/dashboard/jobs/?metadata.migration=orders&status=queued")) == [str(other_tag.id)]
+
+
+def test_job_list_filter_form_leads_to_the_apis_parameters(admin, db):
+    response = admin.get("/dashboard/jobs/", {"status": "queued", "type": "", "metadata": "migration=customers"})
+    assert response.status_code == 302
+    assert response["Location"] == "/dashboard/jobs/?status=queued&metadata.migration=customers"
+    # A filter already applied (a hidden field) is kept; the page's cursor is not.
+    response = admin.get("/dashboard/jobs/", {"metadata.a": "1", "metadata": "b=2", "cursor": "abc"})
+    assert response["Location"] == "/dashboard/jobs/?metadata.a=1&metadata.b=2"
+    response = admin.get("/dashboard/jobs/", {"metadata": "no-equals-sign"})
+    assert response.status_code == 400 and "key=value" in text(response)
+
+
+def test_job_list_pages_with_the_keyset_cursor(admin, db):
+    app, _ = new_app()
+    ids = [str(create(app).id) for _ in range(5)]
+    newest_first = list(reversed(ids))
+    seen = []
+    url = "/dashboard/jobs/?limit=2&type=fibonacci"
+    pages = 0
+    while url:
+        response = admin.get(url)
+        assert response.status_code == 200
+        seen += listed(response)
+        pages += 1
+        link = re.search(r'<a href="([^"]+)" id="next-page"', response.content.decode())
+        url = "/dashboard/jobs/" + link.group(1).replace("&amp;", "&") if link else None
+        if url:
+            assert "limit=2" in url and "type=fibonacci" in url and "cursor=" in url
+    assert pages == 3 and seen == newest_first
+    assert (
+        'id="first-page"'
+        in admin.get(
+            "/dashboard/jobs/?limit=2&cursor="
+            + re.search(r"cursor=([^&\"]+)", admin.get("/dashboard/jobs/?limit=2").content.decode()).group(1)
+        ).content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("status=sleeping", "status"), ("stauts=queued", "stauts"), ("limit=0", "limit"), ("cursor=nope", "cursor")],
+)
+def test_job_list_refuses_what_the_api_refuses(admin, query, field):
+    response = admin.get(f"/dashboard/jobs/?{query}")
+    assert response.status_code == 400
+    assert f"{field} :" in text(response)
+    assert listed(response) == []
+
+
+# -- one job ----------------------------------------------------------------------------------
+def test_job_page_shows_params_metadata_progress_and_timeline(admin, db):
+    app, _ = new_app()
+    job = create(app, "countdown", {"seconds": 30}, metadata={"migration": "customers-2019", "who": "etl <b>"})
+    claimed = services.job_claim(job_id=job.id, worker="host:1234")
+    services.job_progress(job=claimed, percent=42.5, message="17 seconds left", milestone=True)
+
+    response = admin.get(f"/dashboard/jobs/{job.id}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert '<progress id="job-progress" max="100" value="42.5">' in page
+    assert '<span class="status status-running" id="job-status">running</span>' in page
+    assert "17 seconds left" in page and app.name in page and "host:1234" in page
+    assert "etl &lt;b&gt;" in page and "etl <b>" not in page  # metadata is escaped
+    assert '"seconds": 30' in html.unescape(page)
+    assert '"migration": "customers-2019"' in html.unescape(page)
+    kinds = re.findall(r'<tr data-kind="([a-z_]+)">', page)
+    assert kinds == ["created", "queued", "started", "progress"]
+    assert 'data-refresh-ms="1000"' in page  # a running job's page refreshes itself
+
+
+def test_job_page_shows_the_result_once_succeeded_and_stops_refreshing(admin, db):
+    app, _ = new_app()
+    job = run_to_success(create(app, "pi", {"digits": 3}), result={"digits": 3, "value": "3.141"})
+    page = html.unescape(admin.get(f"/dashboard/jobs/{job.id}/").content.decode())
+    shown = re.search(r'<pre id="job-result">(.*?)</pre>', page, re.S)
+    assert shown and json.loads(shown.group(1)) == {"digits": 3, "value": "3.141"}
+    assert 'value="100.0"' in page and "data-refresh-ms" not in page
+    assert re.findall(r'<tr data-kind="([a-z_]+)">', page)[-1] == "succeeded"
+
+
+def test_job_page_shows_the_error_of_a_failed_job(admin, db):
+    app, _ = new_app()
+    claimed = services.job_claim(job_id=create(app).id, worker="w")
+    services.job_fail(job=claimed, error=ValueError("bad batch 7"), retryable=False)
+    page = text(admin.get(f"/dashboard/jobs/{claimed.id}/"))
+    assert "Error ValueError : bad batch 7" in page and "Result" not in page
+
+
+def test_a_huge_result_is_cut_on_the_page(admin, db):
+    app, _ = new_app()
+    job = run_to_success(create(app), result={"value": "7" * 50_000})
+    page = admin.get(f"/dashboard/jobs/{job.id}/").content.decode()
+    assert "more characters: the API has it all" in page and "7" * 50_000 not in page
+
+
+def test_job_page_polling_gets_304_until_the_job_or_its_history_changes(transactional_db, admin, raw):
+    # Committed one by one, as workers do: each change gets its own now() for updated_at.
+    app, _ = new_app()
+    job = create(app, "countdown", {"seconds": 30})
+    url = f"/dashboard/jobs/{job.id}/"
+    first = admin.get(url)
+    etag = first["ETag"]
+    assert f'data-etag="{etag.replace(chr(34), "&quot;")}"' in first.content.decode()
+    assert first["Cache-Control"] == "private, no-cache"
+
+    unchanged = admin.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged["ETag"] == etag
+
+    claimed = services.job_claim(job_id=job.id, worker="w")
+    moved = admin.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert moved.status_code == 200 and moved["ETag"] != etag
+    etag = moved["ETag"]
+
+    services.job_progress(job=claimed, percent=10, message="27 seconds left", milestone=False)
+    progressed = admin.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert progressed.status_code == 200 and 'value="10.0"' in progressed.content.decode()
+    etag = progressed["ETag"]
+
+    # An event that does not touch the row (as 'redelivered' does not) still changes the page.
+    raw.execute("INSERT INTO jobs_event (job_id, kind, attempt) VALUES (%s, 'redelivered', 1)", [job.id])
+    noted = admin.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert noted.status_code == 200 and 'data-kind="redelivered"' in noted.content.decode()
+
+
+@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid"])
+def test_an_unknown_job_is_404(admin, job_id):
+    response = admin.get(f"/dashboard/jobs/{job_id}/")
+    assert response.status_code == 404 and "No such job" in text(response)
+
+
+# -- static files and the Content-Security-Policy -------------------------------------------
+class InlineCode(HTMLParser):
+    """Collects whatever a strict CSP (script-src 'self'; style-src 'self') would block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self.scripts: list[str] = []
+        self.styles: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        names = dict(attrs)
+        if tag == "script":
+            self._in_script = True
+            if "src" not in names:
+                self.found.append("inline <script>")
+            else:
+                self.scripts.append(names["src"])
+        if tag == "style":
+            self.found.append("<style> element")
+        if tag == "link" and names.get("rel") == "stylesheet":
+            self.styles.append(names["href"])
+        for name, value in attrs:
+            if name == "style" or name.startswith("on") or (value or "").strip().lower().startswith("javascript:"):
+                self.found.append(f"<{tag} {name}=…>")
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.found.append("script body")
+
+
+def test_every_page_keeps_scripts_and_styles_in_same_origin_static_files(admin, db):
+    app, token = new_app()
+    job = create(app, metadata={"k": "v"})
+    pages = [
+        admin.get("/dashboard/"),
+        admin.get("/dashboard/jobs/"),
+        admin.get("/dashboard/jobs/?status=nope"),
+        admin.get(f"/dashboard/jobs/{job.id}/"),
+        admin.get(f"/dashboard/jobs/{uuid.uuid4()}/"),
+        logged_in(token).get("/dashboard/"),  # the 403 page
+    ]
+    assets = set()
+    for page in pages:
+        parser = InlineCode()
+        parser.feed(page.content.decode())
+        assert parser.found == [], (page.request["PATH_INFO"], parser.found)
+        assert parser.scripts == ["/static/jobs/dashboard/dashboard.js"]
+        assert parser.styles == ["/static/jobs/dashboard/dashboard.css"]
+        assets |= {*parser.scripts, *parser.styles}
+    for asset in assets:
+        served = Client().get(asset)
+        assert served.status_code == 200, asset
+        assert b"".join(served.streaming_content if served.streaming else [served.content])
+
+
+def test_a_database_outage_is_503_not_500(admin, monkeypatch):
+    from jobs.exceptions import DatabaseUnavailable
+
+    def down(**kwargs):
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(selectors, "platform_stats", down)
+    response = admin.get("/dashboard/")
+    assert response.status_code == 503 and response["Retry-After"].isdigit()
+
+
+def test_a_refusal_from_the_session_authentication_is_the_apis_problem_answer(admin, monkeypatch):
+    """What the authentication refuses (a rate limit, say) is answered as the API answers it."""
+    from rest_framework import exceptions
+
+    from jobs.api.auth import AppSessionAuthentication
+
+    def throttled(self, request):
+        raise exceptions.Throttled(wait=7)
+
+    monkeypatch.setattr(AppSessionAuthentication, "authenticate", throttled)
+    response = admin.get("/dashboard/jobs/")
+    assert response.status_code == 429 and response["Retry-After"] == "7"
+    assert response["Content-Type"] == "application/problem+json"
+    assert json.loads(response.content)["status"] == 429
