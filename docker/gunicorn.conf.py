@@ -15,8 +15,6 @@ second line, for a request that reaches gunicorn some other way:
 - ``PROMETHEUS_MULTIPROC_DIR``: every worker keeps its HTTP metrics in files there, and
   ``/metrics`` (whichever worker answers) sums them all. A fresh folder per gunicorn
   (or the one given, emptied at start); ``child_exit`` tells prometheus-client a worker died.
-- ``access_log_format``: the path without its query string, so a token a client put in
-  the URL never reaches a log.
 - ``logger_class``: the access log never holds a credential. Query parameters that carry
   one (``token=``, ``access_token=``, ``api_key=``, ``password=``, …) are written as
   ``token=[redacted]`` in the request line, the query string and the referer, and the
@@ -61,9 +59,6 @@ graceful_timeout = int(_number("WEB_GRACEFUL_TIMEOUT", 30))
 body_timeout = _number("WEB_BODY_TIMEOUT", 10)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
 accesslog = "-"
-# gunicorn's default with %(U)s (the path) for %(r)s (the request line, query string
-# included) and without the referrer (another URL).
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 control_socket_disable = True
 
 if not 0 < body_timeout < timeout:

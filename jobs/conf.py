@@ -54,6 +54,7 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("DEFAULT_TIMEOUT", 600, "Seconds per attempt when neither the request nor the type says."),
     Tunable("MAX_TIMEOUT", 7200, "Highest `timeout` a request may ask for (seconds)."),
     Tunable("MAX_METADATA_BYTES", 64 * 1024, "Largest `metadata`, as compact UTF-8 JSON."),
+    Tunable("MAX_SCHEDULE_DAYS", 366, "Latest `run_at` a request may ask for, in days from now."),
     Tunable("MAX_JSON_DEPTH", 64, "Deepest nesting allowed in `params` and `metadata`."),
     Tunable("MAX_BODY_BYTES", 1024 * 1024, "Largest request body; larger is `413`."),
     Tunable(

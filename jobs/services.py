@@ -22,11 +22,12 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 
@@ -273,6 +274,18 @@ def _instant(value: Any, errors: dict[str, list[str]]) -> datetime | None:
     if when is not None and when.tzinfo is None:
         errors["run_at"] = ["Give a time zone (Z or ±hh:mm)."]
         return None
+    if when is not None:
+        # Within what a job can wait for: far dates overflow on the way (year 10000 in UTC)
+        # and would sit in the broker's table for ever.
+        earliest = datetime(2000, 1, 1, tzinfo=UTC)
+        latest = timezone.now() + timedelta(days=settings.MAX_SCHEDULE_DAYS)
+        try:
+            in_range = earliest <= when <= latest
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            errors["run_at"] = [f"Give a time from 2000-01-01 to {settings.MAX_SCHEDULE_DAYS} days from now."]
+            return None
     return when
 
 
@@ -291,6 +304,8 @@ def _callback_url(value: Any, errors: dict[str, list[str]]) -> str | None:
         url, host = None, ""
     if url is None or url.scheme not in ("http", "https") or not host or "\x00" in value:
         errors["callback_url"] = ["Give an http or https URL of at most 2000 characters."]
+    elif url.username is not None or url.password is not None:
+        errors["callback_url"] = ["No user name or password in the URL: callbacks are signed instead."]
     elif host not in allowed:
         hosts = ", ".join(allowed) or "none"
         errors["callback_url"] = [f"Callbacks may only go to the hosts JOBS_CALLBACK_ALLOWED_HOSTS lists ({hosts})."]

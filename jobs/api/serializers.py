@@ -31,6 +31,8 @@ class JobListQuery(serializers.Serializer):
                 errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
             elif name.startswith("metadata.") and len(name) > len("metadata."):
                 metadata[name[len("metadata.") :]] = value
+            elif name == "format":  # DRF's own ?format=json|api (the browsable API's links)
+                continue
             elif name not in self.fields:
                 allowed = ", ".join([*self.fields, "metadata.<key>"])
                 errors[name] = [f"Unknown query parameter; use {allowed}."]

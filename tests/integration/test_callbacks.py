@@ -32,7 +32,14 @@ def events(api, job_id, kind="callback"):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://10.0.0.5/hook", "http://169.254.169.254/latest", "ftp://127.0.0.1/x", "not a url", 42],
+    [
+        "http://10.0.0.5/hook",
+        "http://169.254.169.254/latest",
+        "ftp://127.0.0.1/x",
+        "not a url",
+        42,
+        "http://user:pw@127.0.0.1:9/hook",
+    ],
 )
 def test_a_callback_url_outside_the_allowed_hosts_is_400(api, allowed, url):
     response = create(api, callback_url=url)

@@ -5,7 +5,7 @@ parameters are errors, run_at comes back as sent."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import jsonschema
 import pytest
@@ -104,7 +104,12 @@ def test_unknown_query_parameters_are_400_naming_them(api, query):
     assert [e["field"] for e in response.json()["errors"]] == [query.split("=")[0]]
 
 
-@pytest.mark.parametrize("sent", ["2030-01-01T00:00:00Z", "2030-06-15T12:34:56.789+02:00"])
+SOON = datetime.now(UTC) + timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    "sent", [SOON.strftime("%Y-%m-%dT%H:%M:%SZ"), (SOON + timedelta(days=1)).strftime("%Y-%m-%dT12:34:56.789+02:00")]
+)
 def test_run_at_comes_back_as_it_was_sent(api, sent):
     body = {"type": "fibonacci", "params": {"n": 1}, "run_at": sent}
     created = api.post("/jobs", data=json.dumps(body), content_type="application/json").json()
@@ -137,3 +142,24 @@ def test_a_params_serializer_with_its_own_hooks_still_runs_them():
     assert info.value.errors == {"params.n": ["Must be even."]}
     assert services.validate_params(Even, {"n": 4}) == {"n": 4, "label": "x"}
     assert services.validate_params(registry.get("countdown"), {"seconds": 5}) == {"seconds": 5}
+
+
+@pytest.mark.parametrize(
+    "run_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1999-12-31T23:59:59Z", "+400 days"]
+)
+def test_a_run_at_out_of_range_is_400_and_stores_nothing(api, raw, run_at):
+    if run_at == "+400 days":
+        run_at = (datetime.now(UTC) + timedelta(days=400)).isoformat()
+    raw.execute("SELECT count(*) FROM jobs_job")
+    before = raw.fetchone()[0]
+    body = {"type": "fibonacci", "params": {"n": 1}, "run_at": run_at}
+    response = api.post("/jobs", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert [e["field"] for e in response.json()["errors"]] == ["run_at"]
+    raw.execute("SELECT count(*) FROM jobs_job")
+    assert raw.fetchone()[0] == before
+
+
+def test_the_browsable_apis_format_parameter_is_not_an_unknown_filter(api):
+    response = api.get("/jobs?format=json&limit=1")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"

@@ -24,7 +24,8 @@ def test_a_4xx_is_logged_once_and_a_401_not_at_all(settings_module):
         "from django.test import Client; c = Client(); "
         "print(c.get('/no/such/page').status_code, c.get('/jobs').status_code)"
     )
-    result = manage_shell(code, {"DJANGO_SETTINGS_MODULE": settings_module})
+    # DEBUG on: Django's own console handler is live then, the case that logged twice.
+    result = manage_shell(code, {"DJANGO_SETTINGS_MODULE": settings_module, "DEBUG": "1"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "404 401"
     assert result.stderr.count("Not Found: /no/such/page") == 1, result.stderr
@@ -55,3 +56,10 @@ def test_an_unknown_log_format_is_refused():
     result = manage_shell("from django.conf import settings; print(settings.LOGGING)", {"LOG_FORMAT": "xml"})
     assert result.returncode != 0
     assert "LOG_FORMAT must be json or plain" in result.stderr
+
+
+def test_scripts_starts_settings_answer_an_unknown_url_with_problem_json():
+    code = "from django.test import Client; r = Client().get('/no/such/page'); print(r.status_code, r['Content-Type'])"
+    result = manage_shell(code, {"DJANGO_SETTINGS_MODULE": "jobplatform.settings.dev", "DEBUG": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "404 application/problem+json"

@@ -95,10 +95,10 @@ def test_job_create__unstorable_values_named(store, job_queue, fake_app, metadat
 
 
 def test_job_create__per_job_overrides_and_run_at(store, job_queue, fake_app):
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     store.fetch_one.return_value = job_row()
-    run_at = datetime(2030, 1, 1, tzinfo=UTC)
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
     services.job_create(
         app=fake_app, type="countdown", params={"seconds": 1}, metadata={}, max_attempts=5, timeout=9, run_at=run_at
     )
