@@ -1,9 +1,15 @@
-"""Root URLs: the API at the top level, the browsable API's log-in under /api-auth/."""
+"""Root URLs: the API at the top level, the browsable API's log-in under /api-auth/,
+the OpenAPI document and its viewers at /schema, /docs and /redoc."""
 
 from django.urls import include, path
 
+from jobs.api.docs import RedocApi, SchemaApi, SwaggerApi
+
 urlpatterns = [
     path("api-auth/", include("jobs.api.login_urls")),
+    path("schema", SchemaApi.as_view(), name="schema"),
+    path("docs", SwaggerApi.as_view(), name="docs"),
+    path("redoc", RedocApi.as_view(), name="redoc"),
     path("", include("jobs.api.urls")),
 ]
 

@@ -60,6 +60,11 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
     Tunable("RETRY_AFTER_SECONDS", 5, "`Retry-After` of a `503` while the database is unreachable."),
+    Tunable(
+        "POLL_INTERVAL",
+        2,
+        "`Retry-After` of a `GET` of a queued or running job (a scheduled one: until its `run_at`, at most 300).",
+    ),
     # -- running ---------------------------------------------------------------------------
     Tunable("HEARTBEAT_INTERVAL", 5.0, "Seconds between a running attempt's lease extensions."),
     Tunable("LEASE_SECONDS", 30.0, "A running attempt whose lease is this old without renewal is rescued."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -37,18 +38,25 @@ def job_get(*, app: App, job_id: uuid.UUID) -> Job:
 def job_list(
     *,
     app: App,
-    status: Status | None = None,
+    status: Status | Collection[Status] | None = None,
     type: str | None = None,
     metadata: dict[str, Any] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[Job]:
-    """An application's jobs, newest first; ``before`` is the keyset cursor."""
+    """An application's jobs, newest first; ``before`` is the keyset cursor. ``status``
+    is one status or several (any of them); ``created_after`` / ``created_before`` are
+    exclusive bounds on ``created_at``."""
+    statuses = [status] if isinstance(status, Status) else list(status or [])
     rows = db.fetch_all(
         "job_list",
         app_id=app.id,
-        status=status.value if status else None,
+        statuses=",".join(s.value for s in statuses) or None,
         type=type,
+        created_after=created_after,
+        created_before=created_before,
         metadata=db.as_json(metadata) if metadata else None,
         before_created_at=before[0] if before else None,
         before_id=before[1] if before else None,
