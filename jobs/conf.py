@@ -75,6 +75,11 @@ TUNABLES: tuple[Tunable, ...] = (
         "Each web process remembers a valid token this long, so a revocation takes effect within this bound "
         "(0: look every request up).",
     ),
+    Tunable(
+        "POLL_INTERVAL",
+        2,
+        "`Retry-After` of a `GET` of a queued or running job (a scheduled one: until its `run_at`, at most 300).",
+    ),
     # -- running ---------------------------------------------------------------------------
     Tunable("HEARTBEAT_INTERVAL", 5.0, "Seconds between a running attempt's lease extensions."),
     Tunable("LEASE_SECONDS", 30.0, "A running attempt whose lease is this old without renewal is rescued."),

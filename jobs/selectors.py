@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
@@ -78,27 +79,48 @@ def job_for_callback(*, job_id: uuid.UUID) -> Job:
     return Job.from_row(row)
 
 
+def _list_filters(
+    status: Status | Collection[Status] | None,
+    type: str | None,
+    queue: str | None,
+    metadata: dict[str, Any] | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> dict[str, Any]:
+    """The list queries' parameters (``job_list`` and ``job_list_all`` filter alike)."""
+    statuses = [status] if isinstance(status, Status) else list(status or [])
+    return {
+        "statuses": ",".join(s.value for s in statuses) or None,
+        "type": type,
+        "queue": queue,
+        "created_after": created_after,
+        "created_before": created_before,
+        "metadata": db.as_json(metadata) if metadata else None,
+        "before_created_at": before[0] if before else None,
+        "before_id": before[1] if before else None,
+        "limit": limit,
+    }
+
+
 def job_list(
     *,
     app: App,
-    status: Status | None = None,
+    status: Status | Collection[Status] | None = None,
     type: str | None = None,
+    queue: str | None = None,
     metadata: dict[str, Any] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[Job]:
-    """An application's jobs, newest first; ``before`` is the keyset cursor."""
-    rows = db.fetch_all(
-        "job_list",
-        app_id=app.id,
-        status=status.value if status else None,
-        type=type,
-        metadata=db.as_json(metadata) if metadata else None,
-        before_created_at=before[0] if before else None,
-        before_id=before[1] if before else None,
-        limit=limit,
-    )
-    return [Job.from_row(row) for row in rows]
+    """An application's jobs, newest first; ``before`` is the keyset cursor. ``status``
+    is one status or several (any of them); ``created_after`` / ``created_before`` are
+    exclusive bounds on ``created_at``."""
+    filters = _list_filters(status, type, queue, metadata, created_after, created_before, before, limit)
+    return [Job.from_row(row) for row in db.fetch_all("job_list", app_id=app.id, **filters)]
 
 
 def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
@@ -112,23 +134,18 @@ def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
 # -- every application's jobs (the dashboard: operators with an admin token) ---------------
 def job_list_all(
     *,
-    status: Status | None = None,
+    status: Status | Collection[Status] | None = None,
     type: str | None = None,
+    queue: str | None = None,
     metadata: dict[str, Any] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[AdminJob]:
     """Every application's jobs, newest first, with ``job_list``'s filters and cursor."""
-    rows = db.fetch_all(
-        "job_list_all",
-        status=status.value if status else None,
-        type=type,
-        metadata=db.as_json(metadata) if metadata else None,
-        before_created_at=before[0] if before else None,
-        before_id=before[1] if before else None,
-        limit=limit,
-    )
-    return [cast(AdminJob, AdminJob.from_row(row)) for row in rows]
+    filters = _list_filters(status, type, queue, metadata, created_after, created_before, before, limit)
+    return [cast(AdminJob, AdminJob.from_row(row)) for row in db.fetch_all("job_list_all", **filters)]
 
 
 def job_get_any(*, job_id: uuid.UUID) -> AdminJob:

@@ -259,33 +259,38 @@ def _whole_number(name: str, value: Any, limit: int, errors: dict[str, list[str]
     return None
 
 
-def _instant(value: Any, errors: dict[str, list[str]]) -> datetime | None:
-    if value is None or isinstance(value, datetime):
+def parse_instant(value: str | datetime) -> datetime:
+    """An ISO 8601 date and time with a time zone (text or a datetime), as the same instant
+    in UTC; ValueError (with a message for the client) otherwise. PostgreSQL refuses the
+    offsets beyond ±15:59 that ISO 8601 allows (a 500 once): in UTC no offset is left."""
+    if isinstance(value, datetime):
         when = value
-    elif isinstance(value, str):
+    else:
         try:
             when = datetime.fromisoformat(value)
-        except ValueError:
-            errors["run_at"] = ["Give an ISO 8601 date and time, e.g. 2030-01-01T09:00:00Z."]
-            return None
-    else:
-        errors["run_at"] = ["Give an ISO 8601 date and time, e.g. 2030-01-01T09:00:00Z."]
+        except (TypeError, ValueError):
+            raise ValueError("Give an ISO 8601 date and time, e.g. 2030-01-01T09:00:00Z.") from None
+    if when.tzinfo is None:
+        raise ValueError("Give a time zone (Z or ±hh:mm).")
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("Out of range: give an instant from year 1 to 9999 (in UTC).") from None
+
+
+def _instant(value: Any, errors: dict[str, list[str]]) -> datetime | None:
+    if value is None:
         return None
-    if when is not None and when.tzinfo is None:
-        errors["run_at"] = ["Give a time zone (Z or ±hh:mm)."]
+    try:
+        when = parse_instant(value)
+    except ValueError as exc:
+        errors["run_at"] = [str(exc)]
         return None
-    if when is not None:
-        # Within what a job can wait for: far dates overflow on the way (year 10000 in UTC)
-        # and would sit in the broker's table for ever.
-        earliest = datetime(2000, 1, 1, tzinfo=UTC)
-        latest = timezone.now() + timedelta(days=settings.MAX_SCHEDULE_DAYS)
-        try:
-            in_range = earliest <= when <= latest
-        except OverflowError:
-            in_range = False
-        if not in_range:
-            errors["run_at"] = [f"Give a time from 2000-01-01 to {settings.MAX_SCHEDULE_DAYS} days from now."]
-            return None
+    # Within what a job can wait for: far dates would sit in the broker's table for ever
+    # (and year 9999 overflows in the broker's own arithmetic).
+    if not datetime(2000, 1, 1, tzinfo=UTC) <= when <= timezone.now() + timedelta(days=settings.MAX_SCHEDULE_DAYS):
+        errors["run_at"] = [f"Give a time from 2000-01-01 to {settings.MAX_SCHEDULE_DAYS} days from now."]
+        return None
     return when
 
 

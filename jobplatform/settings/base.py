@@ -70,6 +70,10 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in (env("CSRF_TRUSTED_ORIGINS", "") or "
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
+    # The OpenAPI document (/schema) and its viewers; the sidecar ships Swagger UI's and
+    # Redoc's files, served from here like any static file (no CDN, no internet needed).
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     # Before django_q: our qcluster command (django-q2's, plus a shutdown grace) wins.
     "jobs",
     "django_q",
@@ -166,7 +170,29 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_TOKEN": None,
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": True,
-    "DEFAULT_SCHEMA_CLASS": "rest_framework.schemas.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jobs.api.schema.JobsAutoSchema",
+}
+
+# The OpenAPI document at /schema (jobs/api/schema.py), Swagger UI at /docs, Redoc at /redoc.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "jobplatform API",
+    "DESCRIPTION": "Start long, costly jobs with one HTTP call and follow them to the end. "
+    "Every error is RFC 9457 `application/problem+json`.",
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The document and its viewers are public, whatever token a request carries.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI would send the document to validator.swagger.io for a badge: nothing leaves.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.api.schema.add_components",
+    ],
 }
 
 # --- the job platform ------------------------------------------------------------

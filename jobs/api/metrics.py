@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 from jobs import metrics
 
 from .rendering import FastJSONRenderer
+from .schema import CHALLENGE, UNAVAILABLE, problems
 
 #: Headers a proxy adds: a request carrying one came through a proxy, so its peer
 #: address is the proxy's, not the client's, and proves nothing.
@@ -71,6 +73,18 @@ class MetricsApi(APIView):
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         return super().perform_content_negotiation(request, force=True)
 
+    @extend_schema(
+        summary="Prometheus metrics",
+        parameters=[CHALLENGE, UNAVAILABLE],
+        responses={
+            (200, "text/plain"): OpenApiResponse(
+                {"type": "string"},
+                description="The exposition (text format; OpenMetrics when asked). An `admin` token, or a "
+                "direct request from an address in `JOBS_METRICS_ALLOW`.",
+            ),
+            **problems(401, 403, 503),
+        },
+    )
     def get(self, request: Request) -> HttpResponse:
         body, content_type = metrics.exposition(request.META.get("HTTP_ACCEPT"))
         return HttpResponse(body, content_type=content_type)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
+from jobs import services
 from jobs.conf import settings
 from jobs.domain import Status
 
@@ -15,10 +17,14 @@ from .pagination import Cursor, decode_cursor
 class JobListQuery(serializers.Serializer):
     """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
     as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
-    metadata value."""
+    metadata value. ``status`` takes several statuses, comma-separated or repeated
+    (``status=queued,running`` or ``status=queued&status=running``): any of them."""
 
     status = serializers.CharField(required=False)
     type = serializers.CharField(max_length=100, required=False)
+    queue = serializers.CharField(max_length=50, required=False)
+    created_after = serializers.CharField(required=False)
+    created_before = serializers.CharField(required=False)
     limit = serializers.CharField(required=False)
     cursor = serializers.CharField(required=False)
 
@@ -26,7 +32,10 @@ class JobListQuery(serializers.Serializer):
         errors: dict[str, list[str]] = {}
         known: dict[str, str] = {}
         metadata: dict[str, str] = {}
-        for name, value in data.items():
+        for name in data:
+            values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+            # Several statuses are any of them; any other name repeated: the last one counts.
+            value = ",".join(v for v in values if v) if name == "status" else values[-1]
             if "\x00" in name or "\x00" in value:
                 errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
             elif name.startswith("metadata.") and len(name) > len("metadata."):
@@ -47,11 +56,39 @@ class JobListQuery(serializers.Serializer):
             raise serializers.ValidationError(errors)
         return {**values, "metadata": metadata or None}
 
-    def validate_status(self, value: str) -> Status:
+    def list_filters(self) -> dict[str, Any]:
+        """The validated filters, as the list selectors take them."""
+        data = self.validated_data
+        names = ("status", "type", "queue", "created_after", "created_before")
+        return {"metadata": data["metadata"], **{name: data.get(name) for name in names}}
+
+    def validate_status(self, value: str) -> list[Status]:
+        statuses: list[Status] = []
+        for part in value.split(","):
+            try:
+                status = Status(part.strip())
+            except ValueError:
+                allowed = ", ".join(s.value for s in Status)
+                raise serializers.ValidationError(
+                    f"Unknown status {part.strip()!r}; use one or more of: {allowed} (comma-separated)."
+                ) from None
+            if status not in statuses:
+                statuses.append(status)
+        return statuses
+
+    def _instant(self, value: str) -> datetime:
         try:
-            return Status(value)
-        except ValueError:
-            raise serializers.ValidationError(f"Must be one of: {', '.join(s.value for s in Status)}.") from None
+            return services.parse_instant(value)
+        except ValueError as exc:
+            # A "+" not written as %2B arrives as a space.
+            hint = " (in a URL, write + as %2B)" if " " in value else ""
+            raise serializers.ValidationError(f"{exc}{hint}") from None
+
+    def validate_created_after(self, value: str) -> datetime:
+        return self._instant(value)
+
+    def validate_created_before(self, value: str) -> datetime:
+        return self._instant(value)
 
     def validate_limit(self, value: str) -> int:
         if not (value.isascii() and value.isdigit() and 1 <= int(value) <= settings.MAX_PAGE_SIZE):

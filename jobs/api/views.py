@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import datetime
 
 from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,13 +16,16 @@ from rest_framework.views import APIView
 
 from jobs import monitoring, selectors, services
 from jobs.conf import settings
+from jobs.domain import Job, Status
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
 from jobs.resources import event_output, job_output, job_url
 
+from . import schema
 from .conditional import job_etag, none_match
 from .errors import PROBLEM_JSON, problem
 from .pagination import keyset_page
+from .schema import CHALLENGE, COMMON, JOB_ID, JSON, UNAVAILABLE, header, ok, problems
 from .serializers import JobListQuery
 
 
@@ -30,14 +37,60 @@ def parse_job_id(raw: str) -> uuid.UUID:
         raise JobNotFound() from None
 
 
+#: The longest ``Retry-After`` for a scheduled job: a client still looks now and then
+#: (the job may be cancelled meanwhile) however far away its ``run_at`` is.
+MAX_POLL_SECONDS = 300
+
+
+def poll_after(job: Job, now: datetime) -> int | None:
+    """Seconds a poller should wait before asking about ``job`` again (``Retry-After``),
+    or None once it is finished: until its ``run_at`` while scheduled (at least 1, at
+    most :data:`MAX_POLL_SECONDS`), else ``JOBS_POLL_INTERVAL``."""
+    if job.status.is_terminal:
+        return None
+    if job.status is Status.SCHEDULED and job.run_at is not None:
+        return max(1, min(MAX_POLL_SECONDS, math.ceil((job.run_at - now).total_seconds())))
+    return int(settings.POLL_INTERVAL)
+
+
 class JobListCreateApi(APIView):
     """`POST` creates a job of any type; `GET` lists this application's jobs, newest first.
 
-    Filters: `status`, `type`, `metadata.<key>=<value>`; `limit`; `cursor` (from `next`).
+    Filters: `status` (several: comma-separated or repeated), `type`, `metadata.<key>=<value>`,
+    `created_after` / `created_before`; `limit`; `cursor` (from `next`, also in `Link`).
     """
 
     name = "Jobs"
 
+    @extend_schema(
+        summary="Create a job",
+        description="The body is one of the registered job types (`GET /job-types`), told apart by `type`; "
+        "`params` must match that type's schema exactly. Only `type`, `params`, `metadata`, `max_attempts`, "
+        "`timeout` and `run_at` are accepted. With an `Idempotency-Key`, a repeat of the same request answers "
+        "the job the first one created (`Idempotent-Replayed: true`) instead of creating another.",
+        request={JSON: schema.ref("JobCreate")},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+                OpenApiParameter.HEADER,
+                description="1 to 255 printable ASCII characters; makes retries safe (per application).",
+            ),
+            header("Location", "The new job's URL.", [201]),
+            header(
+                "Idempotent-Replayed",
+                "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
+                [201],
+                {"type": "string", "enum": ["true"]},
+            ),
+            CHALLENGE,
+            UNAVAILABLE,
+        ],
+        responses={
+            **ok(201, "Job", "Created (or replayed, see `Idempotent-Replayed`)."),
+            **problems(400, *COMMON, 408, 411, 413, 415, 422, 429),
+        },
+    )
     def post(self, request: Request) -> Response:
         body = request.data
         if not isinstance(body, dict):
@@ -54,6 +107,48 @@ class JobListCreateApi(APIView):
             headers["Idempotent-Replayed"] = "true"  # the answer to the first request with this key
         return Response(output, status=201, headers=headers)
 
+    @extend_schema(
+        summary="List this application's jobs",
+        description='Newest first, keyset-paginated: follow `next` (or the `Link: <…>; rel="next"` header) '
+        "until it is null. Any other query parameter is a 400.",
+        parameters=[
+            OpenApiParameter(
+                "status",
+                {"type": "array", "items": schema.ref("JobStatus")},
+                OpenApiParameter.QUERY,
+                style="form",
+                explode=False,
+                description="Jobs in any of these statuses: comma-separated (`status=queued,running`); "
+                "`status=queued&status=running` works too.",
+            ),
+            OpenApiParameter("type", str, OpenApiParameter.QUERY, description="Jobs of this type."),
+            OpenApiParameter(
+                "created_after",
+                {"type": "string", "format": "date-time"},
+                OpenApiParameter.QUERY,
+                description="Jobs created strictly after this instant (ISO 8601 with a time zone).",
+            ),
+            OpenApiParameter(
+                "created_before",
+                {"type": "string", "format": "date-time"},
+                OpenApiParameter.QUERY,
+                description="Jobs created strictly before this instant (ISO 8601 with a time zone).",
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": settings.MAX_PAGE_SIZE},
+                OpenApiParameter.QUERY,
+                description=f"Jobs per page (default {settings.PAGE_SIZE}).",
+            ),
+            OpenApiParameter(
+                "cursor", str, OpenApiParameter.QUERY, description="Where the page starts: from `next`, as is."
+            ),
+            header("Link", '`<next page URL>; rel="next"` when there is a next page.', [200]),
+            CHALLENGE,
+            UNAVAILABLE,
+        ],
+        responses={**ok(200, "JobPage", "A page of jobs."), **problems(400, *COMMON)},
+    )
     def get(self, request: Request) -> Response:
         query = JobListQuery(data=request.query_params)
         if not query.is_valid():
@@ -62,13 +157,16 @@ class JobListCreateApi(APIView):
         page = keyset_page(
             selectors.job_list,
             app=request.user,
-            status=filters.get("status"),
-            type=filters.get("type"),
-            metadata=filters["metadata"],
             after=filters.get("cursor"),
             limit=filters.get("limit", settings.PAGE_SIZE),
+            **query.list_filters(),
         )
-        return Response({"results": [job_output(job, request) for job in page.items], "next": page.next_url(request)})
+        next_url = page.next_url(request)
+        # The same link in a header (RFC 8288), for clients that page without reading the body.
+        headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
+        return Response(
+            {"results": [job_output(job, request) for job in page.items], "next": next_url}, headers=headers
+        )
 
 
 class JobDetailApi(APIView):
@@ -76,12 +174,43 @@ class JobDetailApi(APIView):
 
     name = "Job"
 
+    @extend_schema(
+        summary="Get a job",
+        parameters=[
+            JOB_ID,
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The `ETag` of an earlier answer: 304 with no body while the job has not changed.",
+            ),
+            header("ETag", "Changes whenever the job does.", [200, 304]),
+            header(
+                "Retry-After",
+                "Seconds before it is worth asking again, while the job is not finished (absent once it is): "
+                "until `run_at` for a scheduled job (at most 300), else `JOBS_POLL_INTERVAL`.",
+                [200, 304],
+                int,
+            ),
+            CHALLENGE,
+            UNAVAILABLE,
+        ],
+        responses={
+            **ok(200, "Job", "The job."),
+            304: OpenApiResponse(description="Not modified since the `ETag` given in `If-None-Match`."),
+            **problems(404, *COMMON),
+        },
+    )
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_get(app=request.user, job_id=parse_job_id(job_id))
         etag = job_etag(job)
+        headers = {"ETag": etag}
+        wait = poll_after(job, timezone.now())
+        if wait is not None:
+            headers["Retry-After"] = str(wait)
         if none_match(request.headers.get("If-None-Match"), etag):
-            return Response(status=304, headers={"ETag": etag})
-        return Response(job_output(job, request), headers={"ETag": etag})
+            return Response(status=304, headers=headers)
+        return Response(job_output(job, request), headers=headers)
 
 
 class JobCancelApi(APIView):
@@ -89,6 +218,16 @@ class JobCancelApi(APIView):
 
     name = "Cancel a job"
 
+    @extend_schema(
+        summary="Cancel a job",
+        request=None,
+        parameters=[JOB_ID, CHALLENGE, UNAVAILABLE],
+        responses={
+            **ok(200, "Job", "Cancelled: it was waiting."),
+            **ok(202, "Job", "Cancellation asked: it is running and stops at its next check."),
+            **problems(404, 409, *COMMON),
+        },
+    )
     def post(self, request: Request, job_id: str) -> Response:
         job = services.job_cancel(app=request.user, job_id=parse_job_id(job_id))
         return Response(job_output(job, request), status=200 if job.status.is_terminal else 202)
@@ -99,6 +238,11 @@ class JobEventsApi(APIView):
 
     name = "Job events"
 
+    @extend_schema(
+        summary="A job's history",
+        parameters=[JOB_ID, CHALLENGE, UNAVAILABLE],
+        responses={**ok(200, "JobEvents", "Every event, oldest first."), **problems(404, *COMMON)},
+    )
     def get(self, request: Request, job_id: str) -> Response:
         events = selectors.job_events(app=request.user, job_id=parse_job_id(job_id))
         return Response({"job": job_url(request, job_id), "events": [event_output(e) for e in events]})
@@ -109,6 +253,11 @@ class JobTypesApi(APIView):
 
     name = "Job types"
 
+    @extend_schema(
+        summary="The registered job types",
+        parameters=[CHALLENGE, UNAVAILABLE],
+        responses={**ok(200, "JobTypeList", "Every type, by name."), **problems(*COMMON)},
+    )
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -134,6 +283,11 @@ class HealthApi(APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
 
+    @extend_schema(
+        summary="Health",
+        parameters=[UNAVAILABLE],
+        responses={**ok(200, "Health", "The database answers."), **problems(406, 503)},
+    )
     def get(self, request: Request) -> Response:
         selectors.database_health()
         return Response({"status": "ok", "database": "ok"})
@@ -143,9 +297,21 @@ class ReadyApi(APIView):
     """Readiness: 200 when the database answers, no migration is pending and a django-q2
     cluster reported itself in the last few seconds; else 503 naming what is missing. No auth."""
 
+    name = "Ready"
+
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
 
+    @extend_schema(
+        summary="Readiness",
+        parameters=[UNAVAILABLE],
+        responses={
+            (200, JSON): OpenApiResponse(
+                schema.READY, description="The database answers, no migration is pending, a cluster reports."
+            ),
+            **problems(406, 503),
+        },
+    )
     def get(self, request: Request) -> Response:
         checks = monitoring.readiness()
         failing = [name for name, outcome in checks.items() if outcome != "ok"]
@@ -172,6 +338,10 @@ class RootApi(APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
 
+    @extend_schema(
+        summary="Entry points",
+        responses={**ok(200, "Root", "Links to the API's entry points."), **problems(406)},
+    )
     def get(self, request: Request) -> Response:
         def url(name: str) -> str:
             return request.build_absolute_uri(reverse(name))

@@ -235,11 +235,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
     filters = query.validated_data
     page = keyset_page(
         selectors.job_list_all,
-        status=filters.get("status"),
-        type=filters.get("type"),
-        metadata=filters["metadata"],
         after=filters.get("cursor"),
         limit=filters.get("limit", settings.PAGE_SIZE),
+        **query.list_filters(),
     )
     return _list_page(request, list(page.items), [], page.next_cursor)
 

@@ -62,11 +62,17 @@ SELECT * FROM jobs_job WHERE id = %(id)s AND app_id = %(app_id)s;
 SELECT * FROM jobs_job WHERE app_id = %(app_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- job_list --
--- An application's jobs, newest first, optionally filtered, keyset-paginated.
+-- An application's jobs, newest first, optionally filtered (any of several statuses,
+-- comma-separated; created strictly after / before an instant), keyset-paginated. The client-side
+-- parameters fold the NULL tests away, so the created_at bounds and the cursor are
+-- ranges on the index jobs_job_app_created and the rest are filters on its rows.
 SELECT * FROM jobs_job
 WHERE app_id = %(app_id)s
-  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(statuses)s::text IS NULL OR status = ANY(string_to_array(%(statuses)s::text, ',')))
+  AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s::timestamptz)
+  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
   AND (%(type)s::text IS NULL OR type = %(type)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
   AND (%(before_created_at)s::timestamptz IS NULL
        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
@@ -78,8 +84,11 @@ LIMIT %(limit)s;
 -- filtered, keyset-paginated (the dashboard; index jobs_job_created).
 SELECT j.*, a.name AS app_name
 FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
-WHERE (%(status)s::text IS NULL OR j.status = %(status)s)
+WHERE (%(statuses)s::text IS NULL OR j.status = ANY(string_to_array(%(statuses)s::text, ',')))
+  AND (%(created_after)s::timestamptz IS NULL OR j.created_at > %(created_after)s::timestamptz)
+  AND (%(created_before)s::timestamptz IS NULL OR j.created_at < %(created_before)s::timestamptz)
   AND (%(type)s::text IS NULL OR j.type = %(type)s)
+  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
   AND (%(metadata)s::jsonb IS NULL OR j.metadata @> %(metadata)s::jsonb)
   AND (%(before_created_at)s::timestamptz IS NULL
        OR (j.created_at, j.id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))

@@ -55,3 +55,14 @@ def test_retry_and_rescue_keep_the_queue(app, raw, queues, settings):
     raw.execute("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [job.id])
     assert services.jobs_rescue_expired(limit=10) >= 1
     assert again.queue == "high" and envelope_key(raw, job.id) == f"{settings.Q_CLUSTER['name']}.high"
+
+
+def test_the_list_filters_by_queue(api, queues):
+    urgent = api.post(
+        "/jobs",
+        data=json.dumps({"type": "fibonacci", "params": {"n": 1}, "queue": "high"}),
+        content_type="application/json",
+    ).json()
+    api.post("/jobs", data=json.dumps({"type": "fibonacci", "params": {"n": 1}}), content_type="application/json")
+    listed = api.get("/jobs?queue=high").json()["results"]
+    assert [job["id"] for job in listed] == [urgent["id"]]
