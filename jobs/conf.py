@@ -60,6 +60,14 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
     Tunable("RETRY_AFTER_SECONDS", 5, "`Retry-After` of a `503` while the database is unreachable."),
+    # -- rate limits (0 disables; counters in the shared jobs_rate table) ------------------
+    Tunable("RATE_LIMIT_REQUESTS", 6000, "Requests one token may make per rate window; more is `429`."),
+    Tunable(
+        "RATE_LIMIT_FAILED_AUTH",
+        20,
+        "Failed token attempts (API and log-in form) per client address per rate window; then `429`.",
+    ),
+    Tunable("RATE_LIMIT_WINDOW", 60, "Length of a rate window (seconds), starting at its first counted request."),
     # -- running ---------------------------------------------------------------------------
     Tunable("HEARTBEAT_INTERVAL", 5.0, "Seconds between a running attempt's lease extensions."),
     Tunable("LEASE_SECONDS", 30.0, "A running attempt whose lease is this old without renewal is rescued."),

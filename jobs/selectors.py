@@ -15,20 +15,26 @@ from .services import token_hash
 def app_for_token(*, token: str) -> App | None:
     """The application a live token belongs to, or None (unknown or revoked)."""
     row = db.fetch_one("token_authenticate", token_hash=token_hash(token))
-    return App(id=row["app_id"], name=row["app_name"], token_id=row["token_id"]) if row else None
+    return App.from_row(row) if row else None
 
 
 def app_for_token_id(*, token_id: uuid.UUID) -> App | None:
     row = db.fetch_one("token_get_live", token_id=token_id)
-    return App(id=row["app_id"], name=row["app_name"], token_id=row["token_id"]) if row else None
+    return App.from_row(row) if row else None
 
 
 def token_list() -> list[Token]:
     return [Token.from_row(row) for row in db.fetch_all("token_list")]
 
 
+def _visible_to(app: App) -> uuid.UUID | None:
+    """The application whose jobs ``app`` may read: its own, or (admin scope) any (None)."""
+    return None if app.is_admin else app.id
+
+
 def job_get(*, app: App, job_id: uuid.UUID) -> Job:
-    row = db.fetch_one("job_get", id=job_id, app_id=app.id)
+    """A job of ``app`` (an admin token: of any application)."""
+    row = db.fetch_one("job_get", id=job_id, app_id=_visible_to(app))
     if row is None:
         raise JobNotFound()
     return Job.from_row(row)
@@ -42,11 +48,14 @@ def job_list(
     metadata: dict[str, Any] | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
+    app_name: str | None = None,
 ) -> list[Job]:
-    """An application's jobs, newest first; ``before`` is the keyset cursor."""
+    """An application's jobs, newest first; ``before`` is the keyset cursor. An admin
+    token sees every application's jobs, or those of ``app_name``."""
     rows = db.fetch_all(
         "job_list",
-        app_id=app.id,
+        app_id=_visible_to(app),
+        app_name=app_name if app.is_admin else None,
         status=status.value if status else None,
         type=type,
         metadata=db.as_json(metadata) if metadata else None,
@@ -58,7 +67,7 @@ def job_list(
 
 
 def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
-    rows = db.fetch_all("job_events", id=job_id, app_id=app.id)
+    rows = db.fetch_all("job_events", id=job_id, app_id=_visible_to(app))
     if not rows:
         # Every job has at least its 'created' event: no rows means no such job here.
         raise JobNotFound()

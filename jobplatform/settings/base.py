@@ -79,6 +79,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "jobs.api.middleware.DatabaseUnavailableMiddleware",
     "jobs.api.middleware.RequestSizeLimitMiddleware",
+    "jobs.api.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -149,6 +150,9 @@ REST_FRAMEWORK = {
 # Every tunable is defined once, with its default and meaning, in jobs.conf.TUNABLES
 # (JOBS_<NAME> environment variables); read through jobs.conf.settings.
 JOBS = jobs_from_environment()
+# Peers whose X-Forwarded-For names the client, for the failed-authentication limit per
+# client address: the list gunicorn already trusts with X-Forwarded-Proto (the proxy).
+JOBS_TRUSTED_PROXIES = env("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Django refuses bodies above this when read through request.body; our API checks
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])

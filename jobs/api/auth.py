@@ -8,8 +8,11 @@ from typing import Any
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication, get_authorization_header
 
-from jobs import selectors
+from jobs import ratelimit, selectors
 from jobs.domain import App
+
+from .errors import Refused
+from .middleware import note_rate_window
 
 #: Session key holding the id (never the secret) of the token a browser logged in with.
 SESSION_TOKEN_ID = "jobs_token_id"
@@ -19,6 +22,8 @@ class AppTokenAuthentication(TokenAuthentication):
     """``Authorization: Token <token>`` (DRF's convention) or ``Bearer <token>``.
 
     401 answers carry ``WWW-Authenticate: Token`` (DRF's ``authenticate_header``).
+    The lookup also counts the request against the token's rate limit, and a wrong token
+    against the client address's failed attempts (``jobs.ratelimit``): over either, 429.
     """
 
     keyword = "Token"
@@ -34,13 +39,24 @@ class AppTokenAuthentication(TokenAuthentication):
             token = auth[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid token header: the token has invalid characters.") from None
-        return self.authenticate_credentials(token)
+        return self.authenticate_credentials(token, request._request)
 
-    def authenticate_credentials(self, key: str) -> tuple[App, str]:
-        app = selectors.app_for_token(token=key)
-        if app is None:
+    def authenticate_credentials(self, key: str, request: Any = None) -> tuple[App, str]:
+        address = ratelimit.client_address(request.META if request is not None else {})
+        check = ratelimit.token_check(token=key, address=address)
+        if check.blocked:
+            # Whatever the token: a guesser must not learn which of its guesses was right.
+            assert check.failures is not None
+            note_rate_window(request, check.failures)
+            raise Refused(check.failures.refusal())
+        if check.app is None:
+            note_rate_window(request, ratelimit.failure_count(address=address))
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        return app, key
+        note_rate_window(request, check.token)
+        if check.over_limit:
+            assert check.token is not None
+            raise Refused(check.token.refusal())
+        return check.app, key
 
 
 class AppSessionAuthentication(SessionAuthentication):
@@ -63,4 +79,8 @@ class AppSessionAuthentication(SessionAuthentication):
         if app is None:
             return None
         self.enforce_csrf(request)
+        window = ratelimit.token_hit(app=app)
+        note_rate_window(request._request, window)
+        if window is not None and window.hits > window.limit:
+            raise Refused(window.refusal())
         return app, None

@@ -1,4 +1,8 @@
-"""Browsable API log-in with an application token (kept as its id in the signed session)."""
+"""Browsable API log-in with an application token (kept as its id in the signed session).
+
+Wrong tokens count against the client address's failed attempts, as on the API: once
+they are used up, every log-in attempt from that address is a 429 until the window ends.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from jobs import selectors
+from jobs import ratelimit, selectors
 
 from .auth import SESSION_TOKEN_ID
+from .errors import problem_response
+from .middleware import note_rate_window
 
 
 class TokenLoginForm(forms.Form):
@@ -28,11 +34,22 @@ def _next_url(request: HttpRequest) -> str:
 def login(request: HttpRequest) -> HttpResponse:
     form = TokenLoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        address = ratelimit.client_address(request.META)
+        failures = ratelimit.failures(address=address)
+        if failures is not None and failures.hits >= failures.limit:
+            note_rate_window(request, failures)
+            refusal = failures.refusal()
+            response = problem_response(
+                request, 429, str(refusal), slug="rate-limited", retry_after=refusal.retry_after
+            )
+            response["Retry-After"] = str(refusal.retry_after)
+            return response
         app = selectors.app_for_token(token=form.cleaned_data["token"].strip())
         if app is not None:
             request.session.cycle_key()
             request.session[SESSION_TOKEN_ID] = str(app.token_id)
             return HttpResponseRedirect(_next_url(request))
+        note_rate_window(request, ratelimit.failure_count(address=address))
         form.add_error("token", "Invalid or revoked token.")
     status = 400 if request.method == "POST" else 200
     return render(request, "jobs/login.html", {"form": form, "next": _next_url(request)}, status=status)

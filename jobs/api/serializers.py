@@ -16,12 +16,14 @@ from .pagination import Cursor, decode_cursor
 class JobListQuery(serializers.Serializer):
     """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
     as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
-    metadata value."""
+    metadata value. ``app`` (an application's name) is for admin tokens only: the view's
+    permissions answer 403 to any other token that sends it."""
 
     status = serializers.CharField(required=False)
     type = serializers.CharField(max_length=100, required=False)
     limit = serializers.CharField(required=False)
     cursor = serializers.CharField(required=False)
+    app = serializers.CharField(max_length=100, required=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}

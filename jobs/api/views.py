@@ -16,6 +16,7 @@ from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
 
 from .pagination import keyset_page
+from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .serializers import JobListQuery, event_output, job_output, job_url
 
 
@@ -31,9 +32,11 @@ class JobListCreateApi(APIView):
     """`POST` creates a job of any type; `GET` lists this application's jobs, newest first.
 
     Filters: `status`, `type`, `metadata.<key>=<value>`; `limit`; `cursor` (from `next`).
+    An admin token lists every application's jobs, or one application's with `app`.
     """
 
     name = "Jobs"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs, WritesJobs, ListsAnyApp]
 
     def post(self, request: Request) -> Response:
         body = request.data
@@ -64,6 +67,7 @@ class JobListCreateApi(APIView):
             metadata=filters["metadata"],
             after=filters.get("cursor"),
             limit=filters.get("limit", settings.PAGE_SIZE),
+            app_name=filters.get("app"),
         )
         return Response({"results": [job_output(job, request) for job in page.items], "next": page.next_url(request)})
 
@@ -72,6 +76,7 @@ class JobDetailApi(APIView):
     """One job: status, progress, result or error, attempts, params and metadata as sent."""
 
     name = "Job"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs]
 
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_get(app=request.user, job_id=parse_job_id(job_id))
@@ -86,6 +91,7 @@ class JobCancelApi(APIView):
     """Cancel a waiting job (200), or ask a running one to stop (202). 409 once finished."""
 
     name = "Cancel a job"
+    permission_classes = [permissions.IsAuthenticated, WritesJobs]
 
     def post(self, request: Request, job_id: str) -> Response:
         job = services.job_cancel(app=request.user, job_id=parse_job_id(job_id))
@@ -96,6 +102,7 @@ class JobEventsApi(APIView):
     """The job's append-only history, oldest first."""
 
     name = "Job events"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs]
 
     def get(self, request: Request, job_id: str) -> Response:
         events = selectors.job_events(app=request.user, job_id=parse_job_id(job_id))
@@ -106,6 +113,7 @@ class JobTypesApi(APIView):
     """Every registered job type, with its description, limits and params JSON Schema."""
 
     name = "Job types"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs]
 
     def get(self, request: Request) -> Response:
         return Response(

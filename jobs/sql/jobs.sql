@@ -37,17 +37,19 @@ WITH job AS (
 SELECT * FROM job;
 
 -- job_get --
--- One job of one application.
-SELECT * FROM jobs_job WHERE id = %(id)s AND app_id = %(app_id)s;
+-- One job of one application (app_id NULL: of any application, for an admin token).
+SELECT * FROM jobs_job WHERE id = %(id)s AND (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s);
 
 -- job_get_by_idempotency_key --
 -- The job an application created with this Idempotency-Key, if any.
 SELECT * FROM jobs_job WHERE app_id = %(app_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- job_list --
--- An application's jobs, newest first, optionally filtered, keyset-paginated.
+-- An application's jobs, newest first, optionally filtered, keyset-paginated
+-- (app_id NULL: every application's, or app_name's, for an admin token).
 SELECT * FROM jobs_job
-WHERE app_id = %(app_id)s
+WHERE (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s)
+  AND (%(app_name)s::text IS NULL OR app_id = (SELECT id FROM jobs_app WHERE name = %(app_name)s))
   AND (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(type)s::text IS NULL OR type = %(type)s)
   AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)

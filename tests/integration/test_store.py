@@ -59,6 +59,12 @@ PARAM_TYPES = {
     "status": "text",
     "timeout_seconds": "int4",
     "token_hash": "text",
+    "app_name": "text",
+    "scopes": "text",
+    "key": "text",
+    "window": "int4",
+    "count_token": "bool",
+    "address_key": "text",
     "token_id": "uuid",
     "type": "text",
     "worker": "text",
@@ -93,7 +99,7 @@ def test_every_named_query_prepares_against_the_real_schema(raw, name):
 
 def test_migrations_created_tables_and_triggers(raw):
     raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'jobs_%' ORDER BY 1")
-    assert [r[0] for r in raw.fetchall()] == ["jobs_app", "jobs_event", "jobs_job", "jobs_token"]
+    assert [r[0] for r in raw.fetchall()] == ["jobs_app", "jobs_event", "jobs_job", "jobs_rate", "jobs_token"]
     raw.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'jobs_%' ORDER BY 1")
     names = {r[0] for r in raw.fetchall()}
     assert {"jobs_job_no_delete", "jobs_job_no_truncate", "jobs_event_no_delete", "jobs_event_no_truncate"} <= names
