@@ -61,7 +61,11 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
     Tunable("RETRY_AFTER_SECONDS", 5, "`Retry-After` of a `503` while the database is unreachable."),
     # -- rate limits (0 disables; counters in the shared jobs_rate table) ------------------
-    Tunable("RATE_LIMIT_REQUESTS", 6000, "Requests one token may make per rate window; more is `429`."),
+    Tunable(
+        "RATE_LIMIT_REQUESTS",
+        0,
+        "Requests one token may make per rate window; more is `429` (off by default: size it for your clients).",
+    ),
     Tunable(
         "RATE_LIMIT_FAILED_AUTH",
         20,
