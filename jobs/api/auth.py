@@ -50,7 +50,10 @@ class AppTokenAuthentication(TokenAuthentication):
             note_rate_window(request, check.failures)
             raise Refused(check.failures.refusal())
         if check.app is None:
-            note_rate_window(request, ratelimit.failure_count(address=address))
+            failures = ratelimit.failure_count(address=address)
+            note_rate_window(request, failures)
+            if failures is not None and failures.hits > failures.limit:
+                raise Refused(failures.refusal())  # another worker counted the last allowed one meanwhile
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         note_rate_window(request, check.token)
         if check.over_limit:

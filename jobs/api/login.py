@@ -30,6 +30,15 @@ def _next_url(request: HttpRequest) -> str:
     return "/"
 
 
+def _too_many(request: HttpRequest, failures: ratelimit.Window) -> HttpResponse:
+    """429 problem+json: this address used up its failed attempts."""
+    note_rate_window(request, failures)
+    refusal = failures.refusal()
+    response = problem_response(request, 429, str(refusal), slug="rate-limited", retry_after=refusal.retry_after)
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
     form = TokenLoginForm(request.POST or None)
@@ -37,19 +46,16 @@ def login(request: HttpRequest) -> HttpResponse:
         address = ratelimit.client_address(request.META)
         failures = ratelimit.failures(address=address)
         if failures is not None and failures.hits >= failures.limit:
-            note_rate_window(request, failures)
-            refusal = failures.refusal()
-            response = problem_response(
-                request, 429, str(refusal), slug="rate-limited", retry_after=refusal.retry_after
-            )
-            response["Retry-After"] = str(refusal.retry_after)
-            return response
+            return _too_many(request, failures)
         app = selectors.app_for_token(token=form.cleaned_data["token"].strip())
         if app is not None:
             request.session.cycle_key()
             request.session[SESSION_TOKEN_ID] = str(app.token_id)
             return HttpResponseRedirect(_next_url(request))
-        note_rate_window(request, ratelimit.failure_count(address=address))
+        failures = ratelimit.failure_count(address=address)
+        if failures is not None and failures.hits > failures.limit:
+            return _too_many(request, failures)  # another worker counted the last allowed one meanwhile
+        note_rate_window(request, failures)
         form.add_error("token", "Invalid or revoked token.")
     status = 400 if request.method == "POST" else 200
     return render(request, "jobs/login.html", {"form": form, "next": _next_url(request)}, status=status)

@@ -181,3 +181,21 @@ def test_browser_session_requests_count_against_the_token(db, limits):
     assert browser.post("/api-auth/login/", {"token": token}).status_code == 302
     assert [browser.get("/jobs").status_code for _ in range(4)] == [200, 200, 200, 429]
     assert_429(token_client(token).get("/jobs"))  # the same token's window
+
+
+def test_a_failure_counted_by_another_worker_meanwhile_makes_this_one_429(raw, limits, monkeypatch):
+    """Two guesses pass the check together when one attempt is left; the count each failure
+    returns decides, so only one of them is a 401."""
+    from jobs import ratelimit
+
+    limits(failed=2)
+    assert token_client("jp_first").get("/jobs").status_code == 401
+    real_check = ratelimit.token_check
+
+    def check_then_another_worker_fails(**kwargs):
+        result = real_check(**kwargs)
+        raw.execute("UPDATE jobs_rate SET hits = hits + 1 WHERE key = %s", [f"auth:{ADDRESS}"])
+        return result
+
+    monkeypatch.setattr(ratelimit, "token_check", check_then_another_worker_fails)
+    assert_429(token_client("jp_second").get("/jobs"))
