@@ -141,7 +141,7 @@ def token_check(*, token: str, address: str) -> TokenCheck:
     failed_limit = int(settings.RATE_LIMIT_FAILED_AUTH)
     if token_limit <= 0 and failed_limit <= 0:
         return TokenCheck(selectors.app_for_token(token=token), None, None)  # the plain lookup
-    row = db.fetch_one(
+    row = db.fetch_one_prepared(
         "rate_token_authenticate",
         token_hash=token_hash(token),
         count_token=token_limit > 0,

@@ -199,3 +199,16 @@ def test_a_failure_counted_by_another_worker_meanwhile_makes_this_one_429(raw, l
 
     monkeypatch.setattr(ratelimit, "token_check", check_then_another_worker_fails)
     assert_429(token_client("jp_second").get("/jobs"))
+
+
+def test_the_authentication_query_is_prepared_once_per_connection(raw, limits):
+    """Its plan costs more than running it, so each connection PREPAREs it once."""
+    limits(requests=100, failed=5)
+    _, token = new_app()
+    for _ in range(3):
+        assert token_client(token).get("/jobs").status_code == 200
+    assert token_client("jp_wrong").get("/jobs").status_code == 401
+    raw.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'rate_%%'")
+    assert [r[0] for r in raw.fetchall()] == ["rate_token_authenticate"]
+    raw.execute("SELECT hits FROM jobs_rate WHERE key LIKE 'token:%%'")
+    assert raw.fetchone()[0] == 3
