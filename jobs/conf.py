@@ -80,6 +80,18 @@ TUNABLES: tuple[Tunable, ...] = (
         2,
         "`Retry-After` of a `GET` of a queued or running job (a scheduled one: until its `run_at`, at most 300).",
     ),
+    # -- rate limits (0 disables; counters in the shared jobs_rate table) ------------------
+    Tunable(
+        "RATE_LIMIT_REQUESTS",
+        0,
+        "Requests one token may make per rate window; more is `429` (off by default: size it for your clients).",
+    ),
+    Tunable(
+        "RATE_LIMIT_FAILED_AUTH",
+        20,
+        "Failed token attempts (API and log-in form) per client address per rate window; then `429`.",
+    ),
+    Tunable("RATE_LIMIT_WINDOW", 60, "Length of a rate window (seconds), starting at its first counted request."),
     # -- running ---------------------------------------------------------------------------
     Tunable("HEARTBEAT_INTERVAL", 5.0, "Seconds between a running attempt's lease extensions."),
     Tunable("LEASE_SECONDS", 30.0, "A running attempt whose lease is this old without renewal is rescued."),

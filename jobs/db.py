@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +121,41 @@ def fetch_one(name: str, /, **params: Any) -> dict[str, Any] | None:
     """Run a named query and return its first row as a dict, or None."""
     with _cursor() as cursor:
         cursor.execute(queries[name], adapt(params))
+        row = cursor.fetchone() if cursor.description else None
+        return _row(_columns(cursor), row) if row is not None else None
+
+
+#: Named queries PREPAREd on each connection that ran them (the driver's connection object,
+#: so a new connection after a reconnect prepares again).
+_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_PLACEHOLDER = re.compile(r"%\(([a-z_]+)\)s")
+
+
+def _as_prepared(sql: str) -> tuple[str, list[str]]:
+    """``%(name)s`` placeholders as ``$n``, with the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql).replace("%%", "%"), names
+
+
+def fetch_one_prepared(name: str, /, **params: Any) -> dict[str, Any] | None:
+    """:func:`fetch_one` for a query on every request's path whose planning costs more
+    than running it: PREPAREd once per connection (persistent connections keep it), then
+    EXECUTEd, so PostgreSQL reuses the plan."""
+    sql, names = _as_prepared(queries[name])
+    with _cursor() as cursor:
+        raw = connection.connection
+        done = _prepared.setdefault(raw, set())
+        if name not in done:
+            cursor.execute(f"PREPARE {name} AS {sql}")
+            done.add(name)
+        adapted = adapt(params)
+        cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [adapted[n] for n in names])
         row = cursor.fetchone() if cursor.description else None
         return _row(_columns(cursor), row) if row is not None else None
 

@@ -31,6 +31,21 @@ class Status(enum.StrEnum):
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
+class Scope(enum.StrEnum):
+    """What a token may do (``issue_token --scope``; stored in ``jobs_token.scopes``)."""
+
+    #: Read its application's jobs, their events and the job types.
+    READ = "jobs:read"
+    #: Create and cancel its application's jobs.
+    WRITE = "jobs:write"
+    #: Read every application's jobs (operators, the monitor, the dashboard).
+    ADMIN = "admin"
+
+
+#: The scopes of a token issued without ``--scope``.
+DEFAULT_SCOPES = frozenset({Scope.READ, Scope.WRITE})
+
+
 @dataclass(frozen=True)
 class Job:
     id: uuid.UUID
@@ -97,6 +112,7 @@ class App:
     id: uuid.UUID
     name: str
     token_id: uuid.UUID
+    scopes: frozenset[Scope] = DEFAULT_SCOPES
 
     is_authenticated = True
     is_anonymous = False
@@ -108,6 +124,20 @@ class App:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_admin(self) -> bool:
+        return Scope.ADMIN in self.scopes
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> App:
+        """From a token query's row (``app_id``, ``app_name``, ``token_id``, ``scopes``)."""
+        return cls(
+            id=row["app_id"],
+            name=row["app_name"],
+            token_id=row["token_id"],
+            scopes=frozenset(Scope(s) for s in row["scopes"]),
+        )
+
 
 @dataclass(frozen=True)
 class Token:
@@ -116,7 +146,11 @@ class Token:
     app_name: str
     created_at: datetime
     revoked_at: datetime | None
+    scopes: tuple[Scope, ...] = tuple(sorted(DEFAULT_SCOPES))
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Token:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        if "scopes" in values:
+            values["scopes"] = tuple(sorted(Scope(s) for s in values["scopes"]))
+        return cls(**values)

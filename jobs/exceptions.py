@@ -46,6 +46,21 @@ class TokenNotFound(NotFound):
     """No token with this id or prefix."""
 
 
+class ScopeRequired(JobsError):
+    """This token lacks the scope this request needs."""
+
+    def __init__(self, scope: str, message: str | None = None) -> None:
+        super().__init__(message or f"This token lacks the '{scope}' scope this request needs.", required_scope=scope)
+
+
+class RateLimited(JobsError):
+    """Too many requests; retry later."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class Conflict(JobsError):
     """The resource is not in a state that allows this."""
 

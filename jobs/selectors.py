@@ -42,12 +42,27 @@ def app_for_token(*, token: str) -> App | None:
     if row is None:
         _token_cache.pop(digest, None)
         return None
-    app = App(id=row["app_id"], name=row["app_name"], token_id=row["token_id"])
+    app = App.from_row(row)
+    remember_token(token, app)
+    return app
+
+
+def cached_app_for_token(*, token: str) -> App | None:
+    """The application a token was found to belong to in the last
+    ``JOBS_TOKEN_CACHE_SECONDS`` by this process, without asking the database."""
+    if settings.TOKEN_CACHE_SECONDS <= 0:
+        return None
+    hit = _token_cache.get(token_hash(token))
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
+def remember_token(token: str, app: App) -> None:
+    """Remember a token found live (when the cache is on)."""
+    ttl = settings.TOKEN_CACHE_SECONDS
     if ttl > 0:
         if len(_token_cache) >= _TOKEN_CACHE_MAX:
             _token_cache.clear()
-        _token_cache[digest] = (time.monotonic() + ttl, app)
-    return app
+        _token_cache[token_hash(token)] = (time.monotonic() + ttl, app)
 
 
 def forget_cached_tokens() -> None:
@@ -57,15 +72,21 @@ def forget_cached_tokens() -> None:
 
 def app_for_token_id(*, token_id: uuid.UUID) -> App | None:
     row = db.fetch_one("token_get_live", token_id=token_id)
-    return App(id=row["app_id"], name=row["app_name"], token_id=row["token_id"]) if row else None
+    return App.from_row(row) if row else None
 
 
 def token_list() -> list[Token]:
     return [Token.from_row(row) for row in db.fetch_all("token_list")]
 
 
+def _visible_to(app: App) -> uuid.UUID | None:
+    """The application whose jobs ``app`` may read: its own, or (admin scope) any (None)."""
+    return None if app.is_admin else app.id
+
+
 def job_get(*, app: App, job_id: uuid.UUID) -> Job:
-    row = db.fetch_one("job_get", id=job_id, app_id=app.id)
+    """A job of ``app`` (an admin token: of any application)."""
+    row = db.fetch_one("job_get", id=job_id, app_id=_visible_to(app))
     if row is None:
         raise JobNotFound()
     return Job.from_row(row)
@@ -115,16 +136,19 @@ def job_list(
     created_before: datetime | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
+    app_name: str | None = None,
 ) -> list[Job]:
     """An application's jobs, newest first; ``before`` is the keyset cursor. ``status``
     is one status or several (any of them); ``created_after`` / ``created_before`` are
-    exclusive bounds on ``created_at``."""
+    exclusive bounds on ``created_at``. An admin token sees every application's jobs, or
+    those of ``app_name``."""
     filters = _list_filters(status, type, queue, metadata, created_after, created_before, before, limit)
-    return [Job.from_row(row) for row in db.fetch_all("job_list", app_id=app.id, **filters)]
+    rows = db.fetch_all("job_list", app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **filters)
+    return [Job.from_row(row) for row in rows]
 
 
 def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
-    rows = db.fetch_all("job_events", id=job_id, app_id=app.id)
+    rows = db.fetch_all("job_events", id=job_id, app_id=_visible_to(app))
     if not rows:
         # Every job has at least its 'created' event: no rows means no such job here.
         raise JobNotFound()

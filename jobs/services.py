@@ -34,7 +34,7 @@ from rest_framework.fields import SkipField, empty
 from . import db, logs
 from . import queue as queues
 from .conf import settings
-from .domain import App, Job, Status, Token
+from .domain import DEFAULT_SCOPES, App, Job, Scope, Status, Token
 from .exceptions import (
     AlreadyExists,
     AppNotFound,
@@ -59,16 +59,37 @@ TOKEN_PREFIX = "jp_"
 
 
 # -- tokens ------------------------------------------------------------------------------
-def token_issue(*, app_name: str) -> tuple[str, Token]:
-    """Issue a new token for ``app_name`` (created if new). The token is returned once."""
+def token_scopes(names: Iterable[str] | None) -> frozenset[Scope]:
+    """The scopes named (``jobs:read``, ``jobs:write``, ``admin``); none given: the default."""
+    if names is None:
+        return DEFAULT_SCOPES
+    names = list(names)
+    unknown = sorted(set(names) - {scope.value for scope in Scope})
+    if unknown or not names:
+        allowed = ", ".join(scope.value for scope in Scope)
+        problem = f"Unknown scope {', '.join(map(repr, unknown))}" if unknown else "Give at least one scope"
+        raise InvalidInput({"scopes": [f"{problem}; use {allowed}."]})
+    return frozenset(Scope(name) for name in names)
+
+
+def token_issue(*, app_name: str, scopes: Iterable[str] | None = None) -> tuple[str, Token]:
+    """Issue a new token for ``app_name`` (created if new) with ``scopes`` (default: read
+    and write). The token is returned once."""
     app_name = app_name.strip()
     if not app_name or len(app_name) > 100 or "\x00" in app_name:
         raise InvalidInput({"name": ["Give an application name of 1 to 100 characters."]})
+    granted = token_scopes(scopes)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.atomic():
         app = db.fetch_one("app_get_or_create", name=app_name)
         assert app is not None
-        row = db.fetch_one("token_create", app_id=app["id"], token_hash=token_hash(token), prefix=token[:10])
+        row = db.fetch_one(
+            "token_create",
+            app_id=app["id"],
+            token_hash=token_hash(token),
+            prefix=token[:10],
+            scopes=",".join(sorted(granted)),
+        )
     assert row is not None
     return token, Token.from_row({**row, "app_name": app["name"]})
 

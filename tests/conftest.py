@@ -87,3 +87,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         total = sum(reached.values())
         paths = ", ".join(f"{path}: {n}" for path, n in reached.most_common())
         terminalreporter.write_line(f"fuzz reach — {test} ({total} examples): {paths}")
+
+
+@pytest.fixture(autouse=True)
+def _forget_cached_tokens() -> None:
+    """Each test starts with this process's token cache empty (tokens and their scopes
+    change between tests; the cache's own behaviour is tested on purpose)."""
+    from jobs import selectors
+
+    selectors.forget_cached_tokens()

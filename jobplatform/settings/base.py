@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "jobs.api.observability.RequestObservabilityMiddleware",
     "jobs.api.middleware.DatabaseUnavailableMiddleware",
     "jobs.api.middleware.RequestSizeLimitMiddleware",
+    "jobs.api.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "jobs.api.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -213,6 +214,9 @@ JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
 # the request did not come through a proxy (see jobs/api/metrics.py and README "Metrics").
 # Set but empty: no address, a token always.
 JOBS_METRICS_ALLOW = [a.strip() for a in os.environ.get("JOBS_METRICS_ALLOW", "127.0.0.1,::1").split(",") if a.strip()]
+# Peers whose X-Forwarded-For names the client, for the failed-authentication limit per
+# client address: the list gunicorn already trusts with X-Forwarded-Proto (the proxy).
+JOBS_TRUSTED_PROXIES = env("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Django refuses bodies above this when read through request.body; our API checks
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])

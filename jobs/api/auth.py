@@ -8,9 +8,13 @@ from typing import Any
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication, get_authorization_header
 
-from jobs import selectors
+from jobs import ratelimit, selectors
+from jobs.conf import settings
 from jobs.domain import App
 from jobs.sessions import SESSION_TOKEN_ID
+
+from .errors import Refused
+from .middleware import note_rate_window
 
 __all__ = ["SESSION_TOKEN_ID", "AppSessionAuthentication", "AppTokenAuthentication"]
 
@@ -19,6 +23,8 @@ class AppTokenAuthentication(TokenAuthentication):
     """``Authorization: Token <token>`` (DRF's convention) or ``Bearer <token>``.
 
     401 answers carry ``WWW-Authenticate: Token`` (DRF's ``authenticate_header``).
+    The lookup also counts the request against the token's rate limit, and a wrong token
+    against the client address's failed attempts (``jobs.ratelimit``): over either, 429.
     """
 
     keyword = "Token"
@@ -34,13 +40,36 @@ class AppTokenAuthentication(TokenAuthentication):
             token = auth[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid token header: the token has invalid characters.") from None
-        return self.authenticate_credentials(token)
+        return self.authenticate_credentials(token, request._request)
 
-    def authenticate_credentials(self, key: str) -> tuple[App, str]:
-        app = selectors.app_for_token(token=key)
-        if app is None:
+    def authenticate_credentials(self, key: str, request: Any = None) -> tuple[App, str]:
+        # A token this process found live moments ago needs no round trip, unless every
+        # request of a token is counted (JOBS_RATE_LIMIT_REQUESTS). Only found-live tokens
+        # are remembered: every unknown token still reaches the database and its failure
+        # counts against the client's address.
+        if int(settings.RATE_LIMIT_REQUESTS) <= 0:
+            cached = selectors.cached_app_for_token(token=key)
+            if cached is not None:
+                return cached, key
+        address = ratelimit.client_address(request.META if request is not None else {})
+        check = ratelimit.token_check(token=key, address=address)
+        if check.blocked:
+            # Whatever the token: a guesser must not learn which of its guesses was right.
+            assert check.failures is not None
+            note_rate_window(request, check.failures)
+            raise Refused(check.failures.refusal())
+        if check.app is None:
+            failures = ratelimit.failure_count(address=address)
+            note_rate_window(request, failures)
+            if failures is not None and failures.hits > failures.limit:
+                raise Refused(failures.refusal())  # another worker counted the last allowed one meanwhile
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        return app, key
+        note_rate_window(request, check.token)
+        if check.over_limit:
+            assert check.token is not None
+            raise Refused(check.token.refusal())
+        selectors.remember_token(key, check.app)
+        return check.app, key
 
 
 class AppSessionAuthentication(SessionAuthentication):
@@ -64,4 +93,8 @@ class AppSessionAuthentication(SessionAuthentication):
         if app is None:
             return None
         self.enforce_csrf(request)
+        window = ratelimit.token_hit(app=app)
+        note_rate_window(request._request, window)
+        if window is not None and window.hits > window.limit:
+            raise Refused(window.refusal())
         return app, None

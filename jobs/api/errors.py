@@ -25,7 +25,10 @@ from jobs.exceptions import (
     DatabaseUnavailable,
     IdempotencyKeyReused,
     InvalidInput,
+    JobsError,
     NotFound,
+    RateLimited,
+    ScopeRequired,
     TooManyUnfinishedJobs,
 )
 
@@ -39,6 +42,17 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+class Refused(exceptions.APIException):
+    """A domain error (``ScopeRequired``, ``RateLimited``) raised where DRF expects an
+    APIException: in authentication, where DRF then drops the user, and in permission
+    checks, which the browsable API also runs to decide which forms to show. The handler
+    answers for the domain error it carries."""
+
+    def __init__(self, error: JobsError) -> None:
+        self.error = error
+        super().__init__(str(error))
 
 
 def problem(
@@ -138,6 +152,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     request = context.get("request")
     instance = request.path if request is not None else None
     headers: dict[str, str] = {}
+    if isinstance(exc, Refused):
+        exc = exc.error
 
     if isinstance(exc, (Http404, NotFound)):
         code, body = 404, problem(404, str(exc) if isinstance(exc, NotFound) else "Not found.", instance=instance)
@@ -147,6 +163,13 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     elif isinstance(exc, IdempotencyKeyReused):
         code = 422
         body = problem(422, str(exc), slug="idempotency-key-reused", instance=instance, **exc.context)
+    elif isinstance(exc, ScopeRequired):
+        code = 403
+        body = problem(403, str(exc), slug="insufficient-scope", instance=instance, **exc.context)
+    elif isinstance(exc, RateLimited):
+        code = 429
+        body = problem(429, str(exc), slug="rate-limited", instance=instance, retry_after=exc.retry_after)
+        headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, Conflict):
         code, body = 409, problem(409, str(exc), slug="conflict", instance=instance, **exc.context)
     elif isinstance(exc, TooManyUnfinishedJobs):

@@ -1,4 +1,8 @@
-"""Browsable API log-in with an application token (kept as its id in a server-side session)."""
+"""Browsable API log-in with an application token (kept as its id in a server-side session).
+
+Wrong tokens count against the client address's failed attempts, as on the API: once
+they are used up, every log-in attempt from that address is a 429 until the window ends.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from jobs import selectors
+from jobs import ratelimit, selectors
 
 from .auth import SESSION_TOKEN_ID
+from .errors import problem_response
+from .middleware import note_rate_window
 
 
 class TokenLoginForm(forms.Form):
@@ -24,15 +30,32 @@ def _next_url(request: HttpRequest) -> str:
     return "/"
 
 
+def _too_many(request: HttpRequest, failures: ratelimit.Window) -> HttpResponse:
+    """429 problem+json: this address used up its failed attempts."""
+    note_rate_window(request, failures)
+    refusal = failures.refusal()
+    response = problem_response(request, 429, str(refusal), slug="rate-limited", retry_after=refusal.retry_after)
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
     form = TokenLoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        address = ratelimit.client_address(request.META)
+        failures = ratelimit.failures(address=address)
+        if failures is not None and failures.hits >= failures.limit:
+            return _too_many(request, failures)
         app = selectors.app_for_token(token=form.cleaned_data["token"].strip())
         if app is not None:
             request.session.cycle_key()
             request.session[SESSION_TOKEN_ID] = str(app.token_id)
             return HttpResponseRedirect(_next_url(request))
+        failures = ratelimit.failure_count(address=address)
+        if failures is not None and failures.hits > failures.limit:
+            return _too_many(request, failures)  # another worker counted the last allowed one meanwhile
+        note_rate_window(request, failures)
         form.add_error("token", "Invalid or revoked token.")
     status = 400 if request.method == "POST" else 200
     return render(request, "jobs/login.html", {"form": form, "next": _next_url(request)}, status=status)

@@ -1,5 +1,6 @@
 """Guards in front of every view: body size (413), chunked bodies, an unreachable database (503),
-and the Content-Security-Policy of every HTML page."""
+the Content-Security-Policy of every HTML page, and the rate-limit header fields of every answer
+whose request was counted."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from jobs import db
 from jobs.conf import settings
 from jobs.exceptions import DatabaseUnavailable
+from jobs.ratelimit import Window
 
 from .errors import problem_response
 
@@ -112,4 +114,26 @@ class ContentSecurityPolicyMiddleware:
             and "Content-Security-Policy" not in response
         ):
             response["Content-Security-Policy"] = self.policy
+        return response
+
+
+def note_rate_window(request: HttpRequest | None, window: Window | None) -> None:
+    """Remember a counter a request was checked against, for its answer's headers."""
+    if request is not None and window is not None:
+        request.jobs_rate_window = window  # type: ignore[attr-defined]
+
+
+class RateLimitHeadersMiddleware:
+    """``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-10) on
+    the answer to a request that was counted: a token's requests, or failed attempts."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        window: Window | None = getattr(request, "jobs_rate_window", None)
+        if window is not None:
+            for name, value in window.headers().items():
+                response[name] = value
         return response

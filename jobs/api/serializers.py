@@ -18,7 +18,8 @@ class JobListQuery(serializers.Serializer):
     """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
     as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
     metadata value. ``status`` takes several statuses, comma-separated or repeated
-    (``status=queued,running`` or ``status=queued&status=running``): any of them."""
+    (``status=queued,running`` or ``status=queued&status=running``): any of them. ``app`` (an application's name)
+    is for admin tokens only: the view's permissions answer 403 to any other token that sends it."""
 
     status = serializers.CharField(required=False)
     type = serializers.CharField(max_length=100, required=False)
@@ -27,6 +28,7 @@ class JobListQuery(serializers.Serializer):
     created_before = serializers.CharField(required=False)
     limit = serializers.CharField(required=False)
     cursor = serializers.CharField(required=False)
+    app = serializers.CharField(max_length=100, required=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}

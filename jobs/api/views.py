@@ -25,6 +25,7 @@ from . import schema
 from .conditional import job_etag, none_match
 from .errors import PROBLEM_JSON, problem
 from .pagination import keyset_page
+from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import CHALLENGE, COMMON, JOB_ID, JSON, UNAVAILABLE, header, ok, problems
 from .serializers import JobListQuery
 
@@ -58,9 +59,11 @@ class JobListCreateApi(APIView):
 
     Filters: `status` (several: comma-separated or repeated), `type`, `metadata.<key>=<value>`,
     `created_after` / `created_before`; `limit`; `cursor` (from `next`, also in `Link`).
+    An admin token lists every application's jobs, or one application's with `app`.
     """
 
     name = "Jobs"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs, WritesJobs, ListsAnyApp]
 
     @extend_schema(
         summary="Create a job",
@@ -159,6 +162,7 @@ class JobListCreateApi(APIView):
             app=request.user,
             after=filters.get("cursor"),
             limit=filters.get("limit", settings.PAGE_SIZE),
+            app_name=filters.get("app"),
             **query.list_filters(),
         )
         next_url = page.next_url(request)
@@ -173,6 +177,7 @@ class JobDetailApi(APIView):
     """One job: status, progress, result or error, attempts, params and metadata as sent."""
 
     name = "Job"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs]
 
     @extend_schema(
         summary="Get a job",
@@ -217,6 +222,7 @@ class JobCancelApi(APIView):
     """Cancel a waiting job (200), or ask a running one to stop (202). 409 once finished."""
 
     name = "Cancel a job"
+    permission_classes = [permissions.IsAuthenticated, WritesJobs]
 
     @extend_schema(
         summary="Cancel a job",
@@ -237,6 +243,7 @@ class JobEventsApi(APIView):
     """The job's append-only history, oldest first."""
 
     name = "Job events"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs]
 
     @extend_schema(
         summary="A job's history",
@@ -252,6 +259,7 @@ class JobTypesApi(APIView):
     """Every registered job type, with its description, limits and params JSON Schema."""
 
     name = "Job types"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs]
 
     @extend_schema(
         summary="The registered job types",

@@ -54,8 +54,8 @@ WITH job AS (
 SELECT * FROM job;
 
 -- job_get --
--- One job of one application.
-SELECT * FROM jobs_job WHERE id = %(id)s AND app_id = %(app_id)s;
+-- One job of one application (app_id NULL: of any application, for an admin token).
+SELECT * FROM jobs_job WHERE id = %(id)s AND (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s);
 
 -- job_get_by_idempotency_key --
 -- The job an application created with this Idempotency-Key, if any.
@@ -63,11 +63,14 @@ SELECT * FROM jobs_job WHERE app_id = %(app_id)s AND idempotency_key = %(idempot
 
 -- job_list --
 -- An application's jobs, newest first, optionally filtered (any of several statuses,
--- comma-separated; created strictly after / before an instant), keyset-paginated. The client-side
+-- comma-separated; created strictly after / before an instant), keyset-paginated; with
+-- app_id NULL every application's (or app_name's), for an admin token. The client-side
 -- parameters fold the NULL tests away, so the created_at bounds and the cursor are
--- ranges on the index jobs_job_app_created and the rest are filters on its rows.
+-- ranges on the index jobs_job_app_created (jobs_job_created for every application) and
+-- the rest are filters on its rows.
 SELECT * FROM jobs_job
-WHERE app_id = %(app_id)s
+WHERE (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s)
+  AND (%(app_name)s::text IS NULL OR app_id = (SELECT id FROM jobs_app WHERE name = %(app_name)s))
   AND (%(statuses)s::text IS NULL OR status = ANY(string_to_array(%(statuses)s::text, ',')))
   AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s::timestamptz)
   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -184,15 +183,16 @@ def test_a_bad_token_is_refused_even_from_an_allowed_address():
     assert response.status_code == 401
 
 
-def test_an_admin_token_reads_it_from_anywhere(monkeypatch):
-    """Token scopes arrive on another branch; what this view checks is ``"admin" in
-    request.user.scopes``."""
-    app, token = new_app()
-    admin = SimpleNamespace(id=app.id, name=app.name, token_id=app.token_id, scopes=("admin",))
-    monkeypatch.setattr("jobs.api.auth.selectors.app_for_token", lambda token: admin)
+def test_an_admin_token_reads_it_from_anywhere():
+    from jobs import services
+
+    token, _ = services.token_issue(app_name=f"ops-{uuid.uuid4().hex[:8]}", scopes=["jobs:read", "admin"])
     response = Client(REMOTE_ADDR="203.0.113.5").get("/metrics", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200
     assert b"jobplatform_jobs_created_total" in response.content
+    _, plain = new_app()
+    refused = Client(REMOTE_ADDR="203.0.113.5").get("/metrics", HTTP_AUTHORIZATION=f"Token {plain}")
+    assert refused.status_code == 403
 
 
 def test_jobs_metrics_allow_names_the_addresses(settings):

@@ -181,7 +181,15 @@ def test_run_at_out_of_range_in_utc_is_400(api):
 
 # -- the query still uses the index ----------------------------------------------------------------
 def explain(raw, **params) -> str:
-    defaults = {"app_id": None, "statuses": None, "type": None, "queue": None, "metadata": None, "created_after": None}
+    defaults = {
+        "app_id": None,
+        "app_name": None,
+        "statuses": None,
+        "type": None,
+        "queue": None,
+        "metadata": None,
+        "created_after": None,
+    }
     defaults |= {"created_before": None, "before_created_at": None, "before_id": None, "limit": 51}
     raw.execute("EXPLAIN (FORMAT JSON) " + db.queries["job_list"], {**defaults, **params})
     return json.dumps(raw.fetchone()[0])

@@ -36,8 +36,10 @@ def job_queue():
 
 
 @pytest.fixture
-def api(fake_app: App, store):
-    """An API client whose token resolves to fake_app (authentication mocked)."""
+def api(fake_app: App, store, settings):
+    """An API client whose token resolves to fake_app (authentication mocked). Rate limits
+    are off: their counters live in the database (tests/integration/test_rate_limits.py)."""
+    settings.JOBS = {**settings.JOBS, "RATE_LIMIT_REQUESTS": 0, "RATE_LIMIT_FAILED_AUTH": 0}
     with mock.patch(
         "jobs.api.auth.selectors.app_for_token", side_effect=lambda token: fake_app if token == "good" else None
     ):

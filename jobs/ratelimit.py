@@ -1,0 +1,184 @@
+"""Rate limits: requests per token, failed authentications per client address.
+
+The counters are fixed windows in the UNLOGGED PostgreSQL table ``jobs_rate`` (queries in
+``jobs/sql/rates.sql``), so every gunicorn worker on every host counts against the same
+numbers. A window starts at the first request it counts and lasts
+``JOBS_RATE_LIMIT_WINDOW`` seconds. The API's token check and the token's counter are one
+statement, so a limited request costs no extra round trip.
+
+Clients learn the limits from the ``RateLimit-Policy`` and ``RateLimit`` header fields of
+draft-ietf-httpapi-ratelimit-headers-10 (policy names are strings; ``q`` quota, ``w``
+window, ``r`` remaining, ``t`` seconds until the window ends).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings as django_settings
+
+from . import db, selectors
+from .conf import settings
+from .domain import App
+from .exceptions import RateLimited
+from .services import token_hash
+
+#: Policy names in the RateLimit header fields.
+TOKEN_POLICY = "token"
+FAILED_AUTH_POLICY = "failed-auth"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One counter's state after a request: ``hits`` counted in a window of ``window``
+    seconds that ends in ``reset`` seconds, against a quota of ``limit``."""
+
+    policy: str
+    limit: int
+    window: int
+    hits: int
+    reset: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.hits)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset}',
+        }
+
+    def refusal(self) -> RateLimited:
+        if self.policy == FAILED_AUTH_POLICY:
+            message = (
+                f"Too many failed authentication attempts from this address ({self.limit} per {self.window} s); "
+                f"retry in {self.reset} s."
+            )
+        else:
+            message = f"This token made more than {self.limit} requests in {self.window} s; retry in {self.reset} s."
+        return RateLimited(message, retry_after=self.reset)
+
+
+# -- the client's address ------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+    """FORWARDED_ALLOW_IPS as networks (None: ``*``, every peer is trusted)."""
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    if "*" in parts:
+        return None
+    return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
+
+
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+
+
+def client_address(meta: dict[str, Any]) -> str:
+    """The address failed authentications are counted against.
+
+    ``REMOTE_ADDR`` is the peer gunicorn accepted the connection from. When that peer is a
+    trusted proxy (``FORWARDED_ALLOW_IPS``, the list gunicorn trusts with
+    ``X-Forwarded-Proto``), the client is the last address of ``X-Forwarded-For``: the
+    one the proxy appended (ours sets the header to ``$remote_addr``). IPv6 clients are
+    counted per /64, the block one subscriber usually holds.
+    """
+    remote = str(meta.get("REMOTE_ADDR") or "")
+    peer = _parse(remote)
+    networks = _networks(getattr(django_settings, "JOBS_TRUSTED_PROXIES", "127.0.0.1,::1"))
+    if peer is not None and (networks is None or any(peer in net for net in networks if net.version == peer.version)):
+        forwarded = _parse(str(meta.get("HTTP_X_FORWARDED_FOR") or "").split(",")[-1])
+        if forwarded is not None:
+            peer = forwarded
+    if peer is None:
+        return remote
+    if peer.version == 6:
+        return str(ipaddress.ip_network(f"{peer}/64", strict=False))
+    return str(peer)
+
+
+def _address_key(address: str) -> str:
+    return f"auth:{address}"
+
+
+# -- counting --------------------------------------------------------------------------------
+def _window(policy: str, limit: int, row: dict[str, Any] | None, hits: str = "hits", reset: str = "reset") -> Window:
+    window = int(settings.RATE_LIMIT_WINDOW)
+    if row is None or row[hits] is None:
+        return Window(policy, limit, window, 0, window)
+    return Window(policy, limit, window, int(row[hits]), int(row[reset]))
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """What the API's authentication learned in its one round trip."""
+
+    app: App | None
+    #: The token's counter (this request counted), when per-token limits are on.
+    token: Window | None
+    #: The failed attempts of the client's address, when that limit is on.
+    failures: Window | None
+
+    @property
+    def blocked(self) -> bool:
+        """The address used up its failed attempts: no token is even looked at."""
+        return self.failures is not None and self.failures.hits >= self.failures.limit
+
+    @property
+    def over_limit(self) -> bool:
+        return self.token is not None and self.token.hits > self.token.limit
+
+
+def token_check(*, token: str, address: str) -> TokenCheck:
+    """Look the token up, count this request against it and read the address's failures."""
+    token_limit = int(settings.RATE_LIMIT_REQUESTS)
+    failed_limit = int(settings.RATE_LIMIT_FAILED_AUTH)
+    if token_limit <= 0 and failed_limit <= 0:
+        return TokenCheck(selectors.app_for_token(token=token), None, None)  # the plain lookup
+    row = db.fetch_one_prepared(
+        "rate_token_authenticate",
+        token_hash=token_hash(token),
+        count_token=token_limit > 0,
+        address_key=_address_key(address) if failed_limit > 0 else None,
+        window=int(settings.RATE_LIMIT_WINDOW),
+    )
+    assert row is not None
+    app = App.from_row(row) if row["token_id"] is not None else None
+    return TokenCheck(
+        app,
+        _window(TOKEN_POLICY, token_limit, row, "token_hits", "token_reset") if token_limit > 0 and app else None,
+        _window(FAILED_AUTH_POLICY, failed_limit, row, "failed_hits", "failed_reset") if failed_limit > 0 else None,
+    )
+
+
+def token_hit(*, app: App) -> Window | None:
+    """Count a request of a token authenticated another way (a browser session)."""
+    limit = int(settings.RATE_LIMIT_REQUESTS)
+    if limit <= 0:
+        return None
+    row = db.fetch_one("rate_hit", key=f"token:{app.token_id}", window=int(settings.RATE_LIMIT_WINDOW))
+    return _window(TOKEN_POLICY, limit, row)
+
+
+def failures(*, address: str) -> Window | None:
+    """The failed attempts counted against an address in its window (None: limit off)."""
+    limit = int(settings.RATE_LIMIT_FAILED_AUTH)
+    if limit <= 0:
+        return None
+    row = db.fetch_one("rate_get", key=_address_key(address), window=int(settings.RATE_LIMIT_WINDOW))
+    return _window(FAILED_AUTH_POLICY, limit, row)
+
+
+def failure_count(*, address: str) -> Window | None:
+    """Count one failed authentication against an address (None: limit off)."""
+    limit = int(settings.RATE_LIMIT_FAILED_AUTH)
+    if limit <= 0:
+        return None
+    row = db.fetch_one("rate_hit", key=_address_key(address), window=int(settings.RATE_LIMIT_WINDOW))
+    return _window(FAILED_AUTH_POLICY, limit, row)
