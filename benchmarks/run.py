@@ -907,6 +907,19 @@ class Bench:
                     call()
                     times.append((time.perf_counter() - begin) * 1000)
                 results[size][op] = {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99)}
+            # job_list's parameters, as jobs.selectors.job_list passes them (no filter but metadata).
+            list_params = {
+                "app_id": app.id,
+                "app_name": None,
+                "statuses": None,
+                "type": None,
+                "queue": None,
+                "created_after": None,
+                "created_before": None,
+                "before_created_at": None,
+                "before_id": None,
+                "limit": 50,
+            }
             params_for = {
                 "create": {
                     "id": uuid.uuid4(),
@@ -926,24 +939,8 @@ class Bench:
                     "envelope_payload": "x",
                 },
                 "read by id": {"id": some_id, "app_id": app.id},
-                "list first page": {
-                    "app_id": app.id,
-                    "status": None,
-                    "type": None,
-                    "metadata": None,
-                    "before_created_at": None,
-                    "before_id": None,
-                    "limit": 50,
-                },
-                "list metadata-filtered page": {
-                    "app_id": app.id,
-                    "status": None,
-                    "type": None,
-                    "metadata": db.as_json(meta),
-                    "before_created_at": None,
-                    "before_id": None,
-                    "limit": 50,
-                },
+                "list first page": {**list_params, "metadata": None},
+                "list metadata-filtered page": {**list_params, "metadata": db.as_json(meta)},
             }
             names = {
                 "create": "job_create",
