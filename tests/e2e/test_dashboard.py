@@ -13,10 +13,8 @@ from django.conf import settings
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.admin_scope import ADMIN_PREFIX
-
 from .browser import artifacts_folder, chromium, fresh
-from .harness import FAST, Platform, running_platform
+from .harness import Platform, running_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -26,15 +24,16 @@ BROWSER_BUDGET_SECONDS = 60
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Iterator[Platform]:
-    """gunicorn with the token-scopes test double (tests/admin_scope) installed."""
-    extra = {"EXTRA_INSTALLED_APPS": f"{FAST['EXTRA_INSTALLED_APPS']},tests.admin_scope"}
-    with running_platform(settings.DATABASES["default"], tmp_path_factory.mktemp("e2e-logs"), extra) as instance:
+    """A private database and a real gunicorn (the cluster is started by the test)."""
+    with running_platform(settings.DATABASES["default"], tmp_path_factory.mktemp("e2e-logs")) as instance:
         yield instance
 
 
 def test_a_running_job_moves_and_finishes_in_the_browser_without_a_reload(platform, tmp_path, capsys):
     platform.start_cluster()
-    admin_token = platform.token(f"{ADMIN_PREFIX}e2e-dashboard")
+    admin_token = platform.manage(
+        "issue_token", "e2e-operators", "--scope", "admin", "--scope", "jobs:read", "--quiet"
+    ).strip()
     other_token = platform.token("e2e-dashboard-plain")
     api = platform.client(other_token)
     shots = artifacts_folder(tmp_path / "screenshots")

@@ -15,15 +15,14 @@ from django.test import Client
 
 from jobs import selectors, services
 from jobs.dashboard.access import is_admin
-from tests.admin_scope import ADMIN_PREFIX, scoped
 
 from .conftest import new_app
 
 
-@pytest.fixture(autouse=True)
-def scopes(monkeypatch):
-    """Session applications carry scopes (the test double in tests/admin_scope)."""
-    monkeypatch.setattr(selectors, "app_for_token_id", scoped(selectors.app_for_token_id))
+def admin_app():
+    """An application whose token has the admin scope (and reads jobs), as an operator's."""
+    token, record = services.token_issue(app_name=f"ops-{uuid.uuid4().hex[:8]}", scopes=["admin", "jobs:read"])
+    return record, token
 
 
 def logged_in(token: str) -> Client:
@@ -35,7 +34,7 @@ def logged_in(token: str) -> Client:
 
 @pytest.fixture
 def admin(db) -> Client:
-    _, token = new_app(f"{ADMIN_PREFIX}{uuid.uuid4().hex[:8]}")
+    _, token = admin_app()
     return logged_in(token)
 
 
@@ -83,7 +82,7 @@ def test_a_browser_not_logged_in_is_sent_to_the_login_page_and_back(db, path):
 
 
 def test_logging_in_with_an_admin_token_lands_on_the_dashboard(db):
-    _, token = new_app(f"{ADMIN_PREFIX}{uuid.uuid4().hex[:8]}")
+    _, token = admin_app()
     browser = Client(enforce_csrf_checks=True)
     first = browser.get("/dashboard/jobs/")
     form = browser.get(first["Location"])
@@ -110,7 +109,7 @@ def test_a_token_without_the_admin_scope_gets_403(db):
 def test_a_revoked_admin_token_is_logged_out(admin, db):
     assert admin.get("/dashboard/").status_code == 200
     for token in selectors.token_list():
-        if token.app_name.startswith(ADMIN_PREFIX):
+        if "admin" in token.scopes:
             services.token_revoke(ref=str(token.id))
     response = admin.get("/dashboard/")
     assert response.status_code == 302 and response["Location"].startswith("/api-auth/login/")
@@ -118,7 +117,7 @@ def test_a_revoked_admin_token_is_logged_out(admin, db):
 
 def test_an_api_token_header_does_not_open_the_dashboard(db):
     """The dashboard is for a logged-in browser: an Authorization header is not a session."""
-    _, token = new_app(f"{ADMIN_PREFIX}{uuid.uuid4().hex[:8]}")
+    _, token = admin_app()
     response = Client().get("/dashboard/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 302
 
