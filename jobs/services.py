@@ -559,7 +559,8 @@ def job_succeed(*, job: Job, result: Any) -> Job:
 
 def job_fail(*, job: Job, error: BaseException, retryable: bool, job_type: type[JobType] | None = None) -> Job:
     """End this run with an error: retried after a backoff (``scheduled``, with its new
-    envelope) while it is retryable and attempts remain, else ``failed`` for good."""
+    envelope) while it is retryable and attempts remain — unless its cancellation was
+    asked, then ``cancelled`` — else ``failed`` for good."""
     payload = error_payload(error)
     if not (retryable and job.attempts < job.max_attempts):
         return _job_finish(job, Status.FAILED, error=payload)
@@ -573,7 +574,11 @@ def job_fail(*, job: Job, error: BaseException, retryable: bool, job_type: type[
         delay=backoff_delay(job.attempts, base=base, cap=cap),
         **queues.envelope(job.id, timeout=job.timeout_seconds, queue=job.queue),
     )
-    return Job.from_row(_fenced(row))
+    if row is None:
+        # Still this run's, but its application asked it to stop meanwhile: it ends
+        # cancelled rather than running again (else StaleRun, from the fenced finish).
+        return _job_finish(job, Status.CANCELLED)
+    return Job.from_row(row)
 
 
 def job_cancelled(*, job: Job) -> Job:

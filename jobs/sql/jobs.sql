@@ -211,6 +211,8 @@ WITH job AS (
         enqueued_at = now(),
         updated_at = now()
     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+      -- a job whose application asked it to stop is not tried again (see job_fail)
+      AND cancel_requested_at IS NULL
     RETURNING *
 ), /* include _envelope_insert */, events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)

@@ -114,3 +114,15 @@ def test_heartbeat_extends_the_lease(app, settings):
     assert services.job_heartbeat(job=run) is False
     (remaining,) = sql("SELECT extract(epoch FROM lease_expires_at - now()) FROM jobs_job WHERE id = %s", [job.id])[0]
     assert 590 <= remaining <= 600
+
+
+def test_a_retryable_failure_after_a_cancel_request_ends_cancelled_not_retried(app, raw):
+    job, _ = services.job_create(app=app, type="fibonacci", params={"n": 5})
+    run = services.job_claim(job_id=job.id, worker="w")
+    services.job_cancel(app=app, job_id=job.id)  # asked while it runs
+    raw.execute("SELECT count(*) FROM django_q_ormq")
+    envelopes = raw.fetchone()[0]
+    ended = services.job_fail(job=run, error=E("transient"), retryable=True)
+    assert ended.status is Status.CANCELLED
+    raw.execute("SELECT count(*) FROM django_q_ormq")
+    assert raw.fetchone()[0] == envelopes  # no new delivery
