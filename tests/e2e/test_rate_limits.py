@@ -11,7 +11,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from .harness import Platform
+from .harness import Platform, running_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -26,15 +26,9 @@ ENV = {
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Iterator[Platform]:
-    instance = Platform(settings.DATABASES["default"], tmp_path_factory.mktemp("rate-logs"), extra_env=ENV)
-    assert instance.web_workers == 2
-    instance.create_database()
-    try:
-        instance.start_web()
+    with running_platform(settings.DATABASES["default"], tmp_path_factory.mktemp("rate-logs"), ENV) as instance:
+        assert instance.web_workers == 2
         yield instance
-    finally:
-        instance.stop_all()
-        instance.drop_database()
 
 
 def burst(url: str, token: str, total: int) -> list[requests.Response]:
