@@ -1,8 +1,14 @@
 """Delivering completion callbacks: the job resource, POSTed and signed.
 
 The outbox rows are written by each terminal transition itself (``_callback_insert`` in
-``jobs/sql/jobs.sql``); here every cluster's maintenance pass takes the due ones, POSTs
-the job resource, and records each attempt (``jobs.services.callback_*``).
+``jobs/sql/jobs.sql``); here every cluster's :class:`CallbackDeliverer` takes the due ones,
+POSTs the job resource, and records each attempt (``jobs.services.callback_*``).
+
+Deliveries run on their own threads, never on the maintenance pass: a receiver that
+answers slowly (or never) must not hold up the rescue of jobs whose worker died. At most
+``JOBS_CALLBACK_CONCURRENCY`` deliveries run at once per cluster, and at most
+``JOBS_CALLBACK_PER_HOST`` of them to one host, so one slow host cannot take every slot
+from the others.
 
 Each delivery is signed with the application's secret, as
 ``Jobplatform-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">``; a
@@ -17,17 +23,22 @@ import hashlib
 import hmac
 import json
 import logging
+import random
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from django.conf import settings as django_settings
 
-from . import selectors, services
+from . import db, selectors, services
 from .conf import settings
+from .exceptions import DatabaseUnavailable
 from .resources import job_output
 
 logger = logging.getLogger(__name__)
@@ -104,25 +115,128 @@ def _deliver(callback: dict[str, Any]) -> tuple[int | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def deliver_due(*, limit: int) -> int:
-    """One delivery attempt for each of up to ``limit`` due callbacks; returns how many.
+def _lease() -> float:
+    """How long a taken callback is hidden from other deliverers: its own attempt, with room."""
+    return settings.CALLBACK_TIMEOUT * 2 + 5
 
-    Callbacks are taken one at a time, each hidden from other deliverers only for its own
-    attempt (twice ``JOBS_CALLBACK_TIMEOUT``, plus 5 seconds), and each result is written only if
-    no other deliverer took it meanwhile (fenced by its attempt count)."""
+
+def attempt(callback: dict[str, Any]) -> bool:
+    """One delivery attempt of a taken callback, recorded (fenced by its attempt count, so
+    only the deliverer that took it last writes). Returns whether it was delivered."""
+    status, error = _deliver(callback)
+    if status is not None and 200 <= status < 300:
+        services.callback_delivered(callback_id=callback["id"], attempts=callback["attempts"], status=status)
+        return True
+    logger.info("callback %s for job %s failed: %s", callback["id"], callback["job_id"], error)
+    services.callback_failed(callback_id=callback["id"], attempts=callback["attempts"], status=status, error=error)
+    return False
+
+
+def deliver_due(*, limit: int) -> int:
+    """One delivery attempt for each of up to ``limit`` due callbacks, one after another in
+    this thread; returns how many. (Clusters deliver with :class:`CallbackDeliverer`.)"""
     attempted = 0
     for _ in range(limit):
-        taken = services.callbacks_take(limit=1, lease=settings.CALLBACK_TIMEOUT * 2 + 5)
+        taken = services.callbacks_take(limit=1, lease=_lease())
         if not taken:
             break
-        [callback] = taken
-        status, error = _deliver(callback)
-        if status is not None and 200 <= status < 300:
-            services.callback_delivered(callback_id=callback["id"], attempts=callback["attempts"], status=status)
-        else:
-            logger.info("callback %s for job %s failed: %s", callback["id"], callback["job_id"], error)
-            services.callback_failed(
-                callback_id=callback["id"], attempts=callback["attempts"], status=status, error=error
-            )
+        attempt(taken[0])
         attempted += 1
     return attempted
+
+
+class CallbackDeliverer(threading.Thread):
+    """A cluster's callback deliveries: takes due callbacks while it has a free slot and
+    POSTs each on a pool of ``concurrency`` threads, at most ``per_host`` at once to one
+    host (callbacks to a host that already has that many in flight wait in the outbox,
+    while other hosts' are taken). Looks for due callbacks every ``interval`` seconds
+    (with jitter) and whenever a delivery ends."""
+
+    def __init__(self, *, concurrency: int, per_host: int, interval: float) -> None:
+        super().__init__(name="jobs-callbacks", daemon=True)
+        self.concurrency = max(1, concurrency)
+        self.per_host = max(1, min(per_host, self.concurrency))
+        self.interval = interval
+        self.stopping = threading.Event()
+        self._ended = threading.Event()  # a delivery ended: a slot is free
+        self._lock = threading.Lock()
+        self._in_flight: Counter[str] = Counter()
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="jobs-callback")
+
+    def in_flight(self) -> dict[str, int]:
+        """Deliveries under way, per host."""
+        with self._lock:
+            return dict(self._in_flight)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self._ended.clear()
+            try:
+                self.fill()
+            except DatabaseUnavailable:
+                logger.warning("callbacks: database unavailable; will retry")
+                db.reset()
+            except Exception:
+                logger.exception("taking due callbacks failed")
+                db.reset()
+            self._ended.wait(self.interval * random.uniform(0.5, 1.5))
+        db.reset()
+
+    def fill(self) -> int:
+        """Take due callbacks until every slot is busy or none is due; returns how many."""
+        started = 0
+        while not self.stopping.is_set():
+            with self._lock:
+                if sum(self._in_flight.values()) >= self.concurrency:
+                    break
+                busy = sorted(host for host, n in self._in_flight.items() if n >= self.per_host)
+            taken = services.callbacks_take(limit=1, lease=_lease(), busy_hosts=busy)
+            if not taken:
+                break
+            callback = taken[0]
+            with self._lock:
+                self._in_flight[callback["host"]] += 1
+            self._pool.submit(self._attempt, callback)
+            started += 1
+        return started
+
+    def _attempt(self, callback: dict[str, Any]) -> None:
+        try:
+            attempt(callback)
+        except DatabaseUnavailable:
+            # Not recorded: its lease runs out and it is taken again.
+            logger.warning("callback %s: database unavailable; it will be retried", callback["id"])
+        except Exception:
+            logger.exception("recording callback %s failed; it will be retried", callback["id"])
+        finally:
+            # A delivery thread holds no connection between deliveries (callbacks are rare
+            # next to jobs; a cluster should not keep one idle connection per slot).
+            db.reset()
+            with self._lock:
+                self._in_flight[callback["host"]] -= 1
+                if self._in_flight[callback["host"]] <= 0:
+                    del self._in_flight[callback["host"]]
+            self._ended.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Take no more callbacks; wait up to ``timeout`` for those under way."""
+        self.stopping.set()
+        self._ended.set()
+        self.join(timeout)
+        self._pool.shutdown(wait=timeout is None or timeout > 0, cancel_futures=True)
+
+
+_deliverer: CallbackDeliverer | None = None
+
+
+def start_background() -> CallbackDeliverer:
+    """Start this cluster's deliverer (once; ``qcluster`` calls it)."""
+    global _deliverer
+    if _deliverer is None or not _deliverer.is_alive():
+        _deliverer = CallbackDeliverer(
+            concurrency=int(settings.CALLBACK_CONCURRENCY),
+            per_host=int(settings.CALLBACK_PER_HOST),
+            interval=float(settings.MAINTENANCE_INTERVAL),
+        )
+        _deliverer.start()
+    return _deliverer

@@ -114,10 +114,24 @@ TUNABLES: tuple[Tunable, ...] = (
     # -- completion callbacks ----------------------------------------------------------------
     Tunable("CALLBACK_MAX_ATTEMPTS", 8, "Deliveries tried per completion callback before giving up."),
     Tunable("CALLBACK_TIMEOUT", 5.0, "Seconds a callback receiver has to answer one delivery."),
+    Tunable(
+        "CALLBACK_CONCURRENCY",
+        4,
+        "Callback deliveries one cluster runs at once, on threads of their own (never in the maintenance pass).",
+    ),
+    Tunable(
+        "CALLBACK_PER_HOST",
+        2,
+        "Of those, most to one host at once, so a slow receiver cannot hold every delivery slot.",
+    ),
     Tunable("CALLBACK_BACKOFF_BASE", 2.0, "Backoff between deliveries: like `JOBS_BACKOFF_BASE`, for callbacks."),
     Tunable("CALLBACK_BACKOFF_CAP", 600.0, "Longest wait between two deliveries of a callback (seconds)."),
     # -- keeping the no-loss promise ---------------------------------------------------------
-    Tunable("MAINTENANCE_INTERVAL", 5.0, "Seconds between maintenance passes (rescue, redeliver, promote)."),
+    Tunable(
+        "MAINTENANCE_INTERVAL",
+        5.0,
+        "Seconds between maintenance passes (rescue, redeliver, promote) and between looks for due callbacks.",
+    ),
     Tunable("MAINTENANCE_BATCH", 100, "Most jobs one maintenance pass rescues or redelivers."),
     Tunable("REDELIVER_AFTER", 60.0, "A waiting job whose delivery is lost this long gets a new envelope."),
 )

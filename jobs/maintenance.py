@@ -10,7 +10,9 @@ Every cluster worker process runs :func:`tick` in a background thread (see
   failure, the broker table flushed) or was taken by a cluster that never started it
   (it died holding it) gets a new envelope.
 - **promote**: ``scheduled`` jobs whose ``run_at`` has come are shown as ``queued``.
-- **callbacks**: due completion callbacks are delivered (``jobs.callbacks``).
+
+Completion callbacks are not delivered here: a slow receiver would hold up the rescue.
+Each cluster delivers them on threads of its own (``jobs.callbacks.CallbackDeliverer``).
 
 Each is safe to run in many clusters at once: rows are taken with ``FOR UPDATE SKIP
 LOCKED`` and every write re-checks its condition.
@@ -24,7 +26,7 @@ import threading
 
 from django.conf import settings as django_settings
 
-from . import callbacks, db, services
+from . import db, services
 from .conf import settings
 from .exceptions import DatabaseUnavailable
 
@@ -40,7 +42,6 @@ def tick() -> dict[str, int]:
         "rescued": services.jobs_rescue_expired(limit=batch),
         "redelivered": services.jobs_redeliver_lost(limit=batch, retry=retry),
         "promoted": services.jobs_promote_due(limit=batch),
-        "callbacks": callbacks.deliver_due(limit=batch),
     }
 
 

@@ -677,10 +677,10 @@ def jobs_promote_due(*, limit: int) -> int:
 
 
 # -- completion callbacks (the outbox) ----------------------------------------------------
-def callbacks_take(*, limit: int, lease: float) -> list[dict[str, Any]]:
+def callbacks_take(*, limit: int, lease: float, busy_hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Due callbacks, each taken for one delivery attempt (hidden from other deliverers
-    for ``lease`` seconds)."""
-    return db.fetch_all("callback_take", limit=limit, lease=lease)
+    for ``lease`` seconds), but none to a host in ``busy_hosts``. Each row names its ``host``."""
+    return db.fetch_all("callback_take", limit=limit, lease=lease, busy_hosts=list(busy_hosts))
 
 
 def callback_delivered(*, callback_id: int, attempts: int, status: int) -> None:

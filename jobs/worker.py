@@ -218,11 +218,20 @@ def _run(job: Job, started: float) -> Outcome:
         beating.untrack(job)  # only once the outcome is written: the lease cannot lapse before
 
 
+#: What a failed attempt led to: another attempt, the end, or (cancellation was asked
+#: meanwhile) cancelled rather than tried again.
+_FAILURE_OUTCOMES = {
+    Status.SCHEDULED: Outcome.RETRYING,
+    Status.FAILED: Outcome.FAILED,
+    Status.CANCELLED: Outcome.CANCELLED,
+}
+
+
 def _fail(job: Job, error: BaseException, *, retryable: bool, job_type: type[JobType] | None) -> Outcome:
     ended = _write(
         lambda: services.job_fail(job=job, error=error, retryable=retryable, job_type=job_type), what="failure"
     )
-    return Outcome.FAILED if ended.status is Status.FAILED else Outcome.RETRYING
+    return _FAILURE_OUTCOMES[ended.status]
 
 
 def _report_progress(job: Job, percent: float, message: str, milestone: bool) -> bool:

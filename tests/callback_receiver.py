@@ -1,5 +1,6 @@
 """A local HTTP receiver for completion callbacks (tests only): records what arrives and
-answers with the status it is told to."""
+answers with the status it is told to, after ``delay`` seconds (a slow receiver; it
+stops waiting when the receiver closes)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ from typing import Any
 
 
 class Receiver:
-    def __init__(self, status: int = 200, location: str | None = None) -> None:
+    def __init__(
+        self, status: int = 200, location: str | None = None, *, delay: float = 0.0, host: str = "127.0.0.1"
+    ) -> None:
         self.status = status
         self.location = location
+        self.delay = delay
         self.received: list[dict[str, Any]] = []
+        #: Requests that arrived (counted before the delay; ``received`` after it).
+        self.arrived = 0
+        self.closing = threading.Event()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.arrived += 1
+                if receiver.delay and receiver.closing.wait(receiver.delay):
+                    return  # closing: drop the connection unanswered
                 receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 self.send_response(receiver.status)
                 if receiver.location:
@@ -29,7 +39,9 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        #: ``host`` may be another name for this machine (``localhost``): another host to
+        #: the platform, which counts its deliveries per host.
+        self.url = f"http://{host}:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Receiver:
@@ -37,5 +49,6 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()

@@ -1,21 +1,29 @@
 -- The callbacks table: the outbox of completion callbacks (written by the jobs queries'
 -- _callback_insert fragment), taken, delivered and retried here.
 
+-- _callback_host --
+-- Fragment (an expression): the host a callback goes to, lower-case, without brackets or
+-- port (what JOBS_CALLBACK_ALLOWED_HOSTS names); the deliverer counts its deliveries per host.
+COALESCE(lower(trim(BOTH '[]' FROM substring(c.url FROM '^[A-Za-z][A-Za-z0-9+.-]*://(\[[^]/]*\]|[^/?#:]*)'))), '')
+
 -- callback_take --
 -- Take due callbacks for one delivery attempt each: they become invisible to other
 -- deliverers for %(lease)s seconds (a deliverer that dies mid-way only delays them).
+-- Callbacks to the hosts in %(busy_hosts)s (a JSON array: hosts this deliverer already
+-- has enough deliveries under way to) stay for later, so a slow host holds only its own.
 WITH due AS (
-    SELECT id FROM jobs_callback
-    WHERE delivered_at IS NULL AND gave_up_at IS NULL AND due_at <= now()
-    ORDER BY due_at
+    SELECT c.id FROM jobs_callback c
+    WHERE c.delivered_at IS NULL AND c.gave_up_at IS NULL AND c.due_at <= now()
+      AND NOT (/* include _callback_host */ = ANY (ARRAY(SELECT jsonb_array_elements_text(%(busy_hosts)s::jsonb))))
+    ORDER BY c.due_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF c SKIP LOCKED
 )
 UPDATE jobs_callback c
 SET attempts = c.attempts + 1, due_at = now() + make_interval(secs => %(lease)s)
 FROM due, jobs_job j, jobs_app a
 WHERE c.id = due.id AND j.id = c.job_id AND a.id = j.app_id
-RETURNING c.id, c.job_id, c.url, c.attempts, a.callback_secret;
+RETURNING c.id, c.job_id, c.url, c.attempts, a.callback_secret, /* include _callback_host */ AS host;
 
 -- callback_delivered --
 -- A delivery answered 2xx: done, and recorded in the job's history (only by the

@@ -1,8 +1,10 @@
-"""A completion callback survives the cluster dying between "finished" and "notified"."""
+"""A completion callback survives the cluster dying between "finished" and "notified";
+receivers that never answer in time do not hold up the rescue of jobs."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +20,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Iterator[Platform]:
-    env = {"JOBS_CALLBACK_ALLOWED_HOSTS": "127.0.0.1", "JOBS_CALLBACK_BACKOFF_BASE": "0.5"}
+    env = {
+        "JOBS_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+        "JOBS_CALLBACK_BACKOFF_BASE": "0.5",
+        # The slow receiver below answers after a minute: each delivery to it waits this long.
+        "JOBS_CALLBACK_TIMEOUT": "20",
+    }
     with running_platform(settings.DATABASES["default"], tmp_path_factory.mktemp("callbacks"), env) as instance:
         yield instance
 
@@ -51,3 +58,41 @@ def test_kill9_after_the_job_finished_and_before_the_receiver_got_it(platform):
     body = json.loads(last["body"])
     assert body["id"] == job["id"] and body["status"] == "succeeded" and body["result"] == {"index": 7}
     assert all(e["data"]["delivered"] is False for e in callback_events(platform, job["id"])[:-1])
+
+
+def test_receivers_that_never_answer_in_time_do_not_delay_the_rescue(platform):
+    """A dozen callbacks due to a receiver that answers after a minute (each delivery waits
+    JOBS_CALLBACK_TIMEOUT, 20 s, for nothing) while a cluster is killed under a running job:
+    the other cluster rescues it within the lease and a few maintenance intervals (when the
+    maintenance pass delivered callbacks, this took minutes)."""
+    lease = float(platform.env["JOBS_LEASE_SECONDS"])
+    interval = float(platform.env["JOBS_MAINTENANCE_INTERVAL"])
+    api = platform.client(platform.token("slow-hooks"))
+    with Receiver(200, delay=60) as receiver:
+        hooked = [
+            platform.create_job(api, {"type": "test_short", "params": {"index": i}, "callback_url": receiver.url})
+            for i in range(12)
+        ]
+        first = platform.start_cluster()
+        for job in hooked:
+            assert platform.wait_status(job["id"], ("succeeded", "failed"), timeout=60)["status"] == "succeeded"
+        long = platform.create_job(api, {"type": "test_sleep", "params": {"seconds": 6}})
+        running = platform.wait_status(long["id"], ("running",), timeout=30)
+        platform.start_cluster()
+        # Both clusters are busy with the slow receiver: each has deliveries waiting on it.
+        wait_for(lambda: receiver.arrived >= 4, timeout=30, what="both clusters delivering to the slow receiver")
+        killed_at = time.monotonic()
+        platform.kill9(first)  # the cluster running the long job dies with it
+        wait_for(
+            lambda: any(e["kind"] == "rescued" for e in platform.events(long["id"])),
+            timeout=60,
+            interval=0.1,
+            what="the long job rescued",
+        )
+        rescued_after = time.monotonic() - killed_at
+        done = platform.wait_status(long["id"], ("succeeded", "failed"), timeout=60)
+        print(f"rescued {rescued_after:.1f} s after the kill (lease {lease:g} s, maintenance every {interval:g} s)")
+        assert rescued_after <= lease + 4 * interval + 3, rescued_after
+        assert done["status"] == "succeeded" and done["attempts"] == 2
+        assert running["worker"] != done["worker"]
+        platform.stop_clusters()

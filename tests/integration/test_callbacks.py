@@ -4,6 +4,8 @@ signed, retried with backoff, every attempt in the job's history."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 
 import pytest
 
@@ -142,3 +144,65 @@ def test_a_result_from_a_deliverer_that_lost_its_lease_is_not_written(api, allow
         assert raw.fetchone()[0] == 0  # the first deliverer's late result changed nothing
         services.callback_delivered(callback_id=again["id"], attempts=again["attempts"], status=200)
         assert [e["data"]["delivered"] for e in events(api, job["id"])] == [True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_host_holds_only_its_own_delivery_slots(settings):
+    """Six callbacks due to a host that never answers in time, then one to another host:
+    the deliverer keeps at most JOBS_CALLBACK_PER_HOST deliveries on the slow host and
+    delivers the other host's at once."""
+    from tests.integration.conftest import new_app
+
+    settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    settings.JOBS = {**settings.JOBS, "CALLBACK_TIMEOUT": 30.0}
+    app, _ = new_app()
+    deliverer = callbacks.CallbackDeliverer(concurrency=3, per_host=2, interval=0.2)
+    with Receiver(200, delay=60) as slow, Receiver(200, host="localhost") as fast:
+        for _ in range(6):
+            job, _ = services.job_create(app=app, type="fibonacci", params={"n": 1}, callback_url=slow.url)
+            finish({"id": job.id})
+        job, _ = services.job_create(app=app, type="fibonacci", params={"n": 1}, callback_url=fast.url)
+        finish({"id": job.id})
+        deliverer.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not fast.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(fast.received) == 1, "the other host's callback waited behind the slow host"
+            while deliverer.in_flight() != {"127.0.0.1": 2} and time.monotonic() < deadline:
+                time.sleep(0.05)  # the fast delivery's thread is recording it
+            assert deliverer.in_flight() == {"127.0.0.1": 2}
+            time.sleep(0.5)  # several more looks: still no third delivery to the slow host
+            assert slow.arrived == 2
+        finally:
+            deliverer.stopping.set()
+    deliverer.stop(timeout=15)  # the slow deliveries ended when their receiver closed
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:8000/hook", "127.0.0.1"),
+        ("https://Hooks.Example.COM/a?b=c", "hooks.example.com"),
+        ("http://[::1]:9/x", "::1"),
+        ("HTTP://localhost", "localhost"),
+    ],
+)
+def test_the_outbox_counts_deliveries_by_the_host_the_allowed_list_names(api, raw, url, host):
+    """The host the deliverer counts (SQL) is the host JOBS_CALLBACK_ALLOWED_HOSTS compares (Python)."""
+    from urllib.parse import urlsplit
+
+    job = create(api).json()
+    finish(job)
+    raw.execute("INSERT INTO jobs_callback (job_id, url) VALUES (%s, %s)", [job["id"], url])
+    [taken] = services.callbacks_take(limit=1, lease=60)
+    assert taken["host"] == host == urlsplit(url).hostname.lower()
+    assert services.callbacks_take(limit=1, lease=60) == []
+
+
+def test_callbacks_to_a_busy_host_stay_in_the_outbox(api, allowed, raw):
+    job = create(api, callback_url="http://127.0.0.1:9/hook").json()
+    finish(job)
+    assert services.callbacks_take(limit=1, lease=60, busy_hosts=["127.0.0.1"]) == []
+    [taken] = services.callbacks_take(limit=1, lease=60, busy_hosts=["localhost"])
+    assert taken["job_id"] == uuid.UUID(job["id"]) and taken["attempts"] == 1

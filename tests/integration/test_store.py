@@ -53,6 +53,7 @@ PARAM_TYPES = {
     "idempotency_key": "text",
     "key": "text",
     "lease": "float8",
+    "busy_hosts": "jsonb",
     "key_hash": "text",
     "lease_seconds": "float8",
     "limit": "int4",

@@ -183,3 +183,28 @@ def test_the_types_backoff_base_and_cap_set_the_delay(test_types):
     assert 500 <= delays[0] <= 1000  # base 1000
     assert 750 <= delays[1] <= 1500  # 2000 capped at 1500
     assert 750 <= delays[2] <= 1500  # 4000 capped at 1500
+
+
+def test_a_retryable_failure_after_a_cancel_request_is_reported_cancelled_not_retrying(caplog):
+    """The outcome (and the transition log line) says what happened: cancelled."""
+    app, _ = new_app()
+
+    class FailsAfterCancel(JobType):
+        """Its application cancels it while it runs; then it fails with a retryable error."""
+
+        name = "test_fails_after_cancel"
+
+        def run(self, ctx, params):
+            services.job_cancel(app=app, job_id=ctx.job_id)
+            raise ConnectionError("the target went away")
+
+    registry.register(FailsAfterCancel)
+    try:
+        job = services.job_create(app=app, type="test_fails_after_cancel", params={}, metadata={})[0]
+        with caplog.at_level("INFO", logger="jobs.transitions"):
+            assert execute_job(str(job.id)) == Outcome.CANCELLED
+    finally:
+        registry._types.pop(FailsAfterCancel.name, None)
+    assert selectors.job_get(app=app, job_id=job.id).status is Status.CANCELLED
+    transitions = [r.getMessage() for r in caplog.records if r.name == "jobs.transitions"]
+    assert transitions and not any("retrying" in line for line in transitions), transitions

@@ -5,6 +5,8 @@ its workers without limit; here, once ``JOBS_SHUTDOWN_GRACE`` seconds have passe
 whatever still runs is killed so the process exits. Those jobs are not lost: their
 leases expire and any cluster's rescuer puts them back in the queue.
 
+The cluster's main process also delivers completion callbacks (``jobs.callbacks``).
+
 It also survives a SIGTERM sent to the whole process group (systemd's default
 ``KillMode=control-group``, ``kill -TERM -PGID``): django-q2's sentinel and workers
 die at once then, and can leave a lock held that django-q2's own stop waits on
@@ -27,6 +29,7 @@ from django_q.cluster import Cluster
 from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
 
+from jobs import callbacks
 from jobs.conf import settings as jobs_settings
 from jobs.queue import DEFAULT_QUEUE, queue_key, queue_names
 
@@ -114,6 +117,15 @@ class Command(DjangoQClusterCommand):
             daemon=True,
         ).start()
         cluster.start()
+        # Completion callbacks go out from this (the cluster's main) process, on threads of
+        # their own, started after the sentinel was forked (no fork copies them).
+        callbacks.start_background()
         if options.get("run_once", False):
             stop_requested.set()
             cluster.stop()
+            return
+        # django-q2 returns here and waits for its sentinel at interpreter exit, where no
+        # thread may start new work: stay until the cluster has stopped (a stop request
+        # joins the sentinel in the signal handler; this loop then ends).
+        while cluster.sentinel is not None and cluster.sentinel.is_alive():
+            time.sleep(0.5)
