@@ -9,8 +9,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.context import JobContext
 from jobs.registry import JobType, registry
+from jobs.runtime.context import JobContext
 
 
 @registry.register

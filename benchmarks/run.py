@@ -765,8 +765,8 @@ class Bench:
         )
 
     def compute(self) -> None:
-        from jobs.context import JobContext
         from jobs.registry import registry
+        from jobs.runtime.context import JobContext
 
         session = self.session()
         for type_name, params in (("fibonacci", {"n": self.o.fibonacci_n}), ("pi", {"digits": self.o.pi_digits})):

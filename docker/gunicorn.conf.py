@@ -34,12 +34,19 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 from gunicorn.glogging import Logger
+
+# gunicorn reads this file before it puts the project on the path: the project's own
+# defaults (jobs.conf) are one folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jobs.conf import DEFAULT_TRUSTED_PROXIES
 
 
 def _number(name: str, default: float) -> float:
@@ -57,7 +64,7 @@ worker_class = "sync"
 timeout = int(_number("WEB_TIMEOUT", 30))
 graceful_timeout = int(_number("WEB_GRACEFUL_TIMEOUT", 30))
 body_timeout = _number("WEB_BODY_TIMEOUT", 10)
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or DEFAULT_TRUSTED_PROXIES
 accesslog = "-"
 control_socket_disable = True
 

@@ -6,7 +6,8 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (system checks, cluster hooks)
+        from . import checks  # noqa: F401  (system checks)
         from .registry import registry
+        from .runtime import signals  # noqa: F401  (cluster hooks)
 
         registry.autodiscover()

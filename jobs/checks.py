@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .conf import settings
+from .conf import q_cluster_retry, settings
 
 _OTHER_BROKERS = ("redis", "disque", "iron_mq", "sqs", "mongo", "django_redis")
 
@@ -40,7 +40,7 @@ def worker_settings_problems(q_cluster: dict[str, Any], jobs: Any) -> list[str]:
             f"(found {', '.join(others) or 'no orm key'}): a job row and its queue envelope must commit together."
         )
     timeout = q_cluster.get("timeout")
-    retry = q_cluster.get("retry", 60)
+    retry = q_cluster_retry(q_cluster)
     if timeout is None or timeout < jobs.MAX_TIMEOUT:
         problems.append(
             f"Q_CLUSTER['timeout'] ({timeout}) must be at least JOBS['MAX_TIMEOUT'] ({jobs.MAX_TIMEOUT}), "

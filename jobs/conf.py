@@ -157,6 +157,39 @@ class Settings:
 settings = Settings()
 
 
+# -- settings that are lists or names: each default written here, read through these -------
+#: Peers trusted to say who the client is (``X-Forwarded-For``) and how it connected
+#: (``X-Forwarded-Proto``): ``FORWARDED_ALLOW_IPS``, shared with gunicorn.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.1,::1"
+#: Addresses that may read ``/metrics`` without a token (``JOBS_METRICS_ALLOW``).
+DEFAULT_METRICS_ALLOW = "127.0.0.1,::1"
+#: django-q2's own default for ``Q_CLUSTER["retry"]`` (``django_q.conf.Conf``), used when
+#: the setting leaves it out (``jobplatform.settings`` always sets it).
+DJANGO_Q_DEFAULT_RETRY = 60
+
+
+def address_list(raw: str | None) -> list[str]:
+    """A comma-separated list of addresses or networks, blanks dropped."""
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+def trusted_proxies() -> str:
+    """``FORWARDED_ALLOW_IPS`` as Django's settings hold it (``JOBS_TRUSTED_PROXIES``)."""
+    return str(getattr(django_settings, "JOBS_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
+
+
+def metrics_allow() -> tuple[str, ...]:
+    """``JOBS_METRICS_ALLOW`` as Django's settings hold it."""
+    return tuple(getattr(django_settings, "JOBS_METRICS_ALLOW", address_list(DEFAULT_METRICS_ALLOW)))
+
+
+def q_cluster_retry(q_cluster: dict[str, Any] | None = None) -> float:
+    """Seconds after which django-q2 hands an envelope it handed out once out again."""
+    if q_cluster is None:
+        q_cluster = getattr(django_settings, "Q_CLUSTER", {})
+    return q_cluster.get("retry", DJANGO_Q_DEFAULT_RETRY)
+
+
 def markdown_table() -> str:
     """The README's table of tunables (``python -m jobs.conf`` prints it)."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]

@@ -52,11 +52,22 @@ def load_queries(directory: Path = SQL_DIR) -> dict[str, str]:
                 raise ValueError(f"query {name!r} in {path.name} needs a one-line description")
             queries[name] = "\n".join(lines[1:]).strip().rstrip(";")
     fragments = {name: sql for name, sql in queries.items() if name.startswith("_")}
-    return {
-        name: _INCLUDE.sub(lambda match: fragments[match.group(1)], sql)
-        for name, sql in queries.items()
-        if not name.startswith("_")
-    }
+    return {name: _expand(sql, fragments) for name, sql in queries.items() if not name.startswith("_")}
+
+
+def _expand(sql: str, fragments: dict[str, str], seen: tuple[str, ...] = ()) -> str:
+    """``sql`` with every ``/* include name */`` replaced by its fragment (fragments may
+    include fragments; a fragment that includes itself is an error)."""
+
+    def include(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in seen:
+            raise ValueError(f"fragment {name!r} includes itself ({' -> '.join((*seen, name))})")
+        if name not in fragments:
+            raise ValueError(f"no fragment {name!r} to include")
+        return _expand(fragments[name], fragments, (*seen, name))
+
+    return _INCLUDE.sub(include, sql)
 
 
 queries: dict[str, str] = load_queries()

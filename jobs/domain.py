@@ -31,6 +31,50 @@ class Status(enum.StrEnum):
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
+class EventKind(enum.StrEnum):
+    """What one entry of a job's history (``jobs_event.kind``) records. A SQL ``CHECK``
+    refuses any other (migration 0013; a test compares it with this enum), and the
+    OpenAPI document lists these."""
+
+    #: The job was created (``data.type``).
+    CREATED = "created"
+    #: It waits for its ``run_at`` or a retry's backoff (``data.run_at``).
+    SCHEDULED = "scheduled"
+    #: It waits for a worker.
+    QUEUED = "queued"
+    #: An attempt started (``attempt``, ``data.worker``).
+    STARTED = "started"
+    #: Progress crossed 25, 50 or 75 % (``data.percent``, ``data.message``).
+    PROGRESS = "progress"
+    #: An attempt failed and another is scheduled (``data.error``, ``data.delay``, ``data.run_at``).
+    RETRIED = "retried"
+    #: Its worker stopped responding; it was queued again (``data.error``, ``data.worker``).
+    RESCUED = "rescued"
+    #: Its delivery was lost; it got a new one (``data.previous_envelope``).
+    REDELIVERED = "redelivered"
+    #: Its application asked a running attempt to stop.
+    CANCEL_REQUESTED = "cancel_requested"
+    #: It ended with a result.
+    SUCCEEDED = "succeeded"
+    #: It ended with an error (``data``: the error).
+    FAILED = "failed"
+    #: It ended cancelled.
+    CANCELLED = "cancelled"
+    #: A completion callback delivery (``data.url``, ``data.delivery``, ``data.status``, ``data.delivered``).
+    CALLBACK = "callback"
+
+
+def event_kind_check(kinds: tuple[str, ...]) -> str:
+    """The SQL that makes ``jobs_event.kind`` one of ``kinds`` (a migration passes the
+    kinds of its time; ``tests/integration/test_store.py`` compares the database's with
+    :class:`EventKind`)."""
+    listed = ", ".join("'" + kind.replace("'", "''") + "'" for kind in kinds)
+    return (
+        "ALTER TABLE jobs_event DROP CONSTRAINT IF EXISTS jobs_event_kind_known;\n"
+        f"ALTER TABLE jobs_event ADD CONSTRAINT jobs_event_kind_known CHECK (kind IN ({listed}));"
+    )
+
+
 class Scope(enum.StrEnum):
     """What a token may do (``issue_token --scope``; stored in ``jobs_token.scopes``)."""
 

@@ -19,7 +19,7 @@ from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.status import Stat
 
-from . import db
+from . import selectors
 from .exceptions import DatabaseUnavailable
 
 #: The states of a cluster that takes work (django-q2 also reports Stopping and Stopped).
@@ -87,10 +87,9 @@ def readiness() -> dict[str, str]:
     """
     checks: dict[str, str] = {}
     try:
-        db.fetch_one("health_check")
+        selectors.database_health()
         checks["database"] = "ok"
     except DatabaseUnavailable as exc:
-        connections[DEFAULT_DB_ALIAS].close()
         checks["database"] = f"unavailable: {_short(exc)}"
     if checks["database"] == "ok":
         try:

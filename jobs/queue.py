@@ -21,7 +21,7 @@ from django_q.humanhash import humanize
 from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
 
-EXECUTE_JOB = "jobs.worker.execute_job"
+EXECUTE_JOB = "jobs.runtime.worker.execute_job"
 
 
 def envelope_payload(job_id: uuid.UUID, *, timeout: int) -> str:

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rest_framework import serializers
 
+from . import params as job_params
 from .conf import settings
 from .exceptions import DuplicateJobType, PermanentError, UnknownJobType
 
 if TYPE_CHECKING:
-    from .context import JobContext
+    from .runtime.context import JobContext
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +79,14 @@ class JobType:
     @classmethod
     def params_schema(cls) -> dict[str, Any]:
         """JSON Schema of the params, derived from the ``Params`` serializer."""
-        from rest_framework.schemas.openapi import AutoSchema
+        return job_params.json_schema(cls.Params)
 
-        schema = AutoSchema().map_serializer(cls.Params())
-        schema["additionalProperties"] = False
-        return schema
+    @classmethod
+    def validate_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` checked against the ``Params`` serializer exactly as
+        :meth:`params_schema` says; the validated values (what is stored and what
+        :meth:`run` gets). Raises InvalidInput naming each ``params.<field>`` at fault."""
+        return job_params.validate(cls.Params, values)
 
 
 class Registry:

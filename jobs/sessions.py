@@ -23,7 +23,8 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
-from jobs import db
+from jobs.selectors import sessions as stored
+from jobs.services import sessions as store
 
 #: The session key holding the id (never the secret) of the token a browser logged in with.
 SESSION_TOKEN_ID = "jobs_token_id"
@@ -43,15 +44,15 @@ def _token_id(data: dict[str, Any]) -> uuid.UUID | None:
 
 class SessionStore(SessionBase):
     def load(self) -> dict[str, Any]:
-        row = db.fetch_one("session_get_live", key_hash=key_hash(self.session_key)) if self.session_key else None
-        if row is None:
+        data = stored.session_data(key_hash=key_hash(self.session_key)) if self.session_key else None
+        if data is None:
             # Unknown, ended or expired: a new, empty session (with a new key if saved).
             self._session_key = None
             return {}
-        return self.decode(row["data"])
+        return self.decode(data)
 
     def exists(self, session_key: str) -> bool:
-        return db.fetch_one("session_exists", key_hash=key_hash(session_key)) is not None
+        return stored.session_exists(key_hash=key_hash(session_key))
 
     def create(self) -> None:
         while True:
@@ -74,9 +75,9 @@ class SessionStore(SessionBase):
             "expires_at": self.get_expiry_date(),
         }
         if must_create:
-            if db.fetch_one("session_create", **params) is None:
+            if not store.session_create(**params):
                 raise CreateError
-        elif db.fetch_one("session_save", **params) is None:
+        elif not store.session_save(**params):
             # Ended (log-out elsewhere, token revoked) while this request ran: Django's
             # middleware answers that the session was ended, and it stays ended.
             raise UpdateError
@@ -85,7 +86,7 @@ class SessionStore(SessionBase):
     def delete(self, session_key: str | None = None) -> None:
         key = session_key or self.session_key
         if key is not None:
-            db.fetch_one("session_end", key_hash=key_hash(key))
+            store.session_end(key_hash=key_hash(key))
 
     @classmethod
     def clear_expired(cls) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from jobs.conf import env_number, jobs_from_environment
+from jobs.conf import DEFAULT_METRICS_ALLOW, DEFAULT_TRUSTED_PROXIES, address_list, env_number, jobs_from_environment
 from jobs.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -213,10 +213,10 @@ JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
 # Addresses and networks that may read /metrics without a token (comma-separated), when
 # the request did not come through a proxy (see jobs/api/metrics.py and README "Metrics").
 # Set but empty: no address, a token always.
-JOBS_METRICS_ALLOW = [a.strip() for a in os.environ.get("JOBS_METRICS_ALLOW", "127.0.0.1,::1").split(",") if a.strip()]
+JOBS_METRICS_ALLOW = address_list(os.environ.get("JOBS_METRICS_ALLOW", DEFAULT_METRICS_ALLOW))
 # Peers whose X-Forwarded-For names the client, for the failed-authentication limit per
 # client address: the list gunicorn already trusts with X-Forwarded-Proto (the proxy).
-JOBS_TRUSTED_PROXIES = env("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+JOBS_TRUSTED_PROXIES = env("FORWARDED_ALLOW_IPS", DEFAULT_TRUSTED_PROXIES)
 # Django refuses bodies above this when read through request.body; our API checks
 # the same limit itself and answers 413 (see jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])
@@ -275,7 +275,7 @@ Q_CLUSTER = {
     "poll": env_float("Q_POLL", 0.1),
     # The database broker, woken by PostgreSQL LISTEN/NOTIFY between polls (jobs/broker.py).
     # Q_LISTEN=false: django-q2's own ORM broker, which only polls.
-    **({"broker_class": "jobs.broker.ListeningORM"} if env_bool("Q_LISTEN", True) else {}),
+    **({"broker_class": "jobs.runtime.broker.ListeningORM"} if env_bool("Q_LISTEN", True) else {}),
     "guard_cycle": 0.5,
     "scheduler": False,
     "catch_up": False,

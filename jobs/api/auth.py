@@ -8,11 +8,13 @@ from typing import Any
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication, get_authorization_header
 
-from jobs import ratelimit, selectors
+from jobs import selectors
 from jobs.conf import settings
 from jobs.domain import App
+from jobs.services import ratelimit
 from jobs.sessions import SESSION_TOKEN_ID
 
+from .addresses import client_address
 from .errors import Refused
 from .middleware import note_rate_window
 
@@ -51,7 +53,7 @@ class AppTokenAuthentication(TokenAuthentication):
             cached = selectors.cached_app_for_token(token=key)
             if cached is not None:
                 return cached, key
-        address = ratelimit.client_address(request.META if request is not None else {})
+        address = client_address(request.META if request is not None else {})
         check = ratelimit.token_check(token=key, address=address)
         if check.blocked:
             # Whatever the token: a guesser must not learn which of its guesses was right.

@@ -1,14 +1,19 @@
 """One error shape for every answer: RFC 9457 ``application/problem+json``.
 
-Domain errors (``jobs.exceptions``) and DRF's own map to a status code here and
-nowhere else. Validation problems list each offending field under ``errors``
-(``field`` as a dotted path, ``pointer`` as a JSON Pointer into the request body).
+Every problem body is built here (:func:`problem_for`) and nowhere else: domain errors
+(``jobs.exceptions``), DRF's own, Django's, and the HTTP-level ones below map to a status
+code and a :class:`ProblemType` here. Validation problems list each offending field
+under ``errors`` (``field`` as a dotted path, ``pointer`` as a JSON Pointer into the
+request body).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from http import HTTPStatus
 from typing import Any
 
@@ -38,10 +43,75 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:jobplatform:problem:"
 
 
+class ProblemType(enum.StrEnum):
+    """The API's own problem types: a body's ``type`` is ``urn:jobplatform:problem:<value>``
+    (other errors are ``about:blank``, told apart by their status). The OpenAPI document
+    lists these."""
+
+    #: A field (or several) is invalid: ``errors`` names each.
+    INVALID_REQUEST = "invalid-request"
+    #: The body is not well-formed JSON (or names a key twice).
+    MALFORMED_JSON = "malformed-json"
+    #: This ``Idempotency-Key`` was used before with a different request.
+    IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
+    #: The token lacks the scope the request needs (``required_scope``).
+    INSUFFICIENT_SCOPE = "insufficient-scope"
+    #: A rate limit was reached (``retry_after``).
+    RATE_LIMITED = "rate-limited"
+    #: The resource's state does not allow this (a finished job cannot be cancelled).
+    CONFLICT = "conflict"
+    #: The application has as many unfinished jobs as it may.
+    TOO_MANY_UNFINISHED_JOBS = "too-many-unfinished-jobs"
+    #: The request body stopped arriving.
+    BODY_TIMEOUT = "body-timeout"
+    #: A chunked body the server in front did not decode.
+    LENGTH_REQUIRED = "length-required"
+    #: The database cannot be reached (``Retry-After``).
+    DATABASE_UNAVAILABLE = "database-unavailable"
+    #: A readiness check fails (``checks``).
+    NOT_READY = "not-ready"
+
+    @property
+    def uri(self) -> str:
+        return TYPE_PREFIX + self.value
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+class BadRequest(exceptions.APIException):
+    """400 about a request DRF never parsed (a malformed ``Content-Length``, a chunked body
+    that could not be read)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Bad request."
+    default_code = "bad_request"
+
+
+class ServerError(exceptions.APIException):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_detail = "An unexpected error occurred; it has been logged."
+    default_code = "server_error"
+
+
+class BodyTimeout(JobsError):
+    """The request body did not arrive in time."""
+
+
+class LengthRequired(JobsError):
+    """Send the body with a Content-Length."""
+
+
+class NotReady(JobsError):
+    """The platform is not ready: ``checks`` says which readiness check fails."""
+
+    def __init__(self, checks: dict[str, str]) -> None:
+        self.checks = checks
+        failing = [name for name, outcome in checks.items() if outcome != "ok"]
+        super().__init__(f"Not ready: {'; '.join(f'{name} {checks[name]}' for name in failing)}.")
 
 
 class Refused(exceptions.APIException):
@@ -59,13 +129,13 @@ def problem(
     status_code: int,
     detail: str,
     *,
-    slug: str | None = None,
+    slug: ProblemType | None = None,
     errors: tuple[list[dict[str, str]], int] | None = None,
     instance: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "type": TYPE_PREFIX + slug if slug else "about:blank",
+        "type": slug.uri if slug else "about:blank",
         "title": HTTPStatus(status_code).phrase,
         "status": status_code,
         "detail": cut(detail, settings.ERROR_ECHO_MAX),
@@ -148,99 +218,115 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    request = context.get("request")
-    instance = request.path if request is not None else None
-    headers: dict[str, str] = {}
+@dataclass(frozen=True)
+class Problem:
+    """An error answer: its status, its problem+json body and its header fields."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = dataclass_field(default_factory=dict)
+
+
+def _retry_later(seconds: int) -> dict[str, str]:
+    return {"Retry-After": str(seconds)}
+
+
+def problem_for(exc: BaseException, *, instance: str | None = None) -> Problem:
+    """The answer to an error: every problem body of the API is built here, whoever meets
+    the error (DRF's views, the middleware, the log-in form, readiness, Django's handlers)."""
     if isinstance(exc, Refused):
         exc = exc.error
-
     if isinstance(exc, (Http404, NotFound)):
-        code, body = 404, problem(404, str(exc) if isinstance(exc, NotFound) else "Not found.", instance=instance)
-    elif isinstance(exc, InvalidInput):
-        code = 400
-        body = problem(400, str(exc), slug="invalid-request", errors=field_errors(exc.errors), instance=instance)
-    elif isinstance(exc, IdempotencyKeyReused):
-        code = 422
-        body = problem(422, str(exc), slug="idempotency-key-reused", instance=instance, **exc.context)
-    elif isinstance(exc, ScopeRequired):
-        code = 403
-        body = problem(403, str(exc), slug="insufficient-scope", instance=instance, **exc.context)
-    elif isinstance(exc, RateLimited):
-        code = 429
-        body = problem(429, str(exc), slug="rate-limited", instance=instance, retry_after=exc.retry_after)
-        headers["Retry-After"] = str(exc.retry_after)
-    elif isinstance(exc, Conflict):
-        code, body = 409, problem(409, str(exc), slug="conflict", instance=instance, **exc.context)
-    elif isinstance(exc, TooManyUnfinishedJobs):
-        code, body = 429, problem(429, str(exc), slug="too-many-unfinished-jobs", instance=instance)
-        headers["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
-    elif isinstance(exc, RequestDataTooBig):
-        code, body = 413, problem(413, "The request body is too large.", instance=instance)
-    elif isinstance(exc, UnreadablePostError):
-        # The client stopped sending its body (gunicorn's body deadline, see
-        # docker/gunicorn.conf.py) or dropped the connection: its fault, not ours.
-        if _caused_by(exc, TimeoutError):
-            code = 408
-            body = problem(408, "The request body did not arrive in time.", slug="body-timeout", instance=instance)
-        else:
-            code, body = 400, problem(400, "The request body could not be read.", instance=instance)
-    elif isinstance(exc, (DatabaseUnavailable, DatabaseError)) and (
+        return Problem(404, problem(404, str(exc) if isinstance(exc, NotFound) else "Not found.", instance=instance))
+    if isinstance(exc, InvalidInput):
+        errors = field_errors(exc.errors)
+        return Problem(400, problem(400, str(exc), slug=ProblemType.INVALID_REQUEST, errors=errors, instance=instance))
+    if isinstance(exc, IdempotencyKeyReused):
+        slug = ProblemType.IDEMPOTENCY_KEY_REUSED
+        return Problem(422, problem(422, str(exc), slug=slug, instance=instance, **exc.context))
+    if isinstance(exc, ScopeRequired):
+        slug = ProblemType.INSUFFICIENT_SCOPE
+        return Problem(403, problem(403, str(exc), slug=slug, instance=instance, **exc.context))
+    if isinstance(exc, RateLimited):
+        body = problem(429, str(exc), slug=ProblemType.RATE_LIMITED, instance=instance, retry_after=exc.retry_after)
+        return Problem(429, body, _retry_later(exc.retry_after))
+    if isinstance(exc, Conflict):
+        return Problem(409, problem(409, str(exc), slug=ProblemType.CONFLICT, instance=instance, **exc.context))
+    if isinstance(exc, TooManyUnfinishedJobs):
+        body = problem(429, str(exc), slug=ProblemType.TOO_MANY_UNFINISHED_JOBS, instance=instance)
+        return Problem(429, body, _retry_later(settings.RETRY_AFTER_SECONDS))
+    if isinstance(exc, NotReady):
+        body = problem(503, str(exc), slug=ProblemType.NOT_READY, instance=instance, checks=exc.checks)
+        return Problem(503, body, _retry_later(settings.RETRY_AFTER_SECONDS))
+    if isinstance(exc, BodyTimeout) or (isinstance(exc, UnreadablePostError) and _caused_by(exc, TimeoutError)):
+        # The client stopped sending its body (gunicorn's body deadline, see docker/gunicorn.conf.py).
+        return Problem(408, problem(408, str(BodyTimeout()), slug=ProblemType.BODY_TIMEOUT, instance=instance))
+    if isinstance(exc, LengthRequired):
+        return Problem(411, problem(411, str(exc), slug=ProblemType.LENGTH_REQUIRED, instance=instance))
+    if isinstance(exc, RequestDataTooBig):
+        return Problem(413, problem(413, "The request body is too large.", instance=instance))
+    if isinstance(exc, UnreadablePostError):
+        # The client dropped the connection: its fault, not ours.
+        return Problem(400, problem(400, "The request body could not be read.", instance=instance))
+    if isinstance(exc, (DatabaseUnavailable, DatabaseError)) and (
         isinstance(exc, DatabaseUnavailable) or db.is_unavailable(exc)
     ):
         logger.warning("database unavailable: %s", exc)
-        code = 503
         body = problem(
-            503, "The database is unavailable; retry shortly.", slug="database-unavailable", instance=instance
+            503, "The database is unavailable; retry shortly.", slug=ProblemType.DATABASE_UNAVAILABLE, instance=instance
         )
-        headers["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
-    elif isinstance(exc, PermissionDenied):
-        code, body = 403, problem(403, "Permission denied.", instance=instance)
-    elif isinstance(exc, exceptions.ValidationError):
-        code = 400
-        body = problem(
-            400, "The request is invalid.", slug="invalid-request", errors=field_errors(exc.detail), instance=instance
-        )
-    elif isinstance(exc, exceptions.ParseError):
-        code, body = 400, problem(400, str(exc.detail), slug="malformed-json", instance=instance)
-    elif isinstance(exc, exceptions.APIException):
-        code = exc.status_code
+        return Problem(503, body, _retry_later(settings.RETRY_AFTER_SECONDS))
+    if isinstance(exc, PermissionDenied):
+        return Problem(403, problem(403, "Permission denied.", instance=instance))
+    if isinstance(exc, exceptions.ValidationError):
+        errors = field_errors(exc.detail)
+        slug = ProblemType.INVALID_REQUEST
+        return Problem(400, problem(400, "The request is invalid.", slug=slug, errors=errors, instance=instance))
+    if isinstance(exc, exceptions.ParseError):
+        return Problem(400, problem(400, str(exc.detail), slug=ProblemType.MALFORMED_JSON, instance=instance))
+    if isinstance(exc, exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else "; ".join(str(d) for d in exc.detail)
-        body = problem(code, str(detail), instance=instance)
+        headers: dict[str, str] = {}
         if getattr(exc, "auth_header", None):
             # Set by DRF on 401s from the first authentication class (ours: "Token").
-            headers["WWW-Authenticate"] = exc.auth_header
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
         if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
-    else:
-        logger.exception("unhandled error on %s", instance)
-        code, body = 500, problem(500, "An unexpected error occurred; it has been logged.", instance=instance)
+            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+        return Problem(exc.status_code, problem(exc.status_code, str(detail), instance=instance), headers)
+    logger.error("unhandled error on %s", instance, exc_info=exc)
+    return Problem(500, problem(500, "An unexpected error occurred; it has been logged.", instance=instance))
 
-    response = Response(body, status=code, headers=headers)
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's exception handler (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``)."""
+    request = context.get("request")
+    answer = problem_for(exc, instance=request.path if request is not None else None)
+    response = Response(answer.body, status=answer.status, headers=answer.headers)
     if not _wants_html(request):
         response.content_type = PROBLEM_JSON
     return response
 
 
-def problem_response(request: HttpRequest, status_code: int, detail: str, **kwargs: Any) -> JsonResponse:
-    """A problem answer outside DRF (plain Django views, middleware, handlers)."""
-    response = JsonResponse(
-        problem(status_code, detail, instance=request.path, **kwargs), status=status_code, content_type=PROBLEM_JSON
-    )
+def problem_response(request: HttpRequest, exc: BaseException) -> JsonResponse:
+    """The answer to an error outside DRF (plain Django views, middleware, handlers)."""
+    answer = problem_for(exc, instance=request.path)
+    response = JsonResponse(answer.body, status=answer.status, content_type=PROBLEM_JSON)
+    for name, value in answer.headers.items():
+        response[name] = value
     return response
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return problem_response(request, 404, "Not found.")
+    return problem_response(request, Http404())
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return problem_response(request, 400, "Bad request.")
+    return problem_response(request, BadRequest("Bad request."))
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return problem_response(request, 403, "Permission denied.")
+    return problem_response(request, PermissionDenied())
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
-    return problem_response(request, 500, "An unexpected error occurred; it has been logged.")
+    return problem_response(request, ServerError())

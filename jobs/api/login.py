@@ -12,8 +12,10 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from jobs import ratelimit, selectors
+from jobs import selectors
+from jobs.services import ratelimit
 
+from .addresses import client_address
 from .auth import SESSION_TOKEN_ID
 from .errors import problem_response
 from .middleware import note_rate_window
@@ -33,17 +35,14 @@ def _next_url(request: HttpRequest) -> str:
 def _too_many(request: HttpRequest, failures: ratelimit.Window) -> HttpResponse:
     """429 problem+json: this address used up its failed attempts."""
     note_rate_window(request, failures)
-    refusal = failures.refusal()
-    response = problem_response(request, 429, str(refusal), slug="rate-limited", retry_after=refusal.retry_after)
-    response["Retry-After"] = str(refusal.retry_after)
-    return response
+    return problem_response(request, failures.refusal())
 
 
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
     form = TokenLoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        address = ratelimit.client_address(request.META)
+        address = client_address(request.META)
         failures = ratelimit.failures(address=address)
         if failures is not None and failures.hits >= failures.limit:
             return _too_many(request, failures)

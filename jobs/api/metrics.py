@@ -6,7 +6,6 @@ import ipaddress
 from functools import lru_cache
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -15,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from jobs import metrics
+from jobs.conf import metrics_allow
 
 from .rendering import FastJSONRenderer
 from .schema import CHALLENGE, UNAVAILABLE, problems
@@ -44,7 +44,7 @@ def address_allowed(request: Any) -> bool:
         return False
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
         peer = peer.ipv4_mapped
-    networks = allowed_networks(tuple(getattr(django_settings, "JOBS_METRICS_ALLOW", ())))
+    networks = allowed_networks(metrics_allow())
     return any(peer in network for network in networks)
 
 

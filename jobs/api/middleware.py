@@ -15,9 +15,9 @@ from django.http import HttpRequest, HttpResponse
 from jobs import db
 from jobs.conf import settings
 from jobs.exceptions import DatabaseUnavailable
-from jobs.ratelimit import Window
+from jobs.services.ratelimit import Window
 
-from .errors import problem_response
+from .errors import BadRequest, BodyTimeout, LengthRequired, PayloadTooLarge, problem_response
 
 
 class RequestSizeLimitMiddleware:
@@ -31,13 +31,12 @@ class RequestSizeLimitMiddleware:
         try:
             length = int(declared)
         except ValueError:
-            return problem_response(request, 400, "Content-Length must be a whole number.")
+            return problem_response(request, BadRequest("Content-Length must be a whole number."))
         if length < 0:
-            return problem_response(request, 400, "Content-Length must be a whole number.")
+            return problem_response(request, BadRequest("Content-Length must be a whole number."))
         if length > settings.MAX_BODY_BYTES:
-            return problem_response(
-                request, 413, f"The request body is {length} bytes; the limit is {settings.MAX_BODY_BYTES}."
-            )
+            too_large = f"The request body is {length} bytes; the limit is {settings.MAX_BODY_BYTES}."
+            return problem_response(request, PayloadTooLarge(too_large))
         if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
             "CONTENT_LENGTH"
         ):
@@ -53,17 +52,17 @@ class RequestSizeLimitMiddleware:
         server decodes the chunks (gunicorn does, and says so with ``wsgi.input_terminated``)
         read the body here, bounded, and hand it on with its length; otherwise answer 411."""
         if not request.META.get("wsgi.input_terminated"):
-            return problem_response(request, 411, "Send the body with a Content-Length.", slug="length-required")
+            return problem_response(request, LengthRequired())
         limit = settings.MAX_BODY_BYTES
         try:
             body = request.META["wsgi.input"].read(limit + 1)
         except TimeoutError:
             # gunicorn's body deadline (docker/gunicorn.conf.py), as for any other body.
-            return problem_response(request, 408, "The request body did not arrive in time.", slug="body-timeout")
+            return problem_response(request, BodyTimeout())
         except Exception:  # a malformed chunk (gunicorn's own parse errors) or a dropped connection
-            return problem_response(request, 400, "The chunked request body could not be read.")
+            return problem_response(request, BadRequest("The chunked request body could not be read."))
         if len(body) > limit:
-            return problem_response(request, 413, f"The request body is over the limit of {limit} bytes.")
+            return problem_response(request, PayloadTooLarge(f"The request body is over the limit of {limit} bytes."))
         request.META["CONTENT_LENGTH"] = str(len(body))
         request._stream = LimitedStream(BytesIO(body), len(body))  # type: ignore[attr-defined]
         return None
@@ -81,16 +80,8 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if isinstance(exc, (DatabaseUnavailable, DatabaseError)) and db.is_unavailable(exc):
-            return self.unavailable(request)
+            return problem_response(request, exc)
         return None
-
-    @staticmethod
-    def unavailable(request: HttpRequest) -> HttpResponse:
-        response = problem_response(
-            request, 503, "The database is unavailable; retry shortly.", slug="database-unavailable"
-        )
-        response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
-        return response
 
 
 class ContentSecurityPolicyMiddleware:

@@ -17,10 +17,10 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from jobs.conf import settings
-from jobs.domain import Status
+from jobs.domain import EventKind, Status
 from jobs.registry import registry
 
-from .errors import PROBLEM_JSON
+from .errors import PROBLEM_JSON, ProblemType
 
 JSON = "application/json"
 
@@ -63,6 +63,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "type": {
                 "type": "string",
+                "enum": ["about:blank", *(problem_type.uri for problem_type in ProblemType)],
                 "description": "`urn:jobplatform:problem:<slug>` for the API's own problems, else `about:blank`.",
             },
             "title": {"type": "string", "description": "The status code's phrase."},
@@ -161,8 +162,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "at": TIMESTAMP,
             "kind": {
                 "type": "string",
-                "description": "`created`, `queued`, `scheduled`, `started`, `progress`, `retried`, `rescued`, "
-                "`redelivered`, `cancel_requested`, `succeeded`, `failed`, `cancelled`.",
+                "enum": [kind.value for kind in EventKind],
+                "description": "What the entry records: " + "; ".join(f"`{kind.value}`" for kind in EventKind) + ".",
             },
             "attempt": {"type": "integer", "minimum": 0},
             "data": {"type": "object"},

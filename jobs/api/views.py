@@ -23,7 +23,7 @@ from jobs.resources import event_output, job_output, job_url
 
 from . import schema
 from .conditional import job_etag, none_match
-from .errors import PROBLEM_JSON, problem
+from .errors import NotReady
 from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import CHALLENGE, COMMON, JOB_ID, JSON, UNAVAILABLE, header, ok, problems
@@ -322,20 +322,9 @@ class ReadyApi(APIView):
     )
     def get(self, request: Request) -> Response:
         checks = monitoring.readiness()
-        failing = [name for name, outcome in checks.items() if outcome != "ok"]
-        if not failing:
-            return Response({"status": "ready", "checks": checks})
-        body = problem(
-            503,
-            f"Not ready: {'; '.join(f'{name} {checks[name]}' for name in failing)}.",
-            slug="not-ready",
-            instance=request.path,
-            checks=checks,
-        )
-        response = Response(body, status=503, headers={"Retry-After": str(settings.RETRY_AFTER_SECONDS)})
-        if getattr(request.accepted_renderer, "format", None) != "api":  # the browsable API renders its own page
-            response.content_type = PROBLEM_JSON
-        return response
+        if any(outcome != "ok" for outcome in checks.values()):
+            raise NotReady(checks)
+        return Response({"status": "ready", "checks": checks})
 
 
 class RootApi(APIView):

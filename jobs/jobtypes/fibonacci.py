@@ -6,8 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.context import JobContext
 from jobs.registry import JobType, registry
+from jobs.runtime.context import JobContext
 
 
 def fibonacci(n: int, progress: Any = None) -> int:

@@ -9,8 +9,8 @@ from typing import Any
 import gmpy2
 from rest_framework import serializers
 
-from jobs.context import JobContext
 from jobs.registry import JobType, registry
+from jobs.runtime.context import JobContext
 
 _C3_OVER_24 = 640320**3 // 24
 _DIGITS_PER_TERM = 14.181647462725477  # log10(640320³ / 1728)

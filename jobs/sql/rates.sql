@@ -1,27 +1,35 @@
 -- The rate table: fixed-window counters shared by every web worker on every host
--- (jobs/ratelimit.py). A key's window starts at its first hit and lasts %(window)s
+-- (jobs.services.ratelimit). A key's window starts at its first hit and lasts %(window)s
 -- seconds; a hit after it ends starts a new window at 1. "reset" is the number of whole
 -- seconds until the window ends (at least 1).
+
+-- _rate_live --
+-- Fragment (an expression): the window of the counter r is still running.
+r.window_start > now() - make_interval(secs => %(window)s)
+
+-- _rate_reset --
+-- Fragment (an expression): whole seconds until the window of the counter r ends.
+greatest(1, ceil(extract(epoch FROM r.window_start + make_interval(secs => %(window)s) - now())))::int
+
+-- _rate_count --
+-- Fragment (the end of an INSERT INTO jobs_rate AS r): count one hit against the key, in
+-- its running window or a new one; returns the hits and the reset.
+ON CONFLICT (key) DO UPDATE
+SET hits = CASE WHEN /* include _rate_live */ THEN r.hits + 1 ELSE 1 END,
+    window_start = CASE WHEN /* include _rate_live */ THEN r.window_start ELSE now() END
+RETURNING hits, /* include _rate_reset */ AS reset
 
 -- rate_hit --
 -- Count one hit against a key in one round trip (atomic across workers and hosts).
 INSERT INTO jobs_rate AS r (key, window_start, hits)
 VALUES (%(key)s, now(), 1)
-ON CONFLICT (key) DO UPDATE
-SET hits = CASE WHEN r.window_start > now() - make_interval(secs => %(window)s) THEN r.hits + 1 ELSE 1 END,
-    window_start = CASE WHEN r.window_start > now() - make_interval(secs => %(window)s)
-                        THEN r.window_start ELSE now() END
-RETURNING hits,
-          greatest(1, ceil(extract(epoch FROM r.window_start + make_interval(secs => %(window)s) - now())))::int
-              AS reset;
+/* include _rate_count */;
 
 -- rate_get --
 -- A key's hits in its current window, without counting one (no row: none).
-SELECT hits,
-       greatest(1, ceil(extract(epoch FROM window_start + make_interval(secs => %(window)s) - now())))::int
-           AS reset
-FROM jobs_rate
-WHERE key = %(key)s AND window_start > now() - make_interval(secs => %(window)s);
+SELECT hits, /* include _rate_reset */ AS reset
+FROM jobs_rate r
+WHERE key = %(key)s AND /* include _rate_live */;
 
 -- rate_token_authenticate --
 -- The API's authentication in one round trip: the live token with this hash (its
@@ -36,19 +44,11 @@ WITH token AS (
 ), hit AS (
     INSERT INTO jobs_rate AS r (key, window_start, hits)
     SELECT 'token:' || token.token_id, now(), 1 FROM token WHERE %(count_token)s
-    ON CONFLICT (key) DO UPDATE
-    SET hits = CASE WHEN r.window_start > now() - make_interval(secs => %(window)s) THEN r.hits + 1 ELSE 1 END,
-        window_start = CASE WHEN r.window_start > now() - make_interval(secs => %(window)s)
-                            THEN r.window_start ELSE now() END
-    RETURNING hits,
-              greatest(1, ceil(extract(epoch FROM r.window_start + make_interval(secs => %(window)s) - now())))::int
-                  AS reset
+    /* include _rate_count */
 ), failures AS (
-    SELECT hits,
-           greatest(1, ceil(extract(epoch FROM window_start + make_interval(secs => %(window)s) - now())))::int
-               AS reset
-    FROM jobs_rate
-    WHERE key = %(address_key)s AND window_start > now() - make_interval(secs => %(window)s)
+    SELECT hits, /* include _rate_reset */ AS reset
+    FROM jobs_rate r
+    WHERE key = %(address_key)s AND /* include _rate_live */
 )
 SELECT token.token_id, token.scopes, token.app_id, token.app_name,
        hit.hits AS token_hits, hit.reset AS token_reset,

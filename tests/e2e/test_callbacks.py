@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from jobs.callbacks import SIGNATURE_HEADER, verify
+from jobs.services.callbacks import SIGNATURE_HEADER, verify
 from tests.callback_receiver import Receiver
 
 from .harness import Platform, running_platform, wait_for

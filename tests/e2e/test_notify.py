@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from jobs.broker import APPLICATION_NAME
+from jobs.runtime.broker import APPLICATION_NAME
 
 from .harness import Platform, wait_for
 

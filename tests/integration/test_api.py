@@ -231,7 +231,7 @@ def test_list_filters_each_narrow_the_results(api):
 def test_run_at_in_the_future_schedules_the_job_and_no_worker_runs_it_before(api, raw):
     from datetime import UTC, datetime, timedelta
 
-    from jobs.worker import execute_job
+    from jobs.runtime.worker import execute_job
 
     run_at = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
     created = post_job(api, {"type": "fibonacci", "params": {"n": 1}, "run_at": run_at.isoformat()})

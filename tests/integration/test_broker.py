@@ -18,8 +18,8 @@ from django.db import connection, connections
 from django_q.brokers import orm
 from django_q.conf import Conf
 
-from jobs import broker as broker_module
-from jobs.broker import APPLICATION_NAME, ListeningORM
+from jobs.runtime import broker as broker_module
+from jobs.runtime.broker import APPLICATION_NAME, ListeningORM
 from tests.conftest import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]

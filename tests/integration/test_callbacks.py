@@ -9,7 +9,9 @@ import uuid
 
 import pytest
 
-from jobs import callbacks, services
+from jobs import services
+from jobs.runtime import callbacks
+from jobs.services.callbacks import SIGNATURE_HEADER, verify
 from tests.callback_receiver import Receiver
 
 
@@ -69,10 +71,10 @@ def test_the_finish_writes_the_callback_and_the_delivery_is_signed(api, app, all
     body = json.loads(delivery["body"])
     assert body["id"] == job["id"] and body["status"] == "succeeded" and body["result"] == {"value": "55"}
     assert body["metadata"] == {"m": 1}
-    header = delivery["headers"][callbacks.SIGNATURE_HEADER]
-    assert callbacks.verify(secret, header, delivery["body"])
-    assert not callbacks.verify("another secret", header, delivery["body"])
-    assert not callbacks.verify(secret, header, delivery["body"] + b" ")
+    header = delivery["headers"][SIGNATURE_HEADER]
+    assert verify(secret, header, delivery["body"])
+    assert not verify("another secret", header, delivery["body"])
+    assert not verify(secret, header, delivery["body"] + b" ")
     [event] = events(api, job["id"])
     assert event["data"] == {"url": receiver.url, "delivery": 1, "status": 200, "delivered": True}
     assert callbacks.deliver_due(limit=10) == 0  # delivered once, not again

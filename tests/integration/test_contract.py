@@ -29,7 +29,7 @@ def probes_for(schema: dict) -> list:
 
 def accepted_by_validator(job_type, params) -> bool:
     try:
-        services.validate_params(job_type, params)
+        job_type.validate_params(params)
     except InvalidInput:
         return False
     return True
@@ -138,10 +138,10 @@ def test_a_params_serializer_with_its_own_hooks_still_runs_them():
                 return value
 
     with pytest.raises(InvalidInput) as info:
-        services.validate_params(Even, {"n": 3})
+        Even.validate_params({"n": 3})
     assert info.value.errors == {"params.n": ["Must be even."]}
-    assert services.validate_params(Even, {"n": 4}) == {"n": 4, "label": "x"}
-    assert services.validate_params(registry.get("countdown"), {"seconds": 5}) == {"seconds": 5}
+    assert Even.validate_params({"n": 4}) == {"n": 4, "label": "x"}
+    assert registry.get("countdown").validate_params({"seconds": 5}) == {"seconds": 5}
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from jobs import services
-from jobs.worker import Outcome, execute_job
+from jobs.runtime.worker import Outcome, execute_job
 from tests.integration.conftest import new_app
 
 

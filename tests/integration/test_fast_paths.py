@@ -18,7 +18,7 @@ def test_a_token_revoked_elsewhere_is_refused_within_the_cache_bound(db, setting
     raw.execute("UPDATE jobs_token SET revoked_at = now() WHERE id = %s", [app.token_id])
     assert selectors.app_for_token(token=token) == app
     later = time.monotonic() + 5.1
-    monkeypatch.setattr(selectors.time, "monotonic", lambda: later)
+    monkeypatch.setattr("jobs.selectors.tokens.time.monotonic", lambda: later)
     assert selectors.app_for_token(token=token) is None  # the bound has passed
 
 

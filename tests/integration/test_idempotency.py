@@ -7,6 +7,7 @@ import json
 from rest_framework.test import APIClient
 
 from jobs import services
+from jobs.services import lifecycle
 from tests.integration.conftest import new_app
 
 
@@ -60,14 +61,14 @@ def test_concurrent_duplicate_loses_the_race_gracefully(app, monkeypatch):
     """Two requests with one key pass the first lookup together; the unique index decides."""
     request = {"app": app, "type": "fibonacci", "params": {"n": 3}, "metadata": {}}
     winner, _ = services.job_create(idempotency_key="race", **request)
-    real_lookup = services._job_for_idempotency_key
+    real_lookup = lifecycle._job_for_idempotency_key
     calls = []
 
     def lookup_misses_once(*args):
         calls.append(args)
         return None if len(calls) == 1 else real_lookup(*args)
 
-    monkeypatch.setattr(services, "_job_for_idempotency_key", lookup_misses_once)
+    monkeypatch.setattr(lifecycle, "_job_for_idempotency_key", lookup_misses_once)
     job, created = services.job_create(idempotency_key="race", **request)
     assert (job.id, created) == (winner.id, False)
     assert len(calls) == 2

@@ -16,7 +16,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from jobs import services
 from jobs.logs import RequestIdFilter, logging_config
-from jobs.worker import execute_job
+from jobs.runtime.worker import execute_job
 from tests.integration.conftest import new_app
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ from rest_framework import serializers
 from jobs import db, services
 from jobs.metrics import RUN_SECONDS_BUCKETS, WAIT_SECONDS_BUCKETS
 from jobs.registry import JobType, PermanentError, registry
-from jobs.worker import execute_job
+from jobs.runtime.worker import execute_job
 from tests.integration.conftest import new_app
 
 pytestmark = pytest.mark.django_db(transaction=True)

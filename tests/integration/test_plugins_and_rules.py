@@ -65,16 +65,16 @@ def test_the_readme_job_type_example_is_discovered_and_works():
         code = textwrap.dedent(
             """
             import uuid
-            from jobs.context import JobContext
+            from jobs.runtime.context import JobContext
             from jobs.registry import registry
-            from jobs.services import validate_params
+
 
             job_type = registry.get("count_primes")
             ctx = JobContext(
                 job_id=uuid.uuid4(), attempt=1, job_type="count_primes", metadata={"tag": "x"},
                 report=lambda *args: False,
             )
-            print(job_type().run(ctx, validate_params(job_type, {"below": 1000000})))
+            print(job_type().run(ctx, job_type.validate_params({"below": 1000000})))
             """
         )
         assert _shell(code) == "{'below': 1000000, 'primes': 78498, 'tag': 'x'}"

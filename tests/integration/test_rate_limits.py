@@ -189,7 +189,7 @@ def test_browser_session_requests_count_against_the_token(db, limits):
 def test_a_failure_counted_by_another_worker_meanwhile_makes_this_one_429(raw, limits, monkeypatch):
     """Two guesses pass the check together when one attempt is left; the count each failure
     returns decides, so only one of them is a 401."""
-    from jobs import ratelimit
+    from jobs.services import ratelimit
 
     limits(failed=2)
     assert token_client("jp_first").get("/jobs").status_code == 401

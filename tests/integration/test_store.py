@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django_q.signing import SignedPackage
 
@@ -135,6 +135,20 @@ def test_migrations_created_tables_and_triggers(raw):
     assert {"jobs_job_no_delete", "jobs_job_no_truncate", "jobs_event_no_delete", "jobs_event_no_truncate"} <= names
 
 
+def test_the_database_knows_exactly_the_event_kinds_the_code_knows(raw, app):
+    """jobs_event_kind_known lists EventKind's values: a new kind needs its migration."""
+    import re
+
+    from jobs.domain import EventKind
+
+    raw.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'jobs_event_kind_known'")
+    [definition] = raw.fetchone()
+    assert sorted(re.findall(r"'([a-z_]+)'", definition)) == sorted(kind.value for kind in EventKind)
+    job, _ = services.job_create(app=app, type="fibonacci", params={"n": 1})
+    with pytest.raises(IntegrityError, match="jobs_event_kind_known"), transaction.atomic():
+        raw.execute("INSERT INTO jobs_event (job_id, kind, attempt, data) VALUES (%s, 'teleported', 0, '{}')", [job.id])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_create__row_and_envelope_are_committed_together():
     """Seen from another connection once job_create returns: the job and its envelope."""
@@ -190,7 +204,7 @@ def test_create__envelope_carries_the_job(app, raw):
     raw.execute("SELECT payload, lock <= now() FROM django_q_ormq WHERE id = %s", [job.envelope_id])
     payload, visible = raw.fetchone()
     task = SignedPackage.loads(payload)
-    assert task["func"] == "jobs.worker.execute_job"
+    assert task["func"] == "jobs.runtime.worker.execute_job"
     assert task["args"] == (str(job.id),)
     assert task["timeout"] == job.timeout_seconds
     assert visible

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from jobs import selectors, services
 from jobs.domain import Status
 from jobs.registry import JobType, PermanentError, registry
-from jobs.worker import Outcome, execute_job
+from jobs.runtime.worker import Outcome, execute_job
 from tests.crashapp.jobtypes import RaisesUntil
 from tests.integration.conftest import new_app
 

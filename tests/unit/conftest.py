@@ -10,15 +10,18 @@ from rest_framework.test import APIClient
 
 from jobs.domain import App
 
+#: What the store (jobs.db) offers the services and selectors.
+STORE_FUNCTIONS = ("fetch_one", "fetch_all", "fetch_one_prepared", "atomic", "as_json")
+
 
 @pytest.fixture
 def store():
-    """jobs.db mocked where services and selectors use it; atomic() is a no-op."""
+    """The store (jobs.db) mocked for every service and selector; atomic() is a no-op."""
     fake = mock.MagicMock(name="jobs.db")
     fake.atomic.return_value.__enter__.return_value = None
     fake.atomic.return_value.__exit__.return_value = False
     fake.as_json.side_effect = lambda value: value
-    with mock.patch("jobs.services.db", fake), mock.patch("jobs.selectors.db", fake):
+    with mock.patch.multiple("jobs.db", **{name: getattr(fake, name) for name in STORE_FUNCTIONS}):
         yield fake
 
 
@@ -31,7 +34,7 @@ def job_queue():
         "envelope_key": "q",
         "envelope_payload": f"signed:{job_id}",
     }
-    with mock.patch("jobs.services.queues", fake):
+    with mock.patch.multiple("jobs.queue", envelope=fake.envelope, queue_names=fake.queue_names):
         yield fake
 
 

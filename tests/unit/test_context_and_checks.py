@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from jobs.checks import worker_settings_problems
-from jobs.context import JobCancelled, JobContext
 from jobs.exceptions import StaleRun
+from jobs.runtime.context import JobCancelled, JobContext
 
 
 class FakeClock:
@@ -83,7 +83,7 @@ def test_checks__good_settings_pass():
     assert worker_settings_problems(GOOD, JOBS) == []
 
 
-@pytest.mark.parametrize("broker_class", ["jobs.broker.ListeningORM", "django_q.brokers.orm.ORM"])
+@pytest.mark.parametrize("broker_class", ["jobs.runtime.broker.ListeningORM", "django_q.brokers.orm.ORM"])
 def test_checks__database_broker_classes_pass(broker_class):
     assert worker_settings_problems({**GOOD, "broker_class": broker_class}, JOBS) == []
 
@@ -131,7 +131,7 @@ def test_sleep_wakes_at_once_when_a_write_learns_of_cancellation_or_a_lost_lease
 
 
 def test_a_stale_attempts_untrack_keeps_the_next_attempts_heartbeat():
-    from jobs.worker import Heartbeats
+    from jobs.runtime.heartbeats import Heartbeats
     from tests.conftest import make_job
 
     beats = Heartbeats()  # not started: only its bookkeeping

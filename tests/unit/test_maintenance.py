@@ -4,27 +4,19 @@ database, no sleeping)."""
 from __future__ import annotations
 
 import uuid
-from unittest import mock
 
 import pytest
 
-from jobs import maintenance, services
+from jobs import services
+from jobs.runtime import maintenance
 
 
 @pytest.fixture
-def store():
-    fake = mock.MagicMock(name="jobs.db")
-    fake.atomic.return_value.__enter__.return_value = None
-    fake.atomic.return_value.__exit__.return_value = False
-    with mock.patch("jobs.services.db", fake):
-        yield fake
-
-
-@pytest.fixture
-def job_queue():
-    with mock.patch("jobs.services.queues") as fake:
-        fake.envelope.return_value = {"envelope_key": "q", "envelope_payload": "signed"}
-        yield fake
+def job_queue(job_queue):
+    """The unit tests' queue mock (tests/unit/conftest.py), its envelopes all alike."""
+    job_queue.envelope.side_effect = None
+    job_queue.envelope.return_value = {"envelope_key": "q", "envelope_payload": "signed"}
+    return job_queue
 
 
 def expired(**overrides):

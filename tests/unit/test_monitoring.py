@@ -53,8 +53,9 @@ def test_duration():
 
 def test_readiness_when_the_database_is_down_names_each_missing_part():
     with (
-        mock.patch.object(monitoring.db, "fetch_one", side_effect=DatabaseUnavailable("refused")),
+        mock.patch("jobs.db.fetch_one", side_effect=DatabaseUnavailable("refused")),
         mock.patch.object(monitoring, "cluster_list", side_effect=ConnectionError("no cache")),
+        mock.patch("jobs.db.reset"),
         mock.patch.object(monitoring, "connections"),
     ):
         checks = monitoring.readiness()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.ratelimit import Window, client_address
+from jobs.api.addresses import client_address
+from jobs.services.ratelimit import Window
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from jobs import services
+from jobs import selectors, services
 from jobs.exceptions import InvalidInput, JobAlreadyFinished, JobNotFound, StaleRun, error_payload
 from tests.conftest import make_job
 
@@ -124,7 +124,7 @@ def test_token_issue__stores_only_a_hash(store):
     token, record = services.token_issue(app_name="etl")
     stored = store.fetch_one.call_args.kwargs
     assert token.startswith("jp_") and len(token) > 40
-    assert stored["token_hash"] == services.token_hash(token) != token
+    assert stored["token_hash"] == selectors.token_hash(token) != token
     assert token not in str(store.fetch_one.call_args_list)
     assert record.app_name == "etl"
 

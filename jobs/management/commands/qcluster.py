@@ -5,7 +5,7 @@ its workers without limit; here, once ``JOBS_SHUTDOWN_GRACE`` seconds have passe
 whatever still runs is killed so the process exits. Those jobs are not lost: their
 leases expire and any cluster's rescuer puts them back in the queue.
 
-The cluster's main process also delivers completion callbacks (``jobs.callbacks``).
+The cluster's main process also delivers completion callbacks (``jobs.runtime.callbacks``).
 
 It also survives a SIGTERM sent to the whole process group (systemd's default
 ``KillMode=control-group``, ``kill -TERM -PGID``): django-q2's sentinel and workers
@@ -29,9 +29,9 @@ from django_q.cluster import Cluster
 from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
 
-from jobs import callbacks
 from jobs.conf import settings as jobs_settings
 from jobs.queue import DEFAULT_QUEUE, queue_key, queue_names
+from jobs.runtime import callbacks
 
 logger = logging.getLogger(__name__)
 

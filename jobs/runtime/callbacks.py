@@ -1,29 +1,17 @@
-"""Delivering completion callbacks: the job resource, POSTed and signed.
+"""Delivering completion callbacks: each cluster POSTs the job resource of every due
+callback, signed, and records each attempt (the rules and the outbox's writes are in
+``jobs.services.callbacks``).
 
-The outbox rows are written by each terminal transition itself (``_callback_insert`` in
-``jobs/sql/jobs.sql``); here every cluster's :class:`CallbackDeliverer` takes the due ones,
-POSTs the job resource, and records each attempt (``jobs.services.callback_*``).
-
-Deliveries run on their own threads, never on the maintenance pass: a receiver that
-answers slowly (or never) must not hold up the rescue of jobs whose worker died. At most
-``JOBS_CALLBACK_CONCURRENCY`` deliveries run at once per cluster, and at most
-``JOBS_CALLBACK_PER_HOST`` of them to one host, so one slow host cannot take every slot
-from the others.
-
-Each delivery is signed with the application's secret, as
-``Jobplatform-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">``; a
-receiver recomputes it, compares in constant time and refuses an old ``t`` (replays).
-``Jobplatform-Delivery`` carries the callback's id: the same id may arrive twice (at
-least once), so receivers can ignore repeats.
+Deliveries run on their own threads in the cluster's main process, never on the
+maintenance pass: a receiver that answers slowly (or never) must not hold up the rescue of
+jobs whose worker died. At most ``JOBS_CALLBACK_CONCURRENCY`` deliveries run at once per
+cluster, and at most ``JOBS_CALLBACK_PER_HOST`` of them to one host, so one slow host
+cannot take every slot from the others.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import random
 import threading
 import time
 import urllib.error
@@ -31,38 +19,15 @@ import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
-import orjson
-from django.conf import settings as django_settings
+from jobs import db
+from jobs.conf import settings
+from jobs.exceptions import DatabaseUnavailable
+from jobs.services import callbacks as outbox
 
-from . import db, selectors, services
-from .conf import settings
-from .exceptions import DatabaseUnavailable
-from .resources import job_output
+from .loop import Periodic
 
 logger = logging.getLogger(__name__)
-
-SIGNATURE_HEADER = "Jobplatform-Signature"
-DELIVERY_HEADER = "Jobplatform-Delivery"
-
-
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header's value for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def verify(secret: str, header: str, body: bytes, *, tolerance: float = 300.0, now: float | None = None) -> bool:
-    """What a receiver does (a Python receiver can import and call this)."""
-    try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
-        return False
-    return hmac.compare_digest(signature(secret, timestamp, body), header)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -75,27 +40,13 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def _allowed(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in getattr(django_settings, "JOBS_CALLBACK_ALLOWED_HOSTS", [])
-
-
-def _body(job_id: Any) -> bytes:
-    """The job resource as the API answers it (integers beyond 64 bits included)."""
-    resource = job_output(selectors.job_for_callback(job_id=job_id), None)
-    try:
-        return orjson.dumps(resource)
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _deliver(callback: dict[str, Any]) -> tuple[int | None, str | None]:
     """One POST; the receiver's status, or what went wrong. Never raises: whatever a
     receiver (or the job's content) does, the attempt is recorded."""
     try:
-        if not _allowed(callback["url"]):
+        if outbox.url_problem(callback["url"]) is not None:
             return None, "the host is no longer in JOBS_CALLBACK_ALLOWED_HOSTS"
-        body = _body(callback["job_id"])
+        body = outbox.body(callback["job_id"])
         request = urllib.request.Request(
             callback["url"],
             data=body,
@@ -103,8 +54,8 @@ def _deliver(callback: dict[str, Any]) -> tuple[int | None, str | None]:
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": "jobplatform-callback",
-                SIGNATURE_HEADER: signature(callback["callback_secret"], int(time.time()), body),
-                DELIVERY_HEADER: str(callback["id"]),
+                outbox.SIGNATURE_HEADER: outbox.signature(callback["callback_secret"], int(time.time()), body),
+                outbox.DELIVERY_HEADER: str(callback["id"]),
             },
         )
         with _opener.open(request, timeout=settings.CALLBACK_TIMEOUT) as response:
@@ -125,10 +76,10 @@ def attempt(callback: dict[str, Any]) -> bool:
     only the deliverer that took it last writes). Returns whether it was delivered."""
     status, error = _deliver(callback)
     if status is not None and 200 <= status < 300:
-        services.callback_delivered(callback_id=callback["id"], attempts=callback["attempts"], status=status)
+        outbox.callback_delivered(callback_id=callback["id"], attempts=callback["attempts"], status=status)
         return True
     logger.info("callback %s for job %s failed: %s", callback["id"], callback["job_id"], error)
-    services.callback_failed(callback_id=callback["id"], attempts=callback["attempts"], status=status, error=error)
+    outbox.callback_failed(callback_id=callback["id"], attempts=callback["attempts"], status=status, error=error)
     return False
 
 
@@ -137,7 +88,7 @@ def deliver_due(*, limit: int) -> int:
     this thread; returns how many. (Clusters deliver with :class:`CallbackDeliverer`.)"""
     attempted = 0
     for _ in range(limit):
-        taken = services.callbacks_take(limit=1, lease=_lease())
+        taken = outbox.callbacks_take(limit=1, lease=_lease())
         if not taken:
             break
         attempt(taken[0])
@@ -145,7 +96,7 @@ def deliver_due(*, limit: int) -> int:
     return attempted
 
 
-class CallbackDeliverer(threading.Thread):
+class CallbackDeliverer(Periodic):
     """A cluster's callback deliveries: takes due callbacks while it has a free slot and
     POSTs each on a pool of ``concurrency`` threads, at most ``per_host`` at once to one
     host (callbacks to a host that already has that many in flight wait in the outbox,
@@ -153,12 +104,9 @@ class CallbackDeliverer(threading.Thread):
     (with jitter) and whenever a delivery ends."""
 
     def __init__(self, *, concurrency: int, per_host: int, interval: float) -> None:
-        super().__init__(name="jobs-callbacks", daemon=True)
+        super().__init__(name="jobs-callbacks", interval=interval)
         self.concurrency = max(1, concurrency)
         self.per_host = max(1, min(per_host, self.concurrency))
-        self.interval = interval
-        self.stopping = threading.Event()
-        self._ended = threading.Event()  # a delivery ended: a slot is free
         self._lock = threading.Lock()
         self._in_flight: Counter[str] = Counter()
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="jobs-callback")
@@ -168,19 +116,8 @@ class CallbackDeliverer(threading.Thread):
         with self._lock:
             return dict(self._in_flight)
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self._ended.clear()
-            try:
-                self.fill()
-            except DatabaseUnavailable:
-                logger.warning("callbacks: database unavailable; will retry")
-                db.reset()
-            except Exception:
-                logger.exception("taking due callbacks failed")
-                db.reset()
-            self._ended.wait(self.interval * random.uniform(0.5, 1.5))
-        db.reset()
+    def step(self) -> None:
+        self.fill()
 
     def fill(self) -> int:
         """Take due callbacks until every slot is busy or none is due; returns how many."""
@@ -190,7 +127,7 @@ class CallbackDeliverer(threading.Thread):
                 if sum(self._in_flight.values()) >= self.concurrency:
                     break
                 busy = sorted(host for host, n in self._in_flight.items() if n >= self.per_host)
-            taken = services.callbacks_take(limit=1, lease=_lease(), busy_hosts=busy)
+            taken = outbox.callbacks_take(limit=1, lease=_lease(), busy_hosts=busy)
             if not taken:
                 break
             callback = taken[0]
@@ -216,13 +153,11 @@ class CallbackDeliverer(threading.Thread):
                 self._in_flight[callback["host"]] -= 1
                 if self._in_flight[callback["host"]] <= 0:
                     del self._in_flight[callback["host"]]
-            self._ended.set()
+            self.wake()
 
     def stop(self, timeout: float | None = None) -> None:
         """Take no more callbacks; wait up to ``timeout`` for those under way."""
-        self.stopping.set()
-        self._ended.set()
-        self.join(timeout)
+        super().stop(timeout)
         self._pool.shutdown(wait=timeout is None or timeout > 0, cancel_futures=True)
 
 

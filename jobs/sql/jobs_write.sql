@@ -1,4 +1,7 @@
--- The jobs table: every query that reads or changes a job, in lifecycle order.
+-- Changes to jobs: every state change of a job, in lifecycle order (jobs.services.lifecycle
+-- and jobs.services.recovery). Each is one statement that also appends the job's history
+-- (jobs_event) and, when the job needs a delivery or a callback, writes its envelope or
+-- its outbox row, so they commit together.
 
 -- _envelope_insert --
 -- Fragment (a CTE), the one place an envelope is written: django-q2's delivery of each
@@ -53,59 +56,6 @@ WITH job AS (
 )
 SELECT * FROM job;
 
--- job_get --
--- One job of one application (app_id NULL: of any application, for an admin token).
-SELECT * FROM jobs_job WHERE id = %(id)s AND (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s);
-
--- job_get_by_idempotency_key --
--- The job an application created with this Idempotency-Key, if any.
-SELECT * FROM jobs_job WHERE app_id = %(app_id)s AND idempotency_key = %(idempotency_key)s;
-
--- job_list --
--- An application's jobs, newest first, optionally filtered (any of several statuses,
--- comma-separated; created strictly after / before an instant), keyset-paginated; with
--- app_id NULL every application's (or app_name's), for an admin token. The client-side
--- parameters fold the NULL tests away, so the created_at bounds and the cursor are
--- ranges on the index jobs_job_app_created (jobs_job_created for every application) and
--- the rest are filters on its rows.
-SELECT * FROM jobs_job
-WHERE (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s)
-  AND (%(app_name)s::text IS NULL OR app_id = (SELECT id FROM jobs_app WHERE name = %(app_name)s))
-  AND (%(statuses)s::text IS NULL OR status = ANY(string_to_array(%(statuses)s::text, ',')))
-  AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s::timestamptz)
-  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
-  AND (%(type)s::text IS NULL OR type = %(type)s)
-  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
-  AND (%(before_created_at)s::timestamptz IS NULL
-       OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s;
-
--- job_list_all --
--- Every application's jobs with their application's name, newest first, optionally
--- filtered, keyset-paginated (the dashboard; index jobs_job_created).
-SELECT j.*, a.name AS app_name
-FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
-WHERE (%(statuses)s::text IS NULL OR j.status = ANY(string_to_array(%(statuses)s::text, ',')))
-  AND (%(created_after)s::timestamptz IS NULL OR j.created_at > %(created_after)s::timestamptz)
-  AND (%(created_before)s::timestamptz IS NULL OR j.created_at < %(created_before)s::timestamptz)
-  AND (%(type)s::text IS NULL OR j.type = %(type)s)
-  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
-  AND (%(metadata)s::jsonb IS NULL OR j.metadata @> %(metadata)s::jsonb)
-  AND (%(before_created_at)s::timestamptz IS NULL
-       OR (j.created_at, j.id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
-ORDER BY j.created_at DESC, j.id DESC
-LIMIT %(limit)s;
-
--- job_get_any --
--- One job of any application, with its application's name and its latest event's id
--- (the dashboard's validator: a new event changes it even when the row does not).
-SELECT j.*, a.name AS app_name,
-       (SELECT max(e.id) FROM jobs_event e WHERE e.job_id = j.id) AS last_event_id
-FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
-WHERE j.id = %(id)s;
-
 -- job_claim --
 -- Start an attempt: only a queued (or due scheduled) job can be claimed; the
 -- attempt number fences every later write of this run. A durable commit: a claim lost
@@ -130,10 +80,6 @@ WITH job AS (
     SELECT id, 'started', attempts, jsonb_build_object('worker', worker) FROM job
 )
 SELECT * FROM job;
-
--- job_delivery --
--- What a new envelope for a job needs.
-SELECT queue, timeout_seconds FROM jobs_job WHERE id = %(id)s;
 
 -- job_defer --
 -- After a refused claim, a job that is still waiting and due was refused only because its
@@ -337,88 +283,3 @@ WITH due AS (
     SELECT id, 'queued', attempts, '{}'::jsonb FROM job
 )
 SELECT count(*) AS promoted FROM job;
-
--- stats_by_status_type --
--- Job counts per status and type, for the monitor.
-SELECT status, type, count(*) AS jobs FROM jobs_job GROUP BY status, type ORDER BY status, type;
-
--- stats_oldest_waiting --
--- When the longest-waiting queued (or due scheduled) job entered the queue.
-SELECT min(COALESCE(run_at, created_at)) AS since, clock_timestamp() AS now FROM jobs_job
-WHERE status = 'queued' OR (status = 'scheduled' AND run_at <= now());
-
--- stats_latest --
--- The most recently changed jobs of every application, for the monitor.
-SELECT j.id, j.type, j.status, j.attempts, j.progress, j.updated_at, a.name AS app_name
-FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
-ORDER BY j.updated_at DESC, j.id LIMIT %(limit)s;
-
--- ===== operator's view (jobs_top, /ready): monitor_* queries ========================
--- Each reads through an index: jobs_job_finished, jobs_job_failed (migration 0007) or
--- jobs_job_active. Kept together so the block can move as one.
-
--- monitor_finished_recently --
--- Jobs that reached a terminal state within the last %(seconds)s seconds, per status.
-SELECT status, count(*) AS jobs FROM jobs_job
-WHERE finished_at >= now() - make_interval(secs => %(seconds)s)
-GROUP BY status ORDER BY status;
-
--- monitor_running --
--- Running jobs, longest-running first, with their progress and application.
-SELECT j.id, j.type, j.attempts, j.max_attempts, j.worker, j.progress, j.started_at,
-       clock_timestamp() AS now, a.name AS app_name
-FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
-WHERE j.status = 'running'
-ORDER BY j.started_at, j.id LIMIT %(limit)s;
-
--- monitor_recent_failures --
--- The most recently failed jobs, newest first, with their error.
-SELECT j.id, j.type, j.attempts, j.error, j.finished_at, a.name AS app_name
-FROM jobs_job j JOIN jobs_app a ON a.id = j.app_id
-WHERE j.status = 'failed'
-ORDER BY j.finished_at DESC, j.id DESC LIMIT %(limit)s;
--- ===== end of operator's view queries ===============================================
-
--- metrics_jobs_by_type_status --
--- Jobs per type and status, with their attempts (each attempt is one start), for
--- /metrics. An index-only scan of jobs_job_metrics (migration 0008).
-SELECT type, status, count(*) AS jobs, sum(attempts) AS attempts
-FROM jobs_job
-GROUP BY type, status;
-
--- metrics_job_durations --
--- Duration histograms per type, for /metrics, in one index-only scan of jobs_job_metrics:
--- "run" is first start to end of a finished job (bounds %(run_bounds)s), "wait" is
--- creation to first start (bounds %(wait_bounds)s). run_k / wait_k is how many of the
--- bounds are >= the duration (width_bucket over the negated bounds, ascending), so the job
--- counts in the k largest buckets: Prometheus' "le", less than or equal.
-SELECT type,
-       width_bucket(-run, ARRAY(SELECT -b FROM unnest(%(run_bounds)s::float8[]) AS b ORDER BY 1)) AS run_k,
-       width_bucket(-wait, ARRAY(SELECT -b FROM unnest(%(wait_bounds)s::float8[]) AS b ORDER BY 1)) AS wait_k,
-       count(*) AS jobs, sum(run) AS run_seconds, sum(wait) AS wait_seconds
-FROM (
-    SELECT type,
-           CASE WHEN status IN ('succeeded', 'failed', 'cancelled')
-                THEN date_part('epoch', finished_at - started_at) END AS run,
-           date_part('epoch', started_at - created_at) AS wait
-    FROM jobs_job
-    WHERE started_at IS NOT NULL
-) AS d
-GROUP BY type, run_k, wait_k;
-
--- metrics_oldest_waiting --
--- Per queue, how long its longest-waiting queued (or due scheduled) job has waited.
-SELECT queue, extract(epoch FROM clock_timestamp() - min(COALESCE(run_at, created_at))) AS seconds
-FROM jobs_job
-WHERE status = 'queued' OR (status = 'scheduled' AND run_at <= now())
-GROUP BY queue;
-
--- stats_throughput --
--- Jobs created, and jobs finished per terminal status, within the last %(seconds)s seconds.
-WITH since AS (SELECT now() - make_interval(secs => %(seconds)s) AS at)
-SELECT count(*) FILTER (WHERE j.created_at >= since.at) AS created,
-       count(*) FILTER (WHERE j.status = 'succeeded' AND j.finished_at >= since.at) AS succeeded,
-       count(*) FILTER (WHERE j.status = 'failed' AND j.finished_at >= since.at) AS failed,
-       count(*) FILTER (WHERE j.status = 'cancelled' AND j.finished_at >= since.at) AS cancelled
-FROM jobs_job j, since
-WHERE j.created_at >= since.at OR j.finished_at >= since.at;

@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .conf import settings
-from .exceptions import JobCancelled, StaleRun
+from jobs.conf import settings
+from jobs.exceptions import JobCancelled, StaleRun
 
 #: Progress crossing one of these percentages is also recorded in the job's history
 #: (with the next write, if it happened between two).

@@ -32,7 +32,7 @@ from django.db import connections
 from django_q.brokers import orm
 from django_q.conf import Conf
 
-from . import db
+from jobs import db
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Listener:
 class ListeningORM(orm.ORM):
     """django-q2's ORM broker whose idle wait ends as soon as a new envelope is committed.
 
-    Set with ``Q_CLUSTER["broker_class"] = "jobs.broker.ListeningORM"`` (the default;
+    Set with ``Q_CLUSTER["broker_class"] = "jobs.runtime.broker.ListeningORM"`` (the default;
     ``Q_LISTEN=false`` goes back to django-q2's plain polling broker).
     """
 

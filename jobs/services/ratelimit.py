@@ -1,10 +1,11 @@
 """Rate limits: requests per token, failed authentications per client address.
 
 The counters are fixed windows in the UNLOGGED PostgreSQL table ``jobs_rate`` (queries in
-``jobs/sql/rates.sql``), so every gunicorn worker on every host counts against the same
-numbers. A window starts at the first request it counts and lasts
-``JOBS_RATE_LIMIT_WINDOW`` seconds. The API's token check and the token's counter are one
-statement, so a limited request costs no extra round trip.
+``jobs/sql/rates.sql``; counting is a write, so it lives with the services), so every
+gunicorn worker on every host counts against the same numbers. A window starts at the
+first request it counts and lasts ``JOBS_RATE_LIMIT_WINDOW`` seconds. The API's token
+check and the token's counter are one statement, so a limited request costs no extra
+round trip. Who the client is: ``jobs.api.addresses``.
 
 Clients learn the limits from the ``RateLimit-Policy`` and ``RateLimit`` header fields of
 draft-ietf-httpapi-ratelimit-headers-10 (policy names are strings; ``q`` quota, ``w``
@@ -13,18 +14,13 @@ window, ``r`` remaining, ``t`` seconds until the window ends).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from django.conf import settings as django_settings
-
-from . import db, selectors
-from .conf import settings
-from .domain import App
-from .exceptions import RateLimited
-from .services import token_hash
+from jobs import db, selectors
+from jobs.conf import settings
+from jobs.domain import App
+from jobs.exceptions import RateLimited
 
 #: Policy names in the RateLimit header fields.
 TOKEN_POLICY = "token"
@@ -61,46 +57,6 @@ class Window:
         else:
             message = f"This token made more than {self.limit} requests in {self.window} s; retry in {self.reset} s."
         return RateLimited(message, retry_after=self.reset)
-
-
-# -- the client's address ------------------------------------------------------------------
-@lru_cache(maxsize=8)
-def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
-    """FORWARDED_ALLOW_IPS as networks (None: ``*``, every peer is trusted)."""
-    parts = [part.strip() for part in spec.split(",") if part.strip()]
-    if "*" in parts:
-        return None
-    return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
-
-
-def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(address.strip())
-    except ValueError:
-        return None
-
-
-def client_address(meta: dict[str, Any]) -> str:
-    """The address failed authentications are counted against.
-
-    ``REMOTE_ADDR`` is the peer gunicorn accepted the connection from. When that peer is a
-    trusted proxy (``FORWARDED_ALLOW_IPS``, the list gunicorn trusts with
-    ``X-Forwarded-Proto``), the client is the last address of ``X-Forwarded-For``: the
-    one the proxy appended (ours sets the header to ``$remote_addr``). IPv6 clients are
-    counted per /64, the block one subscriber usually holds.
-    """
-    remote = str(meta.get("REMOTE_ADDR") or "")
-    peer = _parse(remote)
-    networks = _networks(getattr(django_settings, "JOBS_TRUSTED_PROXIES", "127.0.0.1,::1"))
-    if peer is not None and (networks is None or any(peer in net for net in networks if net.version == peer.version)):
-        forwarded = _parse(str(meta.get("HTTP_X_FORWARDED_FOR") or "").split(",")[-1])
-        if forwarded is not None:
-            peer = forwarded
-    if peer is None:
-        return remote
-    if peer.version == 6:
-        return str(ipaddress.ip_network(f"{peer}/64", strict=False))
-    return str(peer)
 
 
 def _address_key(address: str) -> str:
@@ -143,7 +99,7 @@ def token_check(*, token: str, address: str) -> TokenCheck:
         return TokenCheck(selectors.app_for_token(token=token), None, None)  # the plain lookup
     row = db.fetch_one_prepared(
         "rate_token_authenticate",
-        token_hash=token_hash(token),
+        token_hash=selectors.token_hash(token),
         count_token=token_limit > 0,
         address_key=_address_key(address) if failed_limit > 0 else None,
         window=int(settings.RATE_LIMIT_WINDOW),
@@ -171,7 +127,7 @@ def failures(*, address: str) -> Window | None:
     limit = int(settings.RATE_LIMIT_FAILED_AUTH)
     if limit <= 0:
         return None
-    row = db.fetch_one("rate_get", key=_address_key(address), window=int(settings.RATE_LIMIT_WINDOW))
+    row = selectors.rate_window(key=_address_key(address), window=int(settings.RATE_LIMIT_WINDOW))
     return _window(FAILED_AUTH_POLICY, limit, row)
 
 

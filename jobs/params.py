@@ -1,0 +1,112 @@
+"""A job type's params: its ``Params`` serializer, checked exactly as the JSON Schema the
+platform publishes for it (``GET /job-types``, ``/schema``) says.
+
+A type declares its inputs as a Django REST framework serializer: the fields give the
+schema and the per-field rules. This module is the one place that runs them, so the
+services that create and run jobs need no DRF of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.fields import SkipField, empty
+
+from .exceptions import InvalidInput
+
+
+def json_schema(params_class: type[serializers.Serializer]) -> dict[str, Any]:
+    """The JSON Schema of a ``Params`` serializer (no property beyond its fields)."""
+    from rest_framework.schemas.openapi import AutoSchema
+
+    schema = AutoSchema().map_serializer(params_class())
+    schema["additionalProperties"] = False
+    return schema
+
+
+def _json_type_error(field: serializers.Field, value: Any) -> str | None:
+    """The published JSON Schema's type rule for one param, applied to the JSON value as
+    sent: DRF alone would turn "5" into 5 and true into 1."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is None:
+        return None if field.allow_null else "This field may not be null."
+    if isinstance(field, serializers.IntegerField):
+        integral = is_number and (isinstance(value, int) or float(value).is_integer())
+        return None if integral else "Must be an integer."
+    if isinstance(field, (serializers.FloatField, serializers.DecimalField)):
+        return None if is_number else "Must be a number."
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "Must be true or false."
+    if isinstance(field, serializers.ChoiceField):
+        known = isinstance(value, (str, int, float)) and value in field.choices
+        return None if known else f"Must be one of: {', '.join(map(str, field.choices))}."
+    if isinstance(field, serializers.CharField):
+        return None if isinstance(value, str) else "Must be a string."
+    if isinstance(field, serializers.ListField):
+        return None if isinstance(value, list) else "Must be a list."
+    if isinstance(field, serializers.DictField):
+        return None if isinstance(value, dict) else "Must be an object."
+    return None
+
+
+@functools.cache
+def _params_fields(params_class: type[serializers.Serializer]) -> dict[str, serializers.Field]:
+    """A type's param fields, built once (DRF deep-copies them for every instance)."""
+    return dict(params_class().fields)
+
+
+@functools.cache
+def _fields_suffice(params_class: type[serializers.Serializer]) -> bool:
+    """Whether running each field's own validation is all the serializer would do: no
+    ``validate``/``validate_<field>`` hooks, every field writable under its own name."""
+    hooks = [
+        name
+        for name in dir(params_class)
+        if (name == "validate" or name.startswith("validate_"))
+        and getattr(params_class, name) is not getattr(serializers.Serializer, name, None)
+    ]
+    fields = _params_fields(params_class)
+    return not hooks and all(f.source == name and not f.read_only for name, f in fields.items())
+
+
+def _validate_fields(fields: dict[str, serializers.Field], params: dict[str, Any]) -> tuple[dict, dict]:
+    """Each field's own validation, as the serializer runs it, without building one."""
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, field in fields.items():
+        try:
+            values[name] = field.run_validation(params.get(name, empty))
+        except serializers.ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, list) else [exc.detail]
+            errors[f"params.{name}"] = [str(message) for message in detail]
+        except SkipField:
+            pass
+    return values, errors
+
+
+def validate(params_class: type[serializers.Serializer], params: dict[str, Any]) -> dict[str, Any]:
+    """Validate params exactly as the type's published JSON Schema says; return the
+    validated values (what is stored). Errors are keyed ``params.<field>``."""
+    fields = _params_fields(params_class)
+    errors: dict[str, list[str]] = {}
+    for key, value in params.items():
+        field = fields.get(key)
+        if field is None:
+            errors[f"params.{key}"] = ["Unknown parameter."]
+        elif (problem := _json_type_error(field, value)) is not None:
+            errors[f"params.{key}"] = [problem]
+    validated: dict[str, Any] = {}
+    if not errors and _fields_suffice(params_class):
+        validated, errors = _validate_fields(fields, params)
+    elif not errors:
+        serializer = params_class(data=params)
+        if serializer.is_valid():
+            validated = dict(serializer.validated_data)
+        for field_name, messages in serializer.errors.items():
+            key = "params" if field_name == "non_field_errors" else f"params.{field_name}"
+            errors[key] = [str(m) for m in (messages if isinstance(messages, list) else [messages])]
+    if errors:
+        raise InvalidInput(errors, "The params are invalid.")
+    return validated

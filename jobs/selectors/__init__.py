@@ -1,0 +1,53 @@
+"""Reads. Each is one query (or a few), one module per subject:
+
+- ``jobs`` — one job, a page of jobs, a job's history;
+- ``tokens`` — which application a token belongs to (cached per process);
+- ``stats`` — the operator's figures (monitor, /metrics, health).
+
+Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
+"""
+
+from .jobs import (
+    job_events,
+    job_events_any,
+    job_for_callback,
+    job_get,
+    job_get_any,
+    job_list,
+    job_list_all,
+    list_filters,
+)
+from .stats import database_health, metrics_snapshot, monitor_overview, platform_stats, rate_window, throughput
+from .tokens import (
+    app_for_token,
+    app_for_token_id,
+    cached_app_for_token,
+    forget_cached_tokens,
+    remember_token,
+    token_hash,
+    token_list,
+)
+
+__all__ = [
+    "app_for_token",
+    "app_for_token_id",
+    "cached_app_for_token",
+    "database_health",
+    "forget_cached_tokens",
+    "job_events",
+    "job_events_any",
+    "job_for_callback",
+    "job_get",
+    "job_get_any",
+    "job_list",
+    "job_list_all",
+    "list_filters",
+    "metrics_snapshot",
+    "monitor_overview",
+    "platform_stats",
+    "rate_window",
+    "remember_token",
+    "throughput",
+    "token_hash",
+    "token_list",
+]

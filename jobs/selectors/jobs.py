@@ -1,0 +1,120 @@
+"""Reads about jobs: one job, a page of jobs, a job's history. Each is one query
+(``jobs/sql/jobs_read.sql``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, cast
+
+from jobs import db
+from jobs.domain import AdminJob, App, Job, JobEvent, Status
+from jobs.exceptions import JobNotFound
+
+
+def _visible_to(app: App) -> uuid.UUID | None:
+    """The application whose jobs ``app`` may read: its own, or (admin scope) any (None)."""
+    return None if app.is_admin else app.id
+
+
+def job_get(*, app: App, job_id: uuid.UUID) -> Job:
+    """A job of ``app`` (an admin token: of any application)."""
+    row = db.fetch_one("job_get", id=job_id, app_id=_visible_to(app))
+    if row is None:
+        raise JobNotFound()
+    return Job.from_row(row)
+
+
+def job_for_callback(*, job_id: uuid.UUID) -> Job:
+    """A job of any application (the platform itself reports it to its callback)."""
+    row = db.fetch_one("job_get", id=job_id, app_id=None)
+    if row is None:
+        raise JobNotFound()
+    return Job.from_row(row)
+
+
+def list_filters(
+    status: Status | Collection[Status] | None,
+    type: str | None,
+    queue: str | None,
+    metadata: dict[str, Any] | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> dict[str, Any]:
+    """The list queries' parameters (``job_list`` and ``job_list_all`` filter alike)."""
+    statuses = [status] if isinstance(status, Status) else list(status or [])
+    return {
+        "statuses": ",".join(s.value for s in statuses) or None,
+        "type": type,
+        "queue": queue,
+        "created_after": created_after,
+        "created_before": created_before,
+        "metadata": db.as_json(metadata) if metadata else None,
+        "before_created_at": before[0] if before else None,
+        "before_id": before[1] if before else None,
+        "limit": limit,
+    }
+
+
+def job_list(
+    *,
+    app: App,
+    status: Status | Collection[Status] | None = None,
+    type: str | None = None,
+    queue: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+    app_name: str | None = None,
+) -> list[Job]:
+    """An application's jobs, newest first; ``before`` is the keyset cursor. ``status``
+    is one status or several (any of them); ``created_after`` / ``created_before`` are
+    exclusive bounds on ``created_at``. An admin token sees every application's jobs, or
+    those of ``app_name``."""
+    filters = list_filters(status, type, queue, metadata, created_after, created_before, before, limit)
+    rows = db.fetch_all("job_list", app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **filters)
+    return [Job.from_row(row) for row in rows]
+
+
+def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
+    rows = db.fetch_all("job_events", id=job_id, app_id=_visible_to(app))
+    if not rows:
+        # Every job has at least its 'created' event: no rows means no such job here.
+        raise JobNotFound()
+    return [JobEvent.from_row(row) for row in rows]
+
+
+# -- every application's jobs (the dashboard: operators with an admin token) ---------------
+def job_list_all(
+    *,
+    status: Status | Collection[Status] | None = None,
+    type: str | None = None,
+    queue: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[AdminJob]:
+    """Every application's jobs, newest first, with ``job_list``'s filters and cursor."""
+    filters = list_filters(status, type, queue, metadata, created_after, created_before, before, limit)
+    rows = db.fetch_all("job_list_all", app_id=None, app_name=None, **filters)
+    return [cast(AdminJob, AdminJob.from_row(row)) for row in rows]
+
+
+def job_get_any(*, job_id: uuid.UUID) -> AdminJob:
+    """One job, whichever application owns it, with ``last_event_id`` set."""
+    row = db.fetch_one("job_get_any", id=job_id, app_id=None)
+    if row is None:
+        raise JobNotFound()
+    return cast(AdminJob, AdminJob.from_row(row))
+
+
+def job_events_any(*, job_id: uuid.UUID) -> list[JobEvent]:
+    """A job's history, oldest first, whichever application owns it."""
+    return [JobEvent.from_row(row) for row in db.fetch_all("job_events", id=job_id, app_id=None)]

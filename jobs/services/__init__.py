@@ -1,0 +1,56 @@
+"""Writes. Every change to the platform's records goes through here, one module per flow:
+
+- ``validation`` — checking a create request (every field, every fault named at once);
+- ``lifecycle`` — create, claim, heartbeat, progress, succeed, fail (retry), cancel;
+- ``recovery`` — rescue, redelivery and promotion (the maintenance transitions);
+- ``callbacks`` — completion callbacks: the allowed URLs, the outbox, the signature;
+- ``tokens`` — applications, their tokens, limits and callback secrets;
+- ``sessions`` and ``ratelimit`` — the browsable API's sessions, the rate counters.
+
+Reads are in ``jobs.selectors``. Callers use the names below (``services.job_create``).
+"""
+
+from .backoff import backoff_delay
+from .callbacks import callback_delivered, callback_failed, callbacks_take
+from .lifecycle import (
+    job_cancel,
+    job_cancelled,
+    job_claim,
+    job_create,
+    job_defer,
+    job_fail,
+    job_heartbeat,
+    job_progress,
+    job_succeed,
+)
+from .recovery import jobs_promote_due, jobs_redeliver_lost, jobs_rescue_expired
+from .tokens import app_rotate_callback_secret, app_set_max_running, token_issue, token_revoke, token_scopes
+from .validation import JOB_FIELDS, JobRequest, job_request_validate, parse_instant
+
+__all__ = [
+    "JOB_FIELDS",
+    "JobRequest",
+    "app_rotate_callback_secret",
+    "app_set_max_running",
+    "backoff_delay",
+    "callback_delivered",
+    "callback_failed",
+    "callbacks_take",
+    "job_cancel",
+    "job_cancelled",
+    "job_claim",
+    "job_create",
+    "job_defer",
+    "job_fail",
+    "job_heartbeat",
+    "job_progress",
+    "job_request_validate",
+    "job_succeed",
+    "jobs_promote_due",
+    "jobs_redeliver_lost",
+    "jobs_rescue_expired",
+    "parse_instant",
+    "token_issue",
+    "token_revoke",
+    "token_scopes",
+]

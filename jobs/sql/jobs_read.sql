@@ -1,0 +1,62 @@
+-- Reading jobs: one job, a page of jobs, a job's history (jobs.selectors.jobs).
+
+-- _job_by_id --
+-- Fragment (a query): the job with this id, of one application (app_id NULL: of any
+-- application, for an admin token, the dashboard or the platform itself).
+SELECT * FROM jobs_job WHERE id = %(id)s AND (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s)
+
+-- job_get --
+-- One job by id (see _job_by_id).
+/* include _job_by_id */;
+
+-- job_get_any --
+-- One job with its application's name and its latest event's id (the dashboard's
+-- validator: a new event changes it even when the row does not).
+SELECT j.*, a.name AS app_name,
+       (SELECT max(e.id) FROM jobs_event e WHERE e.job_id = j.id) AS last_event_id
+FROM (/* include _job_by_id */) AS j JOIN jobs_app a ON a.id = j.app_id;
+
+-- job_get_by_idempotency_key --
+-- The job an application created with this Idempotency-Key, if any.
+SELECT * FROM jobs_job WHERE app_id = %(app_id)s AND idempotency_key = %(idempotency_key)s;
+
+-- _job_list_page --
+-- Fragment (a query): an application's jobs, newest first, optionally filtered (any of several statuses,
+-- comma-separated; created strictly after / before an instant), keyset-paginated; with
+-- app_id NULL every application's (or app_name's), for an admin token. The client-side
+-- parameters fold the NULL tests away, so the created_at bounds and the cursor are
+-- ranges on the index jobs_job_app_created (jobs_job_created for every application) and
+-- the rest are filters on its rows.
+SELECT * FROM jobs_job
+WHERE (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s)
+  AND (%(app_name)s::text IS NULL OR app_id = (SELECT id FROM jobs_app WHERE name = %(app_name)s))
+  AND (%(statuses)s::text IS NULL OR status = ANY(string_to_array(%(statuses)s::text, ',')))
+  AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s::timestamptz)
+  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
+  AND (%(type)s::text IS NULL OR type = %(type)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND (%(before_created_at)s::timestamptz IS NULL
+       OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- job_list --
+-- A page of an application's jobs (see _job_list_page).
+/* include _job_list_page */;
+
+-- job_list_all --
+-- A page of every application's jobs with their application's name (the dashboard),
+-- with job_list's filters and cursor (app_id and app_name NULL).
+SELECT j.*, a.name AS app_name
+FROM (/* include _job_list_page */) AS j JOIN jobs_app a ON a.id = j.app_id
+ORDER BY j.created_at DESC, j.id DESC;
+
+-- job_events --
+-- A job's history, oldest first (the job must belong to the application; app_id NULL:
+-- to any application, for an admin token).
+SELECT e.id, e.at, e.kind, e.attempt, e.data
+FROM jobs_event e
+JOIN jobs_job j ON j.id = e.job_id
+WHERE e.job_id = %(id)s AND (%(app_id)s::uuid IS NULL OR j.app_id = %(app_id)s)
+ORDER BY e.id;
