@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Run as a script, this folder is sys.path[0]: the project's root takes its place, so the
+# package's modules are imported as benchmarks.* and benchmarks/profile.py does not hide
+# the standard library's profile.
+if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "benchmarks":
+    sys.path[0] = str(ROOT)
+elif str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.processes import free_port  # noqa: E402
+from benchmarks.report import percentile  # noqa: E402
 
 #: The brokers compared, as the environment that selects them (Q_LISTEN, see README).
 BROKERS = {
@@ -40,19 +47,6 @@ BROKERS = {
     "listen (LISTEN/NOTIFY)": {"Q_LISTEN": "true"},
 }
 LOCAL_HOSTS = {"", "127.0.0.1", "localhost", "::1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0 to 100)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _wait(predicate: Any, *, timeout: float, what: str, interval: float = 0.005) -> Any:
@@ -89,7 +83,7 @@ def measure(*, samples: int = 100, timeout: float = 300.0, seed: int = 8) -> dic
     admin = psycopg2.connect(database_url(server, "postgres"))
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{scratch}"')
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url(server, scratch),
@@ -176,7 +170,7 @@ def measure(*, samples: int = 100, timeout: float = 300.0, seed: int = 8) -> dic
             latencies = [float(row[0]) for row in cur.fetchall()]
             result["brokers"][name] = {
                 "p50_ms": round(statistics.median(latencies), 2),
-                "p99_ms": round(_percentile(latencies, 99), 2),
+                "p99_ms": round(percentile(latencies, 99), 2),
                 "max_ms": round(max(latencies), 2),
                 "mean_ms": round(statistics.fmean(latencies), 2),
             }

@@ -1,0 +1,134 @@
+"""5 growth: create, read by id, the first list page and a metadata-filtered list page
+(``metadata.migration=m7``, 1 % of the rows), called through the platform's own service
+and selectors in this process, with SMALL then LARGE rows in the table; LARGE's p50 at
+most 1.3 times SMALL's. The ``EXPLAIN (ANALYZE, BUFFERS)`` of each operation's statement,
+as that operation sends it, goes in the details at both sizes.
+
+It runs on its own copy of the freshly migrated schema, so the other scenarios' jobs are
+not in its table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from benchmarks import database
+from benchmarks.report import Row, check, percentile, ratio
+
+if TYPE_CHECKING:
+    from benchmarks.run import Bench
+
+# All the rows in one statement; created_at spreads them over the past, newest last.
+GROWTH_LOAD = """
+INSERT INTO jobs_job (id, app_id, type, params, metadata, status, attempts, max_attempts, timeout_seconds,
+                      result, created_at, started_at, finished_at, updated_at)
+SELECT gen_random_uuid(), %(app_id)s, 'bench_noop', '{}'::jsonb,
+       jsonb_build_object('migration', 'm' || (g %% 100), 'row', g),
+       'succeeded', 1, 3, 60, '{}'::jsonb,
+       now() - make_interval(secs => 10000000 - g), now() - make_interval(secs => 10000000 - g),
+       now() - make_interval(secs => 10000000 - g), now() - make_interval(secs => 10000000 - g)
+FROM generate_series(%(first)s::int, %(last)s::int) AS g
+"""
+TARGET = 1.3
+
+
+def run(bench: Bench) -> None:
+    from django.db import connections
+
+    from jobs import selectors, services
+
+    o = bench.o
+    # From here on this process's Django connection is the growth copy's.
+    connections.close_all()
+    connections["default"].settings_dict["NAME"] = bench.growth_db_name
+    token, _ = services.token_issue(app_name="bench-growth")
+    app = selectors.app_for_token(token=token)
+    assert app is not None
+    results: dict[int, dict[str, dict[str, float]]] = {}
+    explains: dict[int, dict[str, str]] = {}
+    for size in (o.growth_small, o.growth_large):
+        _fill(bench, app.id, size)
+        some_id = database.sql(
+            bench.growth_url,
+            "SELECT id FROM jobs_job WHERE app_id = %s ORDER BY created_at LIMIT 1 OFFSET %s",
+            [app.id, size // 2],
+        )[0]["id"]
+        ops = operations(app, some_id)
+        results[size] = {op: _timed(call, o.growth_samples) for op, (_, call) in ops.items()}
+        explains[size] = {op: explain(call, query) for op, (query, call) in ops.items()}
+    bench.report.details["growth"] = {str(k): v for k, v in results.items()}
+    bench.report.details["explain"] = {str(k): v for k, v in explains.items()}
+    small, large = results[o.growth_small], results[o.growth_large]
+    for op in small:
+        r = ratio(large[op]["p50_ms"], small[op]["p50_ms"])
+        figure = f"{op} p50, {o.growth_large:,} vs {o.growth_small:,} rows"
+        bench.report.add(
+            Row("5 growth", figure, large[op]["p50_ms"], small[op]["p50_ms"], r, "<= 1.3", check(r, "<=", TARGET), "ms")
+        )
+
+
+def operations(app: Any, some_id: Any) -> dict[str, tuple[str, Callable[[], Any]]]:
+    """Each operation timed: the named query it sends, and the call that sends it, the
+    same service and selectors the API calls."""
+    from jobs import selectors, services
+
+    meta = {"migration": "m7"}
+    return {
+        "create": (
+            "job_create",
+            lambda: services.job_create(app=app, type="bench_noop", params={}, metadata={"migration": "new"}),
+        ),
+        "read by id": ("job_get", lambda: selectors.job_get(app=app, job_id=some_id)),
+        "list first page": ("job_list", lambda: selectors.job_list(app=app, limit=50)),
+        "list metadata-filtered page": ("job_list", lambda: selectors.job_list(app=app, metadata=meta, limit=50)),
+    }
+
+
+def _fill(bench: Bench, app_id: Any, size: int) -> None:
+    """Rows up to ``size`` in the table, then fresh statistics."""
+    present = database.sql(bench.growth_url, "SELECT count(*) AS n FROM jobs_job")[0]["n"]
+    bench.say(f"growth: loading {size - present:,} rows (one INSERT ... SELECT generate_series)")
+    begin = time.monotonic()
+    database.sql(bench.growth_url, GROWTH_LOAD, {"app_id": app_id, "first": present + 1, "last": size})
+    database.sql(bench.growth_url, "ANALYZE jobs_job")
+    bench.say(f"growth: {size:,} rows in the table (loaded in {time.monotonic() - begin:.1f}s); measuring")
+
+
+def _timed(call: Callable[[], Any], samples: int) -> dict[str, float]:
+    call()  # warm
+    times = []
+    for _ in range(samples):
+        begin = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - begin) * 1000)
+    return {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99)}
+
+
+def explain(call: Callable[[], Any], query: str) -> str:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of the named ``query`` exactly as ``call`` sends it
+    (its SQL and its parameters, as the service or selector builds them), so the plan
+    shown is the plan of what the API runs. The call, then the EXPLAIN, each run in a
+    transaction that is rolled back: a create leaves nothing."""
+    from django.db import connection, transaction
+
+    from jobs import db
+
+    sent: list[tuple[str, Any]] = []
+
+    def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        if sql == db.queries[query]:
+            sent.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), connection.execute_wrapper(record):
+        call()
+        transaction.set_rollback(True)
+    if not sent:
+        raise RuntimeError(f"the call sent no {query} statement")
+    sql, params = sent[0]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    return plan
