@@ -35,7 +35,9 @@ _HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
 _INCLUDE = re.compile(r"/\* include (_[a-z0-9_]+) \*/")
 
 # SQLSTATE classes that mean the server is gone or refusing, not that the query is bad.
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+# 25006 (read-only transaction): a write reached a standby (a DATABASE_URL without
+# target_session_attrs=read-write during a failover); it can take writes once promoted.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "25006")
 
 
 def load_queries(directory: Path = SQL_DIR) -> dict[str, str]:

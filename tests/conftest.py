@@ -67,22 +67,35 @@ def manage_shell(code: str, env_extra: dict[str, str] | None = None) -> subproce
 
 
 def database_url(settings_dict: dict[str, Any], name: str | None = None) -> str:
-    """A DATABASE_URL for subprocesses, from a Django connection's settings."""
+    """A DATABASE_URL for subprocesses, from a Django connection's settings: every host of
+    a multi-host one (HOST="h1,h2", PORT="p1,p2"), with its ``target_session_attrs``."""
     from urllib.parse import quote
 
     auth = quote(settings_dict.get("USER") or "postgres", safe="")
     if settings_dict.get("PASSWORD"):
         auth += ":" + quote(settings_dict["PASSWORD"], safe="")
-    host = quote(settings_dict.get("HOST") or "127.0.0.1", safe="")
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{auth}@{host}:{port}/{name or settings_dict['NAME']}"
+    hosts = str(settings_dict.get("HOST") or "127.0.0.1").split(",")
+    ports = str(settings_dict.get("PORT") or "").split(",")
+    if len(ports) == 1:
+        ports *= len(hosts)
+    netloc = ",".join(f"{quote(host, safe='')}:{port or 5432}" for host, port in zip(hosts, ports, strict=True))
+    url = f"postgres://{auth}@{netloc}/{name or settings_dict['NAME']}"
+    target = (settings_dict.get("OPTIONS") or {}).get("target_session_attrs")
+    return f"{url}?target_session_attrs={target}" if target else url
 
 
 #: Which path the property-based tests' examples reached, per test (see test_fuzz.py).
 FUZZ_REACH: dict[str, Counter] = {}
 
 
+#: Figures a test measured, printed at the end of the run ({test: one line}), so a passing
+#: run shows them too (print() output is shown only for failures).
+MEASURED: dict[str, str] = {}
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for test, figures in MEASURED.items():
+        terminalreporter.write_line(f"measured — {test}: {figures}")
     for test, reached in FUZZ_REACH.items():
         total = sum(reached.values())
         paths = ", ".join(f"{path}: {n}" for path, n in reached.most_common())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -38,7 +39,35 @@ def env_float(name: str, default: float) -> float:
     return env_number(name, default, float)
 
 
+def split_hosts(url: str) -> tuple[str, str, str]:
+    """A libpq multi-host URL (``postgres://u@h1:p1,h2:p2/db?target_session_attrs=read-write``:
+    libpq tries the hosts in order and keeps the first that suits ``target_session_attrs``),
+    which dj-database-url cannot parse (it reads one port), taken apart: the URL with one
+    placeholder host, and the comma-separated host and port lists Django hands to libpq as
+    they are (HOST="h1,h2", PORT="p1,p2"; an empty port is libpq's default). A single-host
+    URL comes back unchanged, with "" for both lists."""
+    parts = urlsplit(url)
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    if "," not in hostlist:
+        return url, "", ""
+    hosts: list[str] = []
+    ports: list[str] = []
+    for item in hostlist.split(","):
+        if item.startswith("["):  # an IPv6 address: [::1]:5432
+            host, _, port = item[1:].partition("]")
+            port = port.removeprefix(":")
+        else:
+            host, _, port = item.partition(":")
+        if not host or not (port == "" or port.isdigit()):
+            raise ImproperlyConfigured(f"DATABASE_URL: {item!r} is not a host[:port] of a multi-host URL")
+        hosts.append(unquote(host))
+        ports.append(port)
+    one_host = urlunsplit(parts._replace(netloc=f"{userinfo}{at}multi-host"))
+    return one_host, ",".join(hosts), ",".join(ports) if any(ports) else ""
+
+
 def database_config(url: str) -> dict:
+    url, hosts, ports = split_hosts(url)
     config = dj_database_url.parse(
         url,
         # Persistent connections: reconnecting per request costs ~3.7x here.
@@ -48,6 +77,8 @@ def database_config(url: str) -> dict:
         # replaced. On: checked before every request instead.
         conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
+    if hosts:
+        config["HOST"], config["PORT"] = hosts, ports
     if not config["ENGINE"].endswith("postgresql"):
         raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL")
     config.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))

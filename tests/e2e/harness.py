@@ -100,13 +100,7 @@ class Platform:
 
     # -- database --------------------------------------------------------------------------
     def _admin(self) -> Any:
-        conn = psycopg2.connect(
-            dbname="postgres",
-            host=self.server["HOST"] or "127.0.0.1",
-            port=self.server["PORT"] or 5432,
-            user=self.server["USER"] or "postgres",
-            password=self.server.get("PASSWORD") or None,
-        )
+        conn = psycopg2.connect(database_url(self.server, "postgres"))
         conn.autocommit = True
         return conn
 

@@ -190,6 +190,18 @@ def test_login_page_during_a_database_outage_is_503(db, monkeypatch):
     assert response["Retry-After"].isdigit() and response["Content-Type"] == PROBLEM
 
 
+def test_a_create_on_a_read_only_server_is_503_not_500(api):
+    """A standby refuses writes (SQLSTATE 25006): the database cannot take the job now,
+    which the client should retry, not a server error."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET transaction_read_only = on")  # as on a standby, for this transaction
+    response = post_job(api, {"type": "fibonacci", "params": {"n": 1}})
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"].isdigit() and response.json()["type"].endswith("database-unavailable")
+
+
 @pytest.mark.parametrize("query", ["type=%00", "metadata.x=%00", "metadata.%00=1"])
 def test_nul_in_list_filters_is_400_not_500(api, query):
     response = api.get(f"/jobs?{query}")
