@@ -51,16 +51,16 @@ def test_a_new_module_in_jobs_jobtypes_is_a_new_type():
     assert "zz_added" not in _registered_types()
 
 
-def readme_example() -> str:
-    """The first Python block of the README's "Adding a job type" section."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Adding a job type") :]
+def docs_example() -> str:
+    """The first Python block of docs/job-types.md's "Adding a job type" section."""
+    page = (ROOT / "docs" / "job-types.md").read_text()
+    section = page[page.index("## Adding a job type") :]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_job_type_example_is_discovered_and_works():
+def test_the_documented_job_type_example_is_discovered_and_works():
     module = ROOT / "jobs" / "jobtypes" / "zz_test_readme_example.py"
-    module.write_text(readme_example())
+    module.write_text(docs_example())
     try:
         code = textwrap.dedent(
             """
