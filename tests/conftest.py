@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -12,6 +13,12 @@ from typing import Any
 import pytest
 
 from jobs.domain import App, Job, Status
+
+# Tests never write into the source tree: Hypothesis keeps its example database and caches
+# in ./.hypothesis unless told otherwise (read when it first touches the disk, after this).
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / f"jobplatform-hypothesis-{os.getuid()}")
+)
 
 
 def make_job(**overrides: Any) -> Job:

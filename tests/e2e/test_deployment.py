@@ -255,7 +255,7 @@ def test_compose_puts_the_proxy_with_the_shipped_template_in_front_of_web(deploy
 
 def test_a_job_runs_through_the_proxy_web_and_worker(deployment):
     nginx: Nginx = deployment["nginx"]
-    # The README's way to a token in compose: manage.py issue_token in the web service.
+    # The documented way to a token in compose (docs/operations.md, "Docker"): issue_token in the web service.
     token = deployment["run"]("web", ["python", "manage.py", "issue_token", "deployment-test", "--quiet"]).strip()
     api = requests.Session()
     api.headers["Authorization"] = f"Token {token}"

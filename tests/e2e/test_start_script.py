@@ -16,7 +16,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 def test_scripts_start_runs_the_platform(platform, tmp_path):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": platform.database_url, "HOST": "127.0.0.1", "PORT": str(port)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": platform.database_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),  # not the project's .data/
+    }
     env.pop("DJANGO_SETTINGS_MODULE", None)  # the script's own default (dev settings)
     log = open(tmp_path / "start.log", "w")
     script = subprocess.Popen(
@@ -49,6 +55,7 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
             os.killpg(script.pid, signal.SIGKILL)
             script.wait()
     assert "issue_token" in (tmp_path / "start.log").read_text()  # it tells the user how to get a token
+    assert list((tmp_path / "metrics").glob("*.db")) and not (ROOT / ".data" / f"metrics-{port}").exists()
 
 
 def test_scripts_start_says_it_started_an_embedded_postgresql_and_how_to_stop_it(tmp_path):
@@ -56,7 +63,14 @@ def test_scripts_start_says_it_started_an_embedded_postgresql_and_how_to_stop_it
     temporary folder), stopped at the end; the developer's .data/postgres is untouched."""
     data = tmp_path / "pg"
     port = free_port()
-    env = {**os.environ, "JOBS_EMBEDDED_DATA": str(data), "HOST": "127.0.0.1", "PORT": str(port), "Q_WORKERS": "1"}
+    env = {
+        **os.environ,
+        "JOBS_EMBEDDED_DATA": str(data),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "Q_WORKERS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
     for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)
     log_path = tmp_path / "start.log"

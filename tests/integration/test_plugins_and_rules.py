@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -27,9 +28,30 @@ def _registered_types(env_extra: dict[str, str] | None = None) -> list[str]:
     return _shell(LIST_TYPES, env_extra).split(",")
 
 
-def test_a_new_module_in_jobs_jobtypes_is_a_new_type():
-    module = ROOT / "jobs" / "jobtypes" / "zz_test_added_type.py"
-    module.write_text(
+def _registered_types_with_jobtypes_folder(folder: Path) -> list[str]:
+    """The registered types of a fresh process in which ``folder`` is one more directory of
+    the ``jobs.jobtypes`` package: a module there is discovered exactly as a file dropped
+    into jobs/jobtypes/ would be (both are on the package's ``__path__``), without a test
+    writing into the source tree."""
+    code = textwrap.dedent(
+        f"""
+        import jobs.jobtypes
+        jobs.jobtypes.__path__.append({str(folder)!r})
+        import django
+        django.setup()
+        {LIST_TYPES}
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jobplatform.settings.test"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1].split(",")
+
+
+def test_a_new_module_in_jobs_jobtypes_is_a_new_type(tmp_path):
+    (tmp_path / "zz_test_added_type.py").write_text(
         textwrap.dedent(
             '''
             from jobs.registry import JobType, registry
@@ -43,44 +65,41 @@ def test_a_new_module_in_jobs_jobtypes_is_a_new_type():
             '''
         )
     )
-    try:
-        assert "zz_added" in _registered_types()
-    finally:
-        module.unlink()
-        shutil.rmtree(ROOT / "jobs" / "jobtypes" / "__pycache__", ignore_errors=True)
-    assert "zz_added" not in _registered_types()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "zz_added" in _registered_types_with_jobtypes_folder(tmp_path)
+    assert "zz_added" not in _registered_types_with_jobtypes_folder(empty)
 
 
-def readme_example() -> str:
-    """The first Python block of the README's "Adding a job type" section."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Adding a job type") :]
+def docs_example() -> str:
+    """The first Python block of docs/job-types.md's "Adding a job type" section."""
+    page = (ROOT / "docs" / "job-types.md").read_text()
+    section = page[page.index("## Adding a job type") :]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_job_type_example_is_discovered_and_works():
-    module = ROOT / "jobs" / "jobtypes" / "zz_test_readme_example.py"
-    module.write_text(readme_example())
-    try:
-        code = textwrap.dedent(
-            """
-            import uuid
-            from jobs.runtime.context import JobContext
-            from jobs.registry import registry
+def test_the_documented_job_type_example_is_discovered_and_works(tmp_path):
+    """The example, as the ``jobtypes`` module of an app of its own (EXTRA_INSTALLED_APPS)."""
+    app = tmp_path / "docs_example_app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "jobtypes.py").write_text(docs_example())
+    code = textwrap.dedent(
+        """
+        import uuid
+        from jobs.runtime.context import JobContext
+        from jobs.registry import registry
 
-
-            job_type = registry.get("count_primes")
-            ctx = JobContext(
-                job_id=uuid.uuid4(), attempt=1, job_type="count_primes", metadata={"tag": "x"},
-                report=lambda *args: False,
-            )
-            print(job_type().run(ctx, job_type.validate_params({"below": 1000000})))
-            """
+        job_type = registry.get("count_primes")
+        ctx = JobContext(
+            job_id=uuid.uuid4(), attempt=1, job_type="count_primes", metadata={"tag": "x"},
+            report=lambda *args: False,
         )
-        assert _shell(code) == "{'below': 1000000, 'primes': 78498, 'tag': 'x'}"
-    finally:
-        module.unlink()
-        shutil.rmtree(ROOT / "jobs" / "jobtypes" / "__pycache__", ignore_errors=True)
+        print(job_type().run(ctx, job_type.validate_params({"below": 1000000})))
+        """
+    )
+    env = {"EXTRA_INSTALLED_APPS": "docs_example_app", "PYTHONPATH": str(tmp_path)}
+    assert _shell(code, env) == "{'below': 1000000, 'primes': 78498, 'tag': 'x'}"
 
 
 def test_a_pip_installed_distribution_adds_a_type_through_its_entry_point(tmp_path):
@@ -99,7 +118,7 @@ def test_a_pip_installed_distribution_adds_a_type_through_its_entry_point(tmp_pa
             "--disable-pip-version-check",
             "--target",
             str(target),
-            str(ROOT / "tests" / "fixtures" / "sample_plugin"),
+            str(source),
         ],
         check=True,
         capture_output=True,

@@ -24,7 +24,7 @@ def limits(settings):
         settings.JOBS = {
             **settings.JOBS,
             # A token this process verified moments ago is served from its cache, blocked
-            # address or not (see README "Rate limits"); these tests look at the database path.
+            # address or not (docs/api.md, "Authentication"); these tests look at the database path.
             "TOKEN_CACHE_SECONDS": 0,
             "RATE_LIMIT_REQUESTS": requests,
             "RATE_LIMIT_FAILED_AUTH": failed,

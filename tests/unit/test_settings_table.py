@@ -1,5 +1,5 @@
-"""Every setting is defined once and documented where users read it: the README's
-tables are checked against the code, so neither can drift."""
+"""Every setting is defined once and documented where users read it: the tables of the
+docs/ pages are checked against the code, so neither can drift."""
 
 from __future__ import annotations
 
@@ -13,13 +13,23 @@ from django.core.exceptions import ImproperlyConfigured
 from jobs.conf import TUNABLES, jobs_from_environment, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
+API = (ROOT / "docs" / "api.md").read_text()
 
 
-def test_the_readme_tunables_table_is_the_one_the_code_defines():
-    block = re.search(r"<!-- tunables:start -->\n(.*?)\n<!-- tunables:end -->", README, re.S)
-    assert block, "README.md lost its tunables table markers"
-    assert block.group(1) == markdown_table(), "run `python -m jobs.conf` and paste its table into README.md"
+def section(page: str, heading: str) -> str:
+    """The text of one ``## heading`` section of a page, up to the next ``## `` heading."""
+    start = page.index(f"\n## {heading}\n")
+    end = page.find("\n## ", start + 1)
+    return page[start : end if end != -1 else len(page)]
+
+
+def test_the_documented_tunables_table_is_the_one_the_code_defines():
+    block = re.search(r"<!-- tunables:start -->\n(.*?)\n<!-- tunables:end -->", CONFIGURATION, re.S)
+    assert block, "docs/configuration.md lost its tunables table markers"
+    assert block.group(1) == markdown_table(), (
+        "run `python -m jobs.conf` and paste its table into docs/configuration.md"
+    )
 
 
 def environment_variables_read_by_settings() -> set[str]:
@@ -36,9 +46,15 @@ def environment_variables_read_by_settings() -> set[str]:
     return names
 
 
-def test_every_environment_variable_the_settings_read_is_in_the_readme():
-    configuration = README[README.index("## Configuration") : README.index("### Worker tuning")]
-    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", configuration))
+def table_variables(text: str) -> set[str]:
+    """The variables a table documents: the names in its rows' first cells."""
+    first_cells = re.findall(r"^\| (.+?) \|", text, re.M)
+    return {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+def test_every_environment_variable_the_settings_read_is_documented():
+    documented = table_variables(section(CONFIGURATION, "Environment variables"))
+    documented |= table_variables(section(CONFIGURATION, "Tunables"))
     read = environment_variables_read_by_settings() | {t.env for t in TUNABLES}
     assert read - {"XDG_RUNTIME_DIR"} <= documented, sorted(read - documented)
     assert "Q_WORKERS" in read and "JOBS_LEASE_SECONDS" in read  # the scan itself works
@@ -52,9 +68,9 @@ def test_each_tunable_reads_its_environment_variable_with_its_type():
         jobs_from_environment({"JOBS_PAGE_SIZE": "many"})
 
 
-def test_every_platform_error_type_is_explained_in_the_readme():
+def test_every_platform_error_type_is_explained_in_the_docs():
     from jobs.exceptions import ERROR_TYPES
 
-    rows = dict(re.findall(r"^\| `(\w+)` \| (.+?) \|", README, re.M))
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.+?) \|", section(API, "The job resource"), re.M))
     assert set(ERROR_TYPES) <= set(rows), sorted(set(ERROR_TYPES) - set(rows))
     assert {"WorkerLost", "JobTimeout", "InvalidResult", "InvalidParams", "UnknownJobType"} <= set(ERROR_TYPES)
