@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql.base import DatabaseWrapper
 
 from jobplatform.settings.base import database_config, split_hosts
-from jobs import broker
+from jobs.runtime import broker
 
 HA_URL = "postgres://app:s%40cret@db1.internal:5432,db2.internal:5433/jobs?target_session_attrs=read-write"
 
