@@ -10,6 +10,7 @@ from rest_framework import serializers
 from jobs import services
 from jobs.conf import settings
 from jobs.domain import Status
+from jobs.selectors import JobFilters
 
 from .pagination import Cursor, decode_cursor
 
@@ -58,11 +59,11 @@ class JobListQuery(serializers.Serializer):
             raise serializers.ValidationError(errors)
         return {**values, "metadata": metadata or None}
 
-    def list_filters(self) -> dict[str, Any]:
+    def list_filters(self) -> JobFilters:
         """The validated filters, as the list selectors take them."""
         data = self.validated_data
         names = ("status", "type", "queue", "created_after", "created_before")
-        return {"metadata": data["metadata"], **{name: data.get(name) for name in names}}
+        return JobFilters(metadata=data["metadata"], **{name: data.get(name) for name in names})
 
     def validate_status(self, value: str) -> list[Status]:
         statuses: list[Status] = []

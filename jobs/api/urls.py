@@ -7,16 +7,18 @@ from .metrics import MetricsApi
 
 app_name = "jobs"
 
+#: The job resources, each under /jobs (its name) and /job (its name + "-singular").
+JOB_ROUTES = (
+    ("", views.JobListCreateApi, "job-list"),
+    ("/<str:job_id>", views.JobDetailApi, "job-detail"),
+    ("/<str:job_id>/cancel", views.JobCancelApi, "job-cancel"),
+    ("/<str:job_id>/events", views.JobEventsApi, "job-events"),
+)
+
 urlpatterns = [
     path("", views.RootApi.as_view(), name="root"),
-    path("jobs", views.JobListCreateApi.as_view(), name="job-list"),
-    path("jobs/<str:job_id>", views.JobDetailApi.as_view(), name="job-detail"),
-    path("jobs/<str:job_id>/cancel", views.JobCancelApi.as_view(), name="job-cancel"),
-    path("jobs/<str:job_id>/events", views.JobEventsApi.as_view(), name="job-events"),
-    path("job", views.JobListCreateApi.as_view(), name="job-list-singular"),
-    path("job/<str:job_id>", views.JobDetailApi.as_view(), name="job-detail-singular"),
-    path("job/<str:job_id>/cancel", views.JobCancelApi.as_view(), name="job-cancel-singular"),
-    path("job/<str:job_id>/events", views.JobEventsApi.as_view(), name="job-events-singular"),
+    *(path(f"jobs{suffix}", view.as_view(), name=name) for suffix, view, name in JOB_ROUTES),
+    *(path(f"job{suffix}", view.as_view(), name=f"{name}-singular") for suffix, view, name in JOB_ROUTES),
     path("job-types", views.JobTypesApi.as_view(), name="job-types"),
     path("health", views.HealthApi.as_view(), name="health"),
     path("ready", views.ReadyApi.as_view(), name="ready"),

@@ -163,7 +163,7 @@ class JobListCreateApi(APIView):
             after=filters.get("cursor"),
             limit=filters.get("limit", settings.PAGE_SIZE),
             app_name=filters.get("app"),
-            **query.list_filters(),
+            filters=query.list_filters(),
         )
         next_url = page.next_url(request)
         # The same link in a header (RFC 8288), for clients that page without reading the body.
@@ -283,13 +283,17 @@ class JobTypesApi(APIView):
         )
 
 
-class HealthApi(APIView):
-    """Liveness: 200 when the database answers, 503 otherwise. No auth."""
-
-    name = "Health"
+class PublicApi(APIView):
+    """An endpoint anyone may call: no token is looked at."""
 
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
+
+
+class HealthApi(PublicApi):
+    """Liveness: 200 when the database answers, 503 otherwise. No auth."""
+
+    name = "Health"
 
     @extend_schema(
         summary="Health",
@@ -301,14 +305,11 @@ class HealthApi(APIView):
         return Response({"status": "ok", "database": "ok"})
 
 
-class ReadyApi(APIView):
+class ReadyApi(PublicApi):
     """Readiness: 200 when the database answers, no migration is pending and a django-q2
     cluster reported itself in the last few seconds; else 503 naming what is missing. No auth."""
 
     name = "Ready"
-
-    authentication_classes: list = []
-    permission_classes = [permissions.AllowAny]
 
     @extend_schema(
         summary="Readiness",
@@ -327,13 +328,10 @@ class ReadyApi(APIView):
         return Response({"status": "ready", "checks": checks})
 
 
-class RootApi(APIView):
+class RootApi(PublicApi):
     """The API's entry points."""
 
     name = "Job platform"
-
-    authentication_classes: list = []
-    permission_classes = [permissions.AllowAny]
 
     @extend_schema(
         summary="Entry points",

@@ -237,7 +237,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         selectors.job_list_all,
         after=filters.get("cursor"),
         limit=filters.get("limit", settings.PAGE_SIZE),
-        **query.list_filters(),
+        filters=query.list_filters(),
     )
     return _list_page(request, list(page.items), [], page.next_cursor)
 

@@ -8,6 +8,7 @@ Writes are in ``jobs.services``. Callers use the names below (``selectors.job_ge
 """
 
 from .jobs import (
+    JobFilters,
     job_events,
     job_events_any,
     job_for_callback,
@@ -15,7 +16,6 @@ from .jobs import (
     job_get_any,
     job_list,
     job_list_all,
-    list_filters,
 )
 from .stats import database_health, metrics_snapshot, monitor_overview, platform_stats, rate_window, throughput
 from .tokens import (
@@ -29,6 +29,7 @@ from .tokens import (
 )
 
 __all__ = [
+    "JobFilters",
     "app_for_token",
     "app_for_token_id",
     "cached_app_for_token",
@@ -41,7 +42,6 @@ __all__ = [
     "job_get_any",
     "job_list",
     "job_list_all",
-    "list_filters",
     "metrics_snapshot",
     "monitor_overview",
     "platform_stats",

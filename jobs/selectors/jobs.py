@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -34,50 +35,50 @@ def job_for_callback(*, job_id: uuid.UUID) -> Job:
     return Job.from_row(row)
 
 
-def list_filters(
-    status: Status | Collection[Status] | None,
-    type: str | None,
-    queue: str | None,
-    metadata: dict[str, Any] | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    before: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> dict[str, Any]:
-    """The list queries' parameters (``job_list`` and ``job_list_all`` filter alike)."""
-    statuses = [status] if isinstance(status, Status) else list(status or [])
-    return {
-        "statuses": ",".join(s.value for s in statuses) or None,
-        "type": type,
-        "queue": queue,
-        "created_after": created_after,
-        "created_before": created_before,
-        "metadata": db.as_json(metadata) if metadata else None,
-        "before_created_at": before[0] if before else None,
-        "before_id": before[1] if before else None,
-        "limit": limit,
-    }
+@dataclass(frozen=True)
+class JobFilters:
+    """What a page of jobs can be narrowed to; each filter is optional. ``status`` is one
+    status or several (any of them); ``created_after`` / ``created_before`` are exclusive
+    bounds on ``created_at``; ``metadata`` matches jobs whose metadata contains it."""
+
+    status: Status | Collection[Status] | None = None
+    type: str | None = None
+    queue: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def query_params(self, *, before: tuple[datetime, uuid.UUID] | None, limit: int) -> dict[str, Any]:
+        """The list queries' parameters (``job_list`` and ``job_list_all`` filter alike)."""
+        statuses = [self.status] if isinstance(self.status, Status) else list(self.status or [])
+        return {
+            "statuses": ",".join(s.value for s in statuses) or None,
+            "type": self.type,
+            "queue": self.queue,
+            "created_after": self.created_after,
+            "created_before": self.created_before,
+            "metadata": db.as_json(self.metadata) if self.metadata else None,
+            "before_created_at": before[0] if before else None,
+            "before_id": before[1] if before else None,
+            "limit": limit,
+        }
+
+
+NO_FILTERS = JobFilters()
 
 
 def job_list(
     *,
     app: App,
-    status: Status | Collection[Status] | None = None,
-    type: str | None = None,
-    queue: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    filters: JobFilters = NO_FILTERS,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
     app_name: str | None = None,
 ) -> list[Job]:
-    """An application's jobs, newest first; ``before`` is the keyset cursor. ``status``
-    is one status or several (any of them); ``created_after`` / ``created_before`` are
-    exclusive bounds on ``created_at``. An admin token sees every application's jobs, or
-    those of ``app_name``."""
-    filters = list_filters(status, type, queue, metadata, created_after, created_before, before, limit)
-    rows = db.fetch_all("job_list", app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **filters)
+    """An application's jobs, newest first; ``before`` is the keyset cursor. An admin
+    token sees every application's jobs, or those of ``app_name``."""
+    params = filters.query_params(before=before, limit=limit)
+    rows = db.fetch_all("job_list", app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **params)
     return [Job.from_row(row) for row in rows]
 
 
@@ -91,19 +92,10 @@ def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
 
 # -- every application's jobs (the dashboard: operators with an admin token) ---------------
 def job_list_all(
-    *,
-    status: Status | Collection[Status] | None = None,
-    type: str | None = None,
-    queue: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    before: tuple[datetime, uuid.UUID] | None = None,
-    limit: int = 50,
+    *, filters: JobFilters = NO_FILTERS, before: tuple[datetime, uuid.UUID] | None = None, limit: int = 50
 ) -> list[AdminJob]:
     """Every application's jobs, newest first, with ``job_list``'s filters and cursor."""
-    filters = list_filters(status, type, queue, metadata, created_after, created_before, before, limit)
-    rows = db.fetch_all("job_list_all", app_id=None, app_name=None, **filters)
+    rows = db.fetch_all("job_list_all", app_id=None, app_name=None, **filters.query_params(before=before, limit=limit))
     return [cast(AdminJob, AdminJob.from_row(row)) for row in rows]
 
 

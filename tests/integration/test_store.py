@@ -333,10 +333,12 @@ def test_list__newest_first_filters_and_keyset(app):
     page = selectors.job_list(app=app, limit=2)
     rest = selectors.job_list(app=app, limit=10, before=(page[-1].created_at, page[-1].id))
     assert [j.id for j in page + rest] == [j.id for j in listed]
-    odd = selectors.job_list(app=app, metadata={"batch": "1"})
+    odd = selectors.job_list(app=app, filters=selectors.JobFilters(metadata={"batch": "1"}))
     assert {j.id for j in odd} == {jobs[1].id, jobs[3].id}
     services.job_cancel(app=app, job_id=jobs[0].id)
-    assert [j.id for j in selectors.job_list(app=app, status=Status.CANCELLED)] == [jobs[0].id]
+    assert [j.id for j in selectors.job_list(app=app, filters=selectors.JobFilters(status=Status.CANCELLED))] == [
+        jobs[0].id
+    ]
 
 
 @pytest.mark.parametrize("table", ["jobs_job", "jobs_event", "jobs_app", "jobs_token"])

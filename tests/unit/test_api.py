@@ -276,7 +276,7 @@ def test_list__next_cursor_when_more(api, selectors, fake_app):
     assert len(body["results"]) == 2
     assert "cursor=" in body["next"]
     kwargs = selectors.job_list.call_args.kwargs
-    assert kwargs["metadata"] == {"migration": "customers"} and kwargs["limit"] == 3
+    assert kwargs["filters"].metadata == {"migration": "customers"} and kwargs["limit"] == 3
 
 
 def test_unknown_path_is_404_problem(api):
