@@ -111,6 +111,37 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "FAIRNESS_DEFER_SECONDS", 1.0, "A job held back by its application's running cap is offered again after this."
     ),
+    # -- checkpoints and job logs (docs/job-types.md) ------------------------------------------
+    Tunable(
+        "CHECKPOINT_MAX_BYTES",
+        64 * 1024,
+        "Largest checkpoint state, as compact UTF-8 JSON; a larger one raises `InvalidCheckpoint` in the job.",
+    ),
+    Tunable(
+        "CHECKPOINT_EVENT_INTERVAL",
+        10.0,
+        "At most one `checkpoint` event per this many seconds per attempt (every checkpoint's state is stored).",
+    ),
+    Tunable(
+        "LOG_MAX_LINES_PER_JOB",
+        10_000,
+        "Most log lines kept per job, all attempts together; later lines are dropped and counted (`logs.dropped`).",
+    ),
+    Tunable(
+        "LOG_MAX_PER_SECOND",
+        100,
+        "Most log lines one attempt keeps per second; the rest are dropped, counted and noted by a warning line.",
+    ),
+    Tunable(
+        "LOG_MESSAGE_MAX",
+        2000,
+        "Longest log message, and longest `fields` as JSON (characters); longer is cut and marked as cut.",
+    ),
+    Tunable(
+        "LOG_FLUSH_INTERVAL",
+        1.0,
+        "Longest a log line waits in its worker's memory before it is written (lines are written in batches).",
+    ),
     # -- completion callbacks ----------------------------------------------------------------
     Tunable("CALLBACK_MAX_ATTEMPTS", 8, "Deliveries tried per completion callback before giving up."),
     Tunable("CALLBACK_TIMEOUT", 5.0, "Seconds a callback receiver has to answer one delivery."),

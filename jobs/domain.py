@@ -46,6 +46,10 @@ class EventKind(enum.StrEnum):
     STARTED = "started"
     #: Progress crossed 25, 50 or 75 % (``data.percent``, ``data.message``).
     PROGRESS = "progress"
+    #: The running attempt stored a checkpoint (``data.bytes``; ``data.state`` when small;
+    #: ``data.skipped``: checkpoints stored since the previous such event, with no event of
+    #: their own). At most one per ``JOBS_CHECKPOINT_EVENT_INTERVAL`` per attempt.
+    CHECKPOINT = "checkpoint"
     #: An attempt failed and another is scheduled (``data.error``, ``data.delay``, ``data.run_at``).
     RETRIED = "retried"
     #: Its worker stopped responding; it was queued again (``data.error``, ``data.worker``).
@@ -62,6 +66,9 @@ class EventKind(enum.StrEnum):
     CANCELLED = "cancelled"
     #: A completion callback delivery (``data.url``, ``data.delivery``, ``data.status``, ``data.delivered``).
     CALLBACK = "callback"
+    #: A new job re-runs this one (``data.job``: its id; ``data.resumed``: it starts from
+    #: this job's checkpoint). This job itself is unchanged.
+    RERUN = "rerun"
 
 
 def event_kind_check(kinds: tuple[str, ...]) -> str:
@@ -118,6 +125,14 @@ class Job:
     request_hash: str | None = None
     queue: str = "default"
     callback_url: str | None = None
+    #: The latest checkpoint's state (any JSON) and when it was stored (None: none yet).
+    checkpoint: Any = None
+    checkpoint_at: datetime | None = None
+    #: The job this one re-runs (``POST /jobs/{id}/rerun``).
+    rerun_of: uuid.UUID | None = None
+    #: Lines in the job's log, and lines dropped over its bounds (counted, never silently).
+    log_lines: int = 0
+    log_dropped: int = 0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -146,6 +161,36 @@ class JobEvent:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobEvent:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+class LogLevel(enum.StrEnum):
+    """The level of a job's log line (``ctx.log(..., level=...)``), least severe first."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    def and_above(self) -> list[LogLevel]:
+        """This level and every more severe one (``GET /jobs/{id}/logs?level=``)."""
+        levels = list(LogLevel)
+        return levels[levels.index(self) :]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a job's log (``jobs_log``)."""
+
+    id: int
+    attempt: int
+    at: datetime
+    level: str
+    message: str
+    fields: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LogLine:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 

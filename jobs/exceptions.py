@@ -101,6 +101,10 @@ class DuplicateJobType(JobsError):
     """A job type with this name is already registered."""
 
 
+class JobNotFinished(Conflict):
+    """The job has not finished yet."""
+
+
 class StaleRun(JobsError):
     """This run no longer owns the job (its lease was lost or the job moved on)."""
 
@@ -134,10 +138,14 @@ class InvalidParams(JobError):
     """The stored params no longer pass the job type's validation."""
 
 
+class InvalidCheckpoint(PermanentError):
+    """The job's checkpoint state is not storable JSON, or is over JOBS_CHECKPOINT_MAX_BYTES."""
+
+
 #: The platform's own ``error.type`` values with their meaning (the README lists them).
 ERROR_TYPES: dict[str, str] = {
     cls.__name__: " ".join((cls.__doc__ or "").split())
-    for cls in (WorkerLost, JobTimeout, InvalidResult, InvalidParams, UnknownJobType, PermanentError)
+    for cls in (WorkerLost, JobTimeout, InvalidResult, InvalidParams, InvalidCheckpoint, UnknownJobType, PermanentError)
 }
 
 

@@ -1,5 +1,5 @@
-"""The resources a client reads: the job and its events, as the API answers them and as
-completion callbacks send them (shared/DESIGN.md)."""
+"""The resources a client reads: the job, its events and its log lines, as the API answers
+them and as completion callbacks send them (shared/DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.urls import reverse
 
-from .domain import Job, JobEvent
+from .domain import Job, JobEvent, LogLine
 
 
 def job_url(request: Any, job_id: Any) -> str:
@@ -37,9 +37,10 @@ def _timestamp(value: datetime | None) -> str | None:
 
 def job_output(job: Job, request: Any) -> dict[str, Any]:
     """The job resource (shared/DESIGN.md)."""
+    url = job_url(request, job.id)
     return {
         "id": str(job.id),
-        "url": job_url(request, job.id),
+        "url": url,
         "type": job.type,
         "queue": job.queue,
         "params": job.params,
@@ -53,6 +54,11 @@ def job_output(job: Job, request: Any) -> dict[str, Any]:
         "timeout": job.timeout_seconds,
         "cancel_requested": job.cancel_requested_at is not None,
         "callback_url": job.callback_url,
+        "checkpoint": (
+            {"state": job.checkpoint, "at": _timestamp(job.checkpoint_at)} if job.checkpoint_at is not None else None
+        ),
+        "logs": {"url": f"{url}/logs", "lines": job.log_lines, "dropped": job.log_dropped},
+        "rerun_of": str(job.rerun_of) if job.rerun_of is not None else None,
         "run_at": _timestamp(job.run_at),
         "created_at": _timestamp(job.created_at),
         "started_at": _timestamp(job.started_at),
@@ -68,4 +74,15 @@ def event_output(event: JobEvent) -> dict[str, Any]:
         "kind": event.kind,
         "attempt": event.attempt,
         "data": event.data,
+    }
+
+
+def log_line_output(line: LogLine) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "attempt": line.attempt,
+        "at": _timestamp(line.at),
+        "level": line.level,
+        "message": line.message,
+        "fields": line.fields,
     }

@@ -17,7 +17,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from jobs.conf import settings
-from jobs.domain import EventKind, Status
+from jobs.domain import EventKind, LogLevel, Status
 from jobs.registry import registry
 
 from .errors import PROBLEM_JSON, ProblemType
@@ -114,6 +114,29 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "timeout": {"type": "integer", "minimum": 1, "description": "Seconds per attempt."},
             "cancel_requested": {"type": "boolean"},
             "callback_url": {"type": ["string", "null"], "description": "Where its completion is POSTed."},
+            "checkpoint": {
+                "type": ["object", "null"],
+                "description": "The latest checkpoint its code stored (`ctx.checkpoint`): the point the next "
+                "attempt resumes from; null until there is one.",
+                "properties": {"state": {"description": "Any JSON."}, "at": TIMESTAMP},
+                "required": ["state", "at"],
+            },
+            "logs": {
+                "type": "object",
+                "description": "Its log (`ctx.log`): where to read it, how many lines it has, how many were "
+                "dropped over the bounds (`JOBS_LOG_MAX_PER_SECOND`, `JOBS_LOG_MAX_LINES_PER_JOB`).",
+                "properties": {
+                    "url": {"type": "string", "format": "uri"},
+                    "lines": {"type": "integer", "minimum": 0},
+                    "dropped": {"type": "integer", "minimum": 0},
+                },
+                "required": ["url", "lines", "dropped"],
+            },
+            "rerun_of": {
+                "type": ["string", "null"],
+                "format": "uuid",
+                "description": "The job this one re-runs (`POST /jobs/{id}/rerun`).",
+            },
             "run_at": nullable(TIMESTAMP),
             "created_at": TIMESTAMP,
             "started_at": nullable(TIMESTAMP),
@@ -136,6 +159,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "timeout",
             "cancel_requested",
             "callback_url",
+            "checkpoint",
+            "logs",
+            "rerun_of",
             "run_at",
             "created_at",
             "started_at",
@@ -177,6 +203,49 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "events": {"type": "array", "items": ref("JobEvent")},
         },
         "required": ["job", "events"],
+    },
+    "JobLogLine": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "description": "Increases along the log: `after` takes it."},
+            "attempt": {"type": "integer", "minimum": 1},
+            "at": TIMESTAMP,
+            "level": {"type": "string", "enum": [level.value for level in LogLevel]},
+            "message": {"type": "string"},
+            "fields": {"type": "object"},
+        },
+        "required": ["id", "attempt", "at", "level", "message", "fields"],
+    },
+    "JobLogPage": {
+        "type": "object",
+        "properties": {
+            "job": {"type": "string", "format": "uri"},
+            "status": ref("JobStatus"),
+            "total": {"type": "integer", "minimum": 0, "description": "Lines the job's log has."},
+            "dropped": {"type": "integer", "minimum": 0, "description": "Lines dropped over the bounds."},
+            "results": {"type": "array", "items": ref("JobLogLine")},
+            "next": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "The next page (also in the `Link` header), or null when there are no more lines yet.",
+            },
+        },
+        "required": ["job", "status", "total", "dropped", "results", "next"],
+    },
+    "JobRerun": {
+        "type": "object",
+        "description": "What to change in the re-run; every field is optional.",
+        "properties": {
+            "params": {"type": "object", "description": "Replaces the params (checked against the type's schema)."},
+            "metadata": {"type": ["object", "null"], "description": "Replaces the metadata."},
+            "max_attempts": {"type": ["integer", "null"], "minimum": 1, "maximum": settings.MAX_ATTEMPTS_LIMIT},
+            "resume": {
+                "type": "boolean",
+                "default": False,
+                "description": "Start from the old job's latest checkpoint (`ctx.checkpoint_state`).",
+            },
+        },
+        "additionalProperties": False,
     },
     "JobTypeInfo": {
         "type": "object",
@@ -301,6 +370,8 @@ OPERATION_IDS = {
     ("/jobs/{job_id}", "get"): "job_get",
     ("/jobs/{job_id}/cancel", "post"): "job_cancel",
     ("/jobs/{job_id}/events", "get"): "job_events",
+    ("/jobs/{job_id}/logs", "get"): "job_logs",
+    ("/jobs/{job_id}/rerun", "post"): "job_rerun",
     ("/job-types", "get"): "job_type_list",
     ("/health", "get"): "health",
 }

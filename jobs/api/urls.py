@@ -3,7 +3,9 @@
 from django.urls import path
 
 from . import views
+from .joblog import JobLogsApi
 from .metrics import MetricsApi
+from .rerun import JobRerunApi
 
 app_name = "jobs"
 
@@ -13,6 +15,8 @@ JOB_ROUTES = (
     ("/<str:job_id>", views.JobDetailApi, "job-detail"),
     ("/<str:job_id>/cancel", views.JobCancelApi, "job-cancel"),
     ("/<str:job_id>/events", views.JobEventsApi, "job-events"),
+    ("/<str:job_id>/logs", JobLogsApi, "job-logs"),
+    ("/<str:job_id>/rerun", JobRerunApi, "job-rerun"),
 )
 
 urlpatterns = [

@@ -1,15 +1,23 @@
-"""What a running job sees: its params, metadata, progress reporting and cancellation."""
+"""What a running job sees: its params, metadata, progress reporting, cancellation, its
+checkpoint and its log."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from jobs.conf import settings
-from jobs.exceptions import JobCancelled, StaleRun
+from jobs.exceptions import DatabaseUnavailable, JobCancelled, StaleRun
+from jobs.services.joblog import log_line
+
+from .journal import Journal, LogBuffer
+
+logger = logging.getLogger(__name__)
 
 #: Progress crossing one of these percentages is also recorded in the job's history
 #: (with the next write, if it happened between two).
@@ -33,6 +41,8 @@ class JobContext:
         job_type: str,
         metadata: dict[str, Any],
         report: Reporter,
+        journal: Journal | None = None,
+        checkpoint_state: Any = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job_id = job_id
@@ -47,6 +57,11 @@ class JobContext:
         self._last_write = clock()
         self._last_percent = 0.0
         self._milestone_pending = False
+        self._journal = journal
+        self._checkpoint_state = checkpoint_state
+        self._checkpoint_event_at: float | None = None
+        self._checkpoints_skipped = 0
+        self._log = LogBuffer(self._write_log, clock=clock) if journal is not None else None
 
     # -- for job types ----------------------------------------------------------------
     def progress(self, percent: float, message: str = "") -> None:
@@ -68,6 +83,55 @@ class JobContext:
             except StaleRun:
                 self.lost()
         self.raise_if_cancelled()
+
+    @property
+    def checkpoint_state(self) -> Any:
+        """The job's latest checkpoint state: the one a previous attempt stored (or a
+        re-run with ``"resume": true`` carried over), then the one this attempt stored
+        last. None when there is none: start from the beginning."""
+        return self._checkpoint_state
+
+    def checkpoint(self, state: Any) -> None:
+        """Store ``state`` (any JSON: a position, not the data) as the point the next
+        attempt resumes from, and return once it is durably stored. Fenced like every
+        write of this run (a run that lost the job raises StaleRun and stores nothing);
+        extends the lease; raises JobCancelled afterwards if the job was cancelled.
+
+        Every call stores its state; the job's history gets a ``checkpoint`` event for the
+        first of the attempt and then at most one per ``JOBS_CHECKPOINT_EVENT_INTERVAL``.
+        A state that is not JSON, or over ``JOBS_CHECKPOINT_MAX_BYTES``, raises
+        :class:`~jobs.exceptions.InvalidCheckpoint` (nothing is cut to fit). Log lines
+        written before it are stored before it."""
+        journal = self._require_journal()
+        self._flush_log(blocking=True)
+        now = self._clock()
+        since = None if self._checkpoint_event_at is None else now - self._checkpoint_event_at
+        event = since is None or since >= settings.CHECKPOINT_EVENT_INTERVAL
+        try:
+            saved = journal.checkpoint(state, event=event, skipped=self._checkpoints_skipped)
+        except StaleRun:
+            self.lost()
+            raise
+        if event:
+            self._checkpoint_event_at, self._checkpoints_skipped = now, 0
+        else:
+            self._checkpoints_skipped += 1
+        self._checkpoint_state = saved.state
+        if saved.cancel_requested:
+            self.cancel_requested()
+        self.raise_if_cancelled()
+
+    def log(self, message: Any, level: str = "info", **fields: Any) -> None:
+        """Add a line to the job's log (``GET /jobs/{id}/logs``): ``level`` one of debug,
+        info, warning, error (else ValueError); ``fields`` any JSON-able values (others as
+        their ``str()``). Cheap: lines are written in batches, at least every
+        ``JOBS_LOG_FLUSH_INTERVAL``. Over ``JOBS_LOG_MAX_PER_SECOND`` lines per second or
+        ``JOBS_LOG_MAX_LINES_PER_JOB`` per job, lines are dropped and counted."""
+        self._require_journal()
+        assert self._log is not None
+        line = log_line(message=message, level=level, fields=fields, at=datetime.now(UTC))
+        if self._log.append(line):
+            self._flush_log(blocking=False)
 
     def raise_if_cancelled(self) -> None:
         """Stop here if the job was cancelled (or this run lost its lease)."""
@@ -91,3 +155,38 @@ class JobContext:
         """This run no longer owns the job: wake any sleep; the job raises StaleRun."""
         self._lost.set()
         self._wake.set()
+
+    def flush_log(self, *, if_due: bool = False) -> None:
+        """Write the log lines waiting in this run's buffer (``if_due``: only when some
+        waited ``JOBS_LOG_FLUSH_INTERVAL``; for the heartbeat thread, which never waits
+        for another flush). Before the outcome, the worker flushes with
+        ``db.retrying`` around this. Raises StaleRun (after marking the run lost) and
+        DatabaseUnavailable (the lines wait for the next flush)."""
+        if self._log is None or (if_due and not self._log.due()):
+            return
+        try:
+            self._log.flush(blocking=not if_due)
+        except StaleRun:
+            self.lost()
+            raise
+
+    def _flush_log(self, *, blocking: bool) -> None:
+        """A flush from the job's own calls: an outage is not the job's failure."""
+        if self._log is None:
+            return
+        try:
+            self._log.flush(blocking=blocking)
+        except StaleRun:
+            self.lost()
+            raise
+        except DatabaseUnavailable:
+            logger.warning("log lines of job %s kept for later: database unavailable", self.job_id)
+
+    def _write_log(self, lines: list[dict[str, Any]], dropped: int) -> int:
+        assert self._journal is not None
+        return self._journal.log(lines, dropped=dropped)
+
+    def _require_journal(self) -> Journal:
+        if self._journal is None:
+            raise RuntimeError("this context has no journal: checkpoints and logs need a claimed attempt")
+        return self._journal

@@ -68,6 +68,7 @@ class Heartbeats(threading.Thread):
                 try:
                     if services.job_heartbeat(job=job):
                         ctx.cancel_requested()
+                    ctx.flush_log(if_due=True)  # lines of a job that went quiet do not wait for it
                 except StaleRun:
                     ctx.lost()
                     self.untrack(job)

@@ -35,6 +35,7 @@ from jobs.registry import JobType, registry
 
 from .context import JobContext
 from .heartbeats import heartbeats
+from .journal import JobJournal
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +118,18 @@ def _run(job: Job, started: float) -> Outcome:
         job_type=job.type,
         metadata=job.metadata,
         report=lambda percent, message, milestone: _report_progress(job, percent, message, milestone),
+        journal=JobJournal(job),
+        checkpoint_state=job.checkpoint,
     )
     implementation = job_type()
     beating = heartbeats()
     beating.track(job, ctx)
     try:
         try:
-            result = implementation.run(ctx, params)
+            try:
+                result = implementation.run(ctx, params)
+            finally:
+                _flush_log(ctx)  # every line of the attempt is stored before its outcome
         except (JobCancelled, StaleRun, TimeoutException):
             raise
         except Exception as exc:
@@ -161,6 +167,15 @@ def _fail(job: Job, error: BaseException, *, retryable: bool, job_type: type[Job
         lambda: services.job_fail(job=job, error=error, retryable=retryable, job_type=job_type), what="failure"
     )
     return _FAILURE_OUTCOMES[ended.status]
+
+
+def _flush_log(ctx: JobContext) -> None:
+    """The attempt's last log lines, waiting out a database outage like its outcome. A
+    stale run's lines are refused with it (StaleRun)."""
+    try:
+        db.retrying(ctx.flush_log, what="log", limit=settings.DB_WAIT_SECONDS)
+    except DatabaseUnavailable:
+        logger.warning("the last log lines of job %s were not saved: database unavailable", ctx.job_id)
 
 
 def _report_progress(job: Job, percent: float, message: str, milestone: bool) -> bool:

@@ -1,12 +1,14 @@
 """Reads. Each is one query (or a few), one module per subject:
 
 - ``jobs`` — one job, a page of jobs, a job's history;
+- ``joblog`` — a job's log lines;
 - ``tokens`` — which application a token belongs to (cached per process);
 - ``stats`` — the operator's figures (monitor, /metrics, health).
 
 Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
 """
 
+from .joblog import LogPage, job_log_page, job_log_page_any, job_log_tail
 from .jobs import (
     JobFilters,
     job_events,
@@ -30,6 +32,7 @@ from .tokens import (
 
 __all__ = [
     "JobFilters",
+    "LogPage",
     "app_for_token",
     "app_for_token_id",
     "cached_app_for_token",
@@ -42,6 +45,9 @@ __all__ = [
     "job_get_any",
     "job_list",
     "job_list_all",
+    "job_log_page",
+    "job_log_page_any",
+    "job_log_tail",
     "metrics_snapshot",
     "monitor_overview",
     "platform_stats",

@@ -2,6 +2,8 @@
 
 - ``validation`` — checking a create request (every field, every fault named at once);
 - ``lifecycle`` — create, claim, heartbeat, progress, succeed, fail (retry), cancel;
+- ``checkpoints``, ``joblog`` and ``rerun`` — a running attempt's checkpoint and log
+  lines; a finished job run again;
 - ``recovery`` — rescue, redelivery and promotion (the maintenance transitions);
 - ``callbacks`` — completion callbacks: the allowed URLs, the outbox, the signature;
 - ``tokens`` — applications, their tokens, limits and callback secrets;
@@ -12,6 +14,8 @@ Reads are in ``jobs.selectors``. Callers use the names below (``services.job_cre
 
 from .backoff import backoff_delay
 from .callbacks import callback_delivered, callback_failed, callbacks_take
+from .checkpoints import CheckpointSaved, checkpoint_check, job_checkpoint
+from .joblog import job_log_append, log_line
 from .lifecycle import (
     job_cancel,
     job_cancelled,
@@ -24,11 +28,14 @@ from .lifecycle import (
     job_succeed,
 )
 from .recovery import jobs_promote_due, jobs_redeliver_lost, jobs_rescue_expired
+from .rerun import RERUN_FIELDS, job_rerun
 from .tokens import app_rotate_callback_secret, app_set_max_running, token_issue, token_revoke, token_scopes
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, parse_instant
 
 __all__ = [
     "JOB_FIELDS",
+    "RERUN_FIELDS",
+    "CheckpointSaved",
     "JobRequest",
     "app_rotate_callback_secret",
     "app_set_max_running",
@@ -36,19 +43,24 @@ __all__ = [
     "callback_delivered",
     "callback_failed",
     "callbacks_take",
+    "checkpoint_check",
     "job_cancel",
     "job_cancelled",
+    "job_checkpoint",
     "job_claim",
     "job_create",
     "job_defer",
     "job_fail",
     "job_heartbeat",
+    "job_log_append",
     "job_progress",
     "job_request_validate",
+    "job_rerun",
     "job_succeed",
     "jobs_promote_due",
     "jobs_redeliver_lost",
     "jobs_rescue_expired",
+    "log_line",
     "parse_instant",
     "token_issue",
     "token_revoke",

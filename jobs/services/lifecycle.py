@@ -11,9 +11,12 @@ number: a write from a run that no longer owns the job raises
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jobs import db, logs
@@ -67,15 +70,42 @@ def job_create(
         raise InvalidInput({**key_errors, **exc.errors}, str(exc)) from None
     if key_errors:
         raise InvalidInput(key_errors, "The request is invalid.")
+    return job_insert(app=app, request=request, idempotency_key=idempotency_key)
+
+
+@dataclass(frozen=True)
+class JobOrigin:
+    """Where a new job comes from when it is not a plain create: the job it re-runs, and
+    the checkpoint it starts from (``resume``: the old job's, possibly none)."""
+
+    rerun_of: uuid.UUID
+    resume: bool
+    checkpoint: Any = None
+    checkpoint_at: datetime | None = None
+
+    def fingerprint(self, request: JobRequest) -> str:
+        """The request's fingerprint for the Idempotency-Key, telling a re-run from a
+        create (and a re-run of another job, or with another ``resume``) with the same fields."""
+        text = f"{request.fingerprint()}|rerun_of={self.rerun_of}|resume={self.resume}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def job_insert(
+    *, app: App, request: JobRequest, idempotency_key: str | None, origin: JobOrigin | None = None
+) -> tuple[Job, bool]:
+    """Store a checked request (with its envelope, in one statement); return ``(job,
+    created)``. With an ``idempotency_key``, a repeat of the same request returns the job
+    the first one created (``created`` False); the same key with a different request
+    raises :class:`IdempotencyKeyReused`. Concurrent repeats are settled by a unique index."""
     if idempotency_key is None:
-        return _created(_job_insert(app, request, None, None)), True
-    fingerprint = request.fingerprint()
+        return _created(_job_insert(app, request, None, None, origin)), True
+    fingerprint = request.fingerprint() if origin is None else origin.fingerprint(request)
     earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
     if earlier is not None:
         return earlier, False
     try:
         with db.atomic():  # a savepoint when nested, so the lookup below still works
-            job = _job_insert(app, request, idempotency_key, fingerprint)
+            job = _job_insert(app, request, idempotency_key, fingerprint, origin)
         return _created(job), True
     except AlreadyExists:
         earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
@@ -89,8 +119,12 @@ def _created(job: Job) -> Job:
     return job
 
 
-def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fingerprint: str | None) -> Job:
+def _job_insert(
+    app: App, request: JobRequest, idempotency_key: str | None, fingerprint: str | None, origin: JobOrigin | None
+) -> Job:
     job_id = uuid.uuid4()
+    # A resumed re-run starts from the old job's checkpoint, taken when it was.
+    start = origin if origin is not None and origin.checkpoint_at is not None else None
     row = db.fetch_one(
         "job_create",
         id=job_id,
@@ -106,6 +140,9 @@ def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fing
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         max_unfinished=settings.MAX_UNFINISHED_PER_APP,
+        rerun_of=origin.rerun_of if origin is not None else None,
+        checkpoint=db.as_json(start.checkpoint) if start is not None else None,
+        checkpoint_at=start.checkpoint_at if start is not None else None,
         **queues.envelope(job_id, timeout=request.timeout, queue=request.queue),
     )
     if row is None:

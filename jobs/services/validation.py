@@ -81,6 +81,14 @@ def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: 
             _check_storable(item, f"{path}[{index}]", errors, depth + 1)
 
 
+def storable_errors(value: Any, path: str) -> dict[str, list[str]]:
+    """What PostgreSQL's jsonb would refuse in ``value`` (NUL characters, lone surrogates,
+    non-finite numbers) or nesting deeper than ``JOBS_MAX_JSON_DEPTH``, by path."""
+    errors: dict[str, list[str]] = {}
+    _check_storable(value, path, errors)
+    return errors
+
+
 def _whole_number(name: str, value: Any, limit: int, errors: dict[str, list[str]]) -> int | None:
     if value is None:
         return None

@@ -25,18 +25,20 @@ callback AS (
 -- job_create --
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
 -- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row,
--- or nothing when the application is at its cap of unfinished jobs.
+-- or nothing when the application is at its cap of unfinished jobs. A re-run (rerun_of
+-- set) may start from a checkpoint, and adds a 'rerun' event to the job it re-runs.
 WITH job AS (
     INSERT INTO jobs_job (id, app_id, type, queue, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
-                          idempotency_key, request_hash, callback_url)
+                          idempotency_key, request_hash, callback_url, rerun_of, checkpoint, checkpoint_at)
     SELECT %(id)s, %(app_id)s, %(type)s, %(queue)s, %(params)s::jsonb, %(metadata)s::jsonb,
            CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
            %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
            nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
            -- clock time, so jobs created in one transaction still sort in creation order
            clock_timestamp(), clock_timestamp(),
-           %(idempotency_key)s, %(request_hash)s, %(callback_url)s
+           %(idempotency_key)s, %(request_hash)s, %(callback_url)s,
+           %(rerun_of)s::uuid, %(checkpoint)s::jsonb, %(checkpoint_at)s::timestamptz
     -- Back-pressure: no row (and no envelope) once the application has max_unfinished
     -- jobs waiting or running; counting stops there (index-only, jobs_job_app_active).
     WHERE %(max_unfinished)s <= 0
@@ -48,11 +50,19 @@ WITH job AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT job.id, e.kind, 0, e.data
     FROM job, LATERAL (VALUES
-        (1, 'created', jsonb_build_object('type', job.type)),
+        (1, 'created', jsonb_build_object('type', job.type)
+                       || CASE WHEN job.rerun_of IS NULL THEN '{}'::jsonb
+                               ELSE jsonb_build_object('rerun_of', job.rerun_of,
+                                                       'resumed', job.checkpoint_at IS NOT NULL) END),
         (2, job.status, CASE WHEN job.status = 'scheduled'
                              THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
     ) AS e(n, kind, data)
     ORDER BY e.n
+), rerun AS (
+    -- the new job's id in the history of the job it re-runs (whose row is left as it is)
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT old.id, 'rerun', old.attempts, jsonb_build_object('job', job.id, 'resumed', job.checkpoint_at IS NOT NULL)
+    FROM job JOIN jobs_job old ON old.id = job.rerun_of
 )
 SELECT * FROM job;
 

@@ -1,0 +1,170 @@
+"""``GET /jobs/{id}/logs``: a job's log lines, oldest first, a page at a time, for paging
+through them or tailing them (``after``), with ``ETag`` and ``Retry-After`` like the job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors
+from jobs.conf import settings
+from jobs.domain import LogLevel
+from jobs.exceptions import InvalidInput
+from jobs.resources import job_url, log_line_output
+
+from .conditional import job_etag, none_match
+from .permissions import ReadsJobs
+from .schema import CHALLENGE, COMMON, JOB_ID, UNAVAILABLE, header, ok, problems
+from .views import parse_job_id, poll_after
+
+
+def _whole_number(value: str, low: int, high: int) -> int:
+    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+        raise serializers.ValidationError(f"Must be a whole number from {low} to {high}.")
+    return int(value)
+
+
+class JobLogQuery(serializers.Serializer):
+    """The query parameters of ``GET /jobs/{id}/logs``; any other name is an error."""
+
+    after = serializers.CharField(required=False)
+    limit = serializers.CharField(required=False)
+    level = serializers.CharField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        known: dict[str, str] = {}
+        for name in data:
+            value = data.getlist(name)[-1] if hasattr(data, "getlist") else data[name]
+            if "\x00" in name or "\x00" in value:
+                errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
+            elif name == "format":  # DRF's own ?format=json|api
+                continue
+            elif name not in self.fields:
+                errors[name] = [f"Unknown query parameter; use {', '.join(self.fields)}."]
+            elif value != "":
+                known[name] = value
+        try:
+            values = super().to_internal_value(known)
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail)  # type: ignore[arg-type]
+            values = {}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
+
+    def validate_after(self, value: str) -> int:
+        return _whole_number(value, 0, 2**63 - 1)
+
+    def validate_limit(self, value: str) -> int:
+        return _whole_number(value, 1, settings.MAX_PAGE_SIZE)
+
+    def validate_level(self, value: str) -> LogLevel:
+        try:
+            return LogLevel(value)
+        except ValueError:
+            raise serializers.ValidationError(
+                f"Unknown level {value!r}; use one of {', '.join(LogLevel)} (that level and above)."
+            ) from None
+
+
+class JobLogsApi(APIView):
+    """The job's log: what its code wrote with `ctx.log()`, oldest first, a page at a time."""
+
+    name = "Job logs"
+    permission_classes = [permissions.IsAuthenticated, ReadsJobs]
+
+    @extend_schema(
+        summary="A job's log",
+        description="Oldest first. `after` continues after a line id: follow `next` (also in `Link`) "
+        "to page through the log, and to tail a running job ask again with `after=<the last id you have>` "
+        "after `Retry-After` seconds; once the job is finished (`status`) and a page has no `next`, "
+        "nothing more will come. Any other query parameter is a 400.",
+        parameters=[
+            JOB_ID,
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0},
+                OpenApiParameter.QUERY,
+                description="Only lines with a greater id (default 0: from the first line).",
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": settings.MAX_PAGE_SIZE},
+                OpenApiParameter.QUERY,
+                description=f"Lines per page (default {settings.MAX_PAGE_SIZE}).",
+            ),
+            OpenApiParameter(
+                "level",
+                {"type": "string", "enum": [level.value for level in LogLevel]},
+                OpenApiParameter.QUERY,
+                description="Only lines of this level and above (`warning`: warnings and errors).",
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The `ETag` of an earlier answer to the same URL: 304 with no body while nothing changed.",
+            ),
+            header("ETag", "Changes whenever the job or its log does.", [200, 304]),
+            header(
+                "Retry-After",
+                "Seconds before it is worth asking again, while the job is not finished (absent once it is).",
+                [200, 304],
+                int,
+            ),
+            header("Link", '`<next page URL>; rel="next"` when there is a next page.', [200]),
+            CHALLENGE,
+            UNAVAILABLE,
+        ],
+        responses={
+            **ok(200, "JobLogPage", "A page of the job's log lines."),
+            304: OpenApiResponse(description="Not modified since the `ETag` given in `If-None-Match`."),
+            **problems(400, 404, *COMMON),
+        },
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job_uuid = parse_job_id(job_id)
+        query = JobLogQuery(data=request.query_params)
+        if not query.is_valid():
+            raise InvalidInput(query.errors, "The query is invalid.")
+        options = query.validated_data
+        limit = options.get("limit", settings.MAX_PAGE_SIZE)
+        level = options.get("level")
+        page = selectors.job_log_page(
+            app=request.user,
+            job_id=job_uuid,
+            after=options.get("after", 0),
+            limit=limit + 1,  # one more tells whether there is a next page
+            levels=level.and_above() if level is not None else None,
+        )
+        job, lines = page.job, page.lines[:limit]
+        # Each write of log lines moves the job's updated_at: the job's version is the log's.
+        etag = job_etag(job, "log")
+        headers = {"ETag": etag}
+        wait = poll_after(job, timezone.now())
+        if wait is not None:
+            headers["Retry-After"] = str(wait)
+        if none_match(request.headers.get("If-None-Match"), etag):
+            return Response(status=304, headers=headers)
+        next_url = None
+        if len(page.lines) > limit:
+            params = request.query_params.copy()
+            params["after"] = str(lines[-1].id)
+            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+            headers["Link"] = f'<{next_url}>; rel="next"'
+        body = {
+            "job": job_url(request, job.id),
+            "status": job.status.value,
+            "total": job.log_lines,
+            "dropped": job.log_dropped,
+            "results": [log_line_output(line) for line in lines],
+            "next": next_url,
+        }
+        return Response(body, headers=headers)

@@ -1,0 +1,81 @@
+"""``POST /jobs/{id}/rerun``: a finished job run again as a new job (``jobs.services.rerun``)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import services
+from jobs.exceptions import InvalidInput
+from jobs.resources import job_output
+
+from . import schema
+from .errors import PROBLEM_JSON
+from .permissions import WritesJobs
+from .schema import CHALLENGE, COMMON, JOB_ID, JSON, UNAVAILABLE, header, ok, problems
+from .views import parse_job_id
+
+
+class JobRerunApi(APIView):
+    """Run a finished job again: a new job, linked to this one both ways."""
+
+    name = "Re-run a job"
+    permission_classes = [permissions.IsAuthenticated, WritesJobs]
+
+    @extend_schema(
+        summary="Re-run a finished job",
+        description="Creates a new job with the finished job's type, params, metadata, queue, callback URL, "
+        "`max_attempts` and timeout; the body may replace `params`, `metadata` and `max_attempts` (checked "
+        "exactly as on create) and, with `resume: true`, start it from the old job's latest checkpoint. "
+        "The new job's `rerun_of` is the old job's id; the old job's history gets a `rerun` event with the "
+        "new id, and is otherwise unchanged. `Idempotency-Key` works as on create. An empty body re-runs "
+        "the job as it was.",
+        request={JSON: schema.ref("JobRerun")},
+        parameters=[
+            JOB_ID,
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+                OpenApiParameter.HEADER,
+                description="1 to 255 printable ASCII characters; makes retries safe (per application, "
+                "shared with creates).",
+            ),
+            header("Location", "The new job's URL.", [201]),
+            header(
+                "Idempotent-Replayed",
+                "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
+                [201],
+                {"type": "string", "enum": ["true"]},
+            ),
+            CHALLENGE,
+            UNAVAILABLE,
+        ],
+        responses={
+            **ok(201, "Job", "The new job (or, replayed, the one an earlier request created)."),
+            **problems(400, 404, *COMMON, 413, 415, 422, 429),
+            (409, PROBLEM_JSON): OpenApiResponse(
+                schema.ref("Problem"), description="The job has not finished yet (`job_status`)."
+            ),
+        },
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job_uuid = parse_job_id(job_id)
+        body = request.data
+        if not isinstance(body, dict):
+            raise InvalidInput({"": ["Send a JSON object."]}, "The request is invalid.")
+        job, created = services.job_rerun(
+            app=request.user,
+            job_id=job_uuid,
+            overrides={name: body[name] for name in services.RERUN_FIELDS if name in body and name != "resume"},
+            resume=body.get("resume", False),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            unknown_fields=sorted(name for name in body if name not in services.RERUN_FIELDS),
+        )
+        output = job_output(job, request)
+        headers = {"Location": output["url"]}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(output, status=201, headers=headers)
