@@ -145,8 +145,9 @@ class JobLogsApi(APIView):
             levels=level.and_above() if level is not None else None,
         )
         job, lines = page.job, page.lines[:limit]
-        # Each write of log lines moves the job's updated_at: the job's version is the log's.
-        etag = job_etag(job, "log")
+        # Each write of log lines moves the job's updated_at: the job's version is the log's;
+        # the query is in it too, so a validator is never taken for another page's.
+        etag = job_etag(job, "log", options.get("after", 0), limit, level or "")
         headers = {"ETag": etag}
         wait = poll_after(job, timezone.now())
         if wait is not None:

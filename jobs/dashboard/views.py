@@ -29,6 +29,7 @@ from jobs.domain import AdminJob, Status
 from jobs.exceptions import JobNotFound
 from jobs.registry import registry
 
+from . import joblog
 from .access import admin_required
 
 STATUSES = [status.value for status in Status]
@@ -260,6 +261,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
 
     def context() -> dict[str, Any]:
         events = selectors.job_events_any(job_id=job.id)
+        lines = selectors.job_log_tail(job_id=job.id, limit=joblog.LOG_SHOWN)
         took = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
         return {
             "section": "jobs",
@@ -275,6 +277,14 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
                 {"event": event, "data": json.dumps(event.data, ensure_ascii=False) if event.data else ""}
                 for event in events
             ],
+            "checkpoint": shown_json(job.checkpoint) if job.checkpoint_at is not None else None,
+            "log_lines": [
+                {"line": line, "fields": json.dumps(line.fields, ensure_ascii=False) if line.fields else ""}
+                for line in lines
+            ],
+            # joblog.js asks for the lines after the last one shown
+            "log_after": lines[-1].id if lines else 0,
+            "log_shown": joblog.LOG_SHOWN,
         }
 
     return _conditional_page(

@@ -434,7 +434,11 @@ def test_every_page_keeps_scripts_and_styles_in_same_origin_static_files(admin, 
         parser = InlineCode()
         parser.feed(page.content.decode())
         assert parser.found == [], (page.request["PATH_INFO"], parser.found)
-        assert parser.scripts == ["/static/jobs/dashboard/dashboard.js"]
+        job_page = page.request["PATH_INFO"] == f"/dashboard/jobs/{job.id}/"
+        # The job page also has its log's script.
+        assert parser.scripts == ["/static/jobs/dashboard/dashboard.js"] + (
+            ["/static/jobs/dashboard/joblog.js"] if job_page else []
+        )
         assert parser.styles == ["/static/jobs/dashboard/dashboard.css"]
         assets |= {*parser.scripts, *parser.styles}
     for asset in assets:
@@ -468,3 +472,102 @@ def test_a_refusal_from_the_session_authentication_is_the_apis_problem_answer(ad
     assert response.status_code == 429 and response["Retry-After"] == "7"
     assert response["Content-Type"] == "application/problem+json"
     assert json.loads(response.content)["status"] == 429
+
+
+# -- checkpoint and log on the job page --------------------------------------------------------
+def log_rows(page: str) -> list[tuple[str, str, str]]:
+    """(line id, level, message) of each log line the page shows."""
+    rows = re.findall(r'<tr data-line-id="(\d+)" data-level="(\w+)">(.*?)</tr>', page, re.S)
+    return [
+        (i, level, html.unescape(re.search(r'<td class="message">(.*?)</td>', row, re.S).group(1)))
+        for i, level, row in rows
+    ]
+
+
+def write_lines(job, *messages, level="info"):
+    at = job.created_at
+    lines = [services.log_line(message=m, level=level, fields={"n": n}, at=at) for n, m in enumerate(messages)]
+    services.job_log_append(job=job, lines=lines, dropped=0)
+
+
+def test_job_page_shows_the_checkpoint_and_the_log(admin, db):
+    app, _ = new_app()
+    running = services.job_claim(job_id=create(app).id, worker="w")
+    page = admin.get(f"/dashboard/jobs/{running.id}/").content.decode()
+    assert 'id="job-checkpoint-none"' in page and log_rows(page) == []
+    assert 'data-after="0"' in page and 'data-refresh-ms="1000" data-status="running"' in page
+
+    services.job_checkpoint(job=running, state={"last_id": 500, "note": "<b>x</b>"}, event=True)
+    write_lines(running, "batch 1 <sent>", "batch 2 sent")
+    page = admin.get(f"/dashboard/jobs/{running.id}/").content.decode()
+    state = html.unescape(re.search(r'<pre id="job-checkpoint-state">(.*?)</pre>', page, re.S).group(1))
+    assert json.loads(state) == {"last_id": 500, "note": "<b>x</b>"}
+    assert "<b>x</b>" not in page  # shown as text
+    rows = log_rows(page)
+    assert [(level, message) for _, level, message in rows] == [("info", "batch 1 <sent>"), ("info", "batch 2 sent")]
+    assert f'data-after="{rows[-1][0]}"' in page
+    assert '<span id="job-log-total">2</span>' in page
+    timeline = re.search(r'<section id="job-timeline".*?</section>', page, re.S).group(0)
+    assert 'data-kind="checkpoint"' in timeline
+
+    services.job_succeed(job=running, result=1)
+    done = admin.get(f"/dashboard/jobs/{running.id}/").content.decode()
+    assert "data-refresh-ms" not in done and len(log_rows(done)) == 2  # finished: the script stays idle
+
+
+def test_job_page_opens_on_the_latest_lines_and_links_a_rerun(admin, db, monkeypatch):
+    from jobs.dashboard import joblog
+
+    monkeypatch.setattr(joblog, "LOG_SHOWN", 3)
+    app, _ = new_app()
+    running = services.job_claim(job_id=create(app).id, worker="w")
+    write_lines(running, *(f"line {n}" for n in range(5)))
+    old = services.job_fail(job=running, error=ValueError("x"), retryable=False)
+    page = admin.get(f"/dashboard/jobs/{old.id}/").content.decode()
+    assert [message for _, _, message in log_rows(page)] == ["line 2", "line 3", "line 4"]
+    assert "the page opened on the latest 3" in text(admin.get(f"/dashboard/jobs/{old.id}/"))
+    new, _ = services.job_rerun(app=app, job_id=old.id)
+    rerun_page = admin.get(f"/dashboard/jobs/{new.id}/").content.decode()
+    assert f'href="/dashboard/jobs/{old.id}/"' in rerun_page
+    old_page = admin.get(f"/dashboard/jobs/{old.id}/").content.decode()
+    assert 'data-kind="rerun"' in old_page and str(new.id) in old_page
+
+
+def test_the_log_feed_gives_the_lines_after_one_with_304_until_there_are_more(transactional_db, admin, monkeypatch):
+    from jobs.dashboard import joblog
+
+    monkeypatch.setattr(joblog, "LOG_SHOWN", 2)
+    app, _ = new_app()
+    running = services.job_claim(job_id=create(app).id, worker="w")
+    write_lines(running, "a", "b", "c")
+    feed = f"/dashboard/jobs/{running.id}/logs"
+    first = admin.get(f"{feed}?after=0")
+    body = json.loads(first.content)
+    assert [line["message"] for line in body["results"]] == ["a", "b"] and body["next"] is True
+    assert body["status"] == "running" and body["total"] == 3 and body["dropped"] == 0
+    last = body["results"][-1]["id"]
+    rest = admin.get(f"{feed}?after={last}")
+    body = json.loads(rest.content)
+    assert [line["message"] for line in body["results"]] == ["c"] and body["next"] is False
+    assert body["results"][0]["fields"] == {"n": 2} and body["results"][0]["attempt"] == 1
+    tail = body["results"][-1]["id"]
+    quiet = admin.get(f"{feed}?after={tail}")
+    assert json.loads(quiet.content)["results"] == []
+    assert admin.get(f"{feed}?after={tail}", HTTP_IF_NONE_MATCH=quiet["ETag"]).status_code == 304
+    write_lines(running, "d")
+    news = admin.get(f"{feed}?after={tail}", HTTP_IF_NONE_MATCH=quiet["ETag"])
+    assert news.status_code == 200 and [line["message"] for line in json.loads(news.content)["results"]] == ["d"]
+    assert news["Cache-Control"] == "private, no-cache"
+
+
+def test_the_log_feed_is_for_operators_only(db):
+    app, token = new_app()
+    job = create(app)
+    assert Client().get(f"/dashboard/jobs/{job.id}/logs").status_code == 302  # to the log-in page
+    assert logged_in(token).get(f"/dashboard/jobs/{job.id}/logs").status_code == 403
+    _, admin_token = admin_app()
+    operator = logged_in(admin_token)
+    missing = operator.get(f"/dashboard/jobs/{uuid.uuid4()}/logs")
+    assert missing.status_code == 404 and missing["Content-Type"] == "application/problem+json"
+    bad = operator.get(f"/dashboard/jobs/{job.id}/logs?after=-1")
+    assert bad.status_code == 400 and json.loads(bad.content)["errors"][0]["field"] == "after"

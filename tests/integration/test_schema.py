@@ -25,6 +25,8 @@ PROBLEM = "application/problem+json"
 NOT_DOCUMENTED = {"/schema", "/docs", "/redoc", "/api-auth/login/", "/api-auth/logout/"}
 #: HTML pages for people in a browser (a session, not a token): the dashboard.
 NOT_DOCUMENTED |= {"/dashboard", "/dashboard/", "/dashboard/jobs/", "/dashboard/jobs/{job_id}/"}
+#: The job page's own log feed (its script's, for the browser's session).
+NOT_DOCUMENTED |= {"/dashboard/jobs/{job_id}/logs"}
 
 
 @pytest.fixture
