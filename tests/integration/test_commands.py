@@ -118,3 +118,64 @@ def test_production_settings_are_safe_by_default():
     assert result.returncode == 0, result.stderr
     # No SECURE_PROXY_SSL_HEADER: the scheme is gunicorn's decision, trusting only the proxy.
     assert result.stdout.strip().splitlines()[-1] == "False True ['localhost', '127.0.0.1'] None"
+
+
+def test_jobs_top_follows_one_job_its_checkpoint_and_its_log(db):
+    token, _ = services.token_issue(app_name=f"follow-{uuid.uuid4().hex[:8]}")
+    app = selectors.app_for_token(token=token)
+    job = services.job_create(app=app, type="countdown", params={"seconds": 5}, metadata={})[0]
+    screen = run("jobs_top", "--job", str(job.id), "--once")
+    assert f"job {job.id}" in screen and "status queued  try 0/" in screen
+    assert "checkpoint: none" in screen and "log: 0 lines, 0 dropped" in screen
+
+    running = services.job_claim(job_id=job.id, worker="host:77")
+    services.job_progress(job=running, percent=40.0, message="3 seconds left", milestone=True)
+    services.job_checkpoint(job=running, state={"elapsed": 2}, event=True)
+    at = running.started_at
+    lines = [
+        services.log_line(message=f"second {n}", level="warning" if n == 4 else "info", fields={"n": n}, at=at)
+        for n in range(5)
+    ]
+    services.job_log_append(job=running, lines=lines, dropped=2)
+    screen = run("jobs_top", "--job", str(job.id), "--once", "--lines", "3")
+    assert "status running  try 1/" in screen and "worker host:77" in screen
+    assert "[########------------]  40.0%  3 seconds left" in screen
+    assert "checkpoint at " in screen and ': {"elapsed":2}' in screen
+    assert "log: 5 lines, 2 dropped" in screen
+    shown = [line for line in screen.splitlines() if "  a1  " in line]
+    assert [line.split("  a1  ")[1].split()[:2] for line in shown] == [
+        ["info", "second"],
+        ["info", "second"],
+        ["warning", "second"],
+    ]
+    assert shown[-1].endswith('second 4  {"n":4}')
+
+
+def test_jobs_top_refuses_an_unknown_job(db):
+    with pytest.raises(CommandError, match="No job with the id"):
+        run("jobs_top", "--job", str(uuid.uuid4()), "--once")
+    with pytest.raises(CommandError, match="No job with the id"):
+        run("jobs_top", "--job", "not-an-id", "--once")
+
+
+def test_the_job_follower_reads_only_new_lines(db):
+    from jobs.management.commands.jobs_top import JobFollower
+
+    token, _ = services.token_issue(app_name=f"follow-{uuid.uuid4().hex[:8]}")
+    app = selectors.app_for_token(token=token)
+    job = services.job_claim(
+        job_id=services.job_create(app=app, type="countdown", params={"seconds": 5})[0].id, worker="w"
+    )
+
+    def write(*messages):
+        lines = [services.log_line(message=m, level="info", fields={}, at=job.started_at) for m in messages]
+        services.job_log_append(job=job, lines=lines, dropped=0)
+
+    write("one", "two", "three")
+    follower = JobFollower(job.id, lines=2)
+    assert "three" in follower.render() and [line.message for line in follower.lines] == ["two", "three"]
+    write("four")
+    follower.PAGE = 1  # catching up takes several pages
+    write("five")
+    screen = follower.render()
+    assert [line.message for line in follower.lines] == ["four", "five"] and "five" in screen

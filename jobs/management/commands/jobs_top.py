@@ -1,8 +1,12 @@
-"""The operator's view in a terminal: jobs, throughput, running jobs, failures, clusters."""
+"""The operator's view in a terminal: jobs, throughput, running jobs, failures, clusters;
+or, with ``--job``, one job followed: its status, progress, checkpoint and log lines."""
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
+from collections import deque
 from datetime import datetime
 from typing import Any
 
@@ -10,8 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
 from jobs import monitoring, selectors
-from jobs.domain import Status
-from jobs.exceptions import DatabaseUnavailable
+from jobs.domain import AdminJob, LogLine, Status
+from jobs.exceptions import DatabaseUnavailable, JobNotFound
 
 #: Characters of a progress bar, between its brackets.
 BAR_WIDTH = 20
@@ -121,6 +125,70 @@ def render(*, latest: int, now: datetime | None = None) -> str:
     return "\n".join(lines)
 
 
+class JobFollower:
+    """One job on the screen, its log tailed: each look reads the job and only the lines
+    after the last one seen."""
+
+    #: Lines read per query while catching up.
+    PAGE = 500
+
+    def __init__(self, job_id: uuid.UUID, *, lines: int) -> None:
+        self.job_id = job_id
+        self.after = 0
+        self.lines: deque[LogLine] = deque(maxlen=lines)
+
+    def look(self) -> AdminJob:
+        """The job now, and every log line written since the last look."""
+        if not self.lines.maxlen:
+            return selectors.job_get_any(job_id=self.job_id)
+        if self.after == 0:
+            # The first look: only the latest lines matter.
+            self.lines.extend(selectors.job_log_tail(job_id=self.job_id, limit=self.lines.maxlen))
+            self.after = self.lines[-1].id if self.lines else 0
+        while True:
+            page = selectors.job_log_page_any(job_id=self.job_id, after=self.after, limit=self.PAGE)
+            self.lines.extend(page.lines)
+            if page.lines:
+                self.after = page.lines[-1].id
+            if len(page.lines) < self.PAGE:
+                return page.job  # type: ignore[return-value]
+
+    def render(self, *, now: datetime | None = None) -> str:
+        try:
+            job = self.look()
+        except DatabaseUnavailable as exc:
+            return f"database unavailable: {exc}"
+        return "\n".join(render_job(job, list(self.lines), now=now))
+
+
+def render_job(job: AdminJob, lines: list[LogLine], *, now: datetime | None = None) -> list[str]:
+    """One job: what it is, where it is, its checkpoint, its latest log lines."""
+    progress = job.progress or {}
+    screen = [
+        f"jobplatform — {(now or datetime.now()).strftime('%Y-%m-%d %H:%M:%S')} — job {job.id}",
+        "",
+        f"type {job.type}  application {job.app_name}  queue {job.queue}",
+        f"status {job.status.value}  try {job.attempts}/{job.max_attempts}  worker {job.worker or '-'}"
+        + (f"  re-runs {job.rerun_of}" if job.rerun_of else ""),
+        f"progress {progress_bar(progress.get('percent'))}  {_one_line(progress.get('message') or '', 60)}",
+    ]
+    if job.error:
+        error = f"{job.error.get('type')}: {job.error.get('message')}"
+        screen.append(f"error {_one_line(error, 100)}")
+    if job.checkpoint_at is not None:
+        state = json.dumps(job.checkpoint, ensure_ascii=False, separators=(",", ":"))
+        screen.append(f"checkpoint at {job.checkpoint_at:%H:%M:%S}: {_one_line(state, 100)}")
+    else:
+        screen.append("checkpoint: none")
+    screen += ["", f"log: {job.log_lines} lines, {job.log_dropped} dropped (the latest below)"]
+    for line in lines:
+        at = line.at.strftime("%H:%M:%S.%f")[:-3]  # milliseconds
+        fields = json.dumps(line.fields, ensure_ascii=False, separators=(",", ":")) if line.fields else ""
+        text = f"  {at}  a{line.attempt}  {line.level:7}  {_one_line(line.message, 100)}  {_one_line(fields, 60)}"
+        screen.append(text.rstrip())
+    return screen
+
+
 class Command(BaseCommand):
     help = (
         "The operator's view: jobs per status and type, throughput in the last minute, oldest queued job, "
@@ -131,24 +199,41 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=2.0, help="Seconds between refreshes (default 2).")
         parser.add_argument("--once", action="store_true", help="Print one snapshot as plain text and exit.")
         parser.add_argument("--latest", type=int, default=10, help="How many latest jobs to show (default 10).")
+        parser.add_argument(
+            "--job", help="Follow this job: its status, progress, checkpoint and log lines as they are written."
+        )
+        parser.add_argument("--lines", type=int, default=20, help="With --job: log lines shown (default 20).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["interval"] <= 0:
             raise CommandError("--interval must be a positive number of seconds.")
         if options["latest"] < 0:
             raise CommandError("--latest must be zero or more.")
+        if options["lines"] < 0:
+            raise CommandError("--lines must be zero or more.")
+        draw = lambda: render(latest=options["latest"])  # noqa: E731
+        if options["job"] is not None:
+            draw = self._follower(options["job"], options["lines"]).render
         if options["once"]:
-            self.stdout.write(render(latest=options["latest"]))
+            self.stdout.write(draw())
             return
         try:
             while True:
                 # A long-lived process has no request cycle to drop a connection the
                 # server closed (restart, failover): do it here, or never recover.
                 close_old_connections()
-                screen = render(latest=options["latest"])
+                screen = draw()
                 # Home, draw, then clear what the previous (longer) screen left below.
                 self.stdout.write("\x1b[H" + screen.replace("\n", "\x1b[K\n") + "\x1b[K\x1b[J", ending="\n")
                 self.stdout.flush()
                 time.sleep(options["interval"])
         except KeyboardInterrupt:
             return
+
+    def _follower(self, raw: str, lines: int) -> JobFollower:
+        try:
+            job_id = uuid.UUID(raw)
+            selectors.job_get_any(job_id=job_id)
+        except (ValueError, JobNotFound):
+            raise CommandError(f"No job with the id {raw!r}.") from None
+        return JobFollower(job_id, lines=lines)
