@@ -64,3 +64,33 @@ class Sleeps(JobType):
     def run(self, ctx, params):
         time.sleep(params["seconds"])
         return {"slept": params["seconds"]}
+
+
+@registry.register
+class Resumable(JobType):
+    """Counts ``steps`` steps of ``step_seconds``, logging and checkpointing each: a killed
+    or failed attempt's successor (or a resumed re-run) continues after the last stored
+    step. Raises ConnectionError on reaching ``fail_at``."""
+
+    name = "test_resumable"
+
+    class Params(serializers.Serializer):
+        steps = serializers.IntegerField(min_value=1)
+        step_seconds = serializers.FloatField(min_value=0, default=0.2)
+        fail_at = serializers.IntegerField(min_value=1, required=False)
+
+    def run(self, ctx, params):
+        started_from = (ctx.checkpoint_state or {"done": 0})["done"]
+        if started_from:
+            ctx.log(f"resuming after step {started_from}", level="warning", started_from=started_from)
+        else:
+            ctx.log("starting from the first step", started_from=0)
+        for step in range(started_from + 1, params["steps"] + 1):
+            if step == params.get("fail_at"):
+                ctx.log(f"step {step} refused", level="error", step=step)
+                raise ConnectionError(f"the target refused step {step}")
+            ctx.sleep(params["step_seconds"])
+            ctx.log(f"step {step} done", step=step)
+            ctx.checkpoint({"done": step})
+            ctx.progress(100 * step / params["steps"], f"step {step} of {params['steps']}")
+        return {"started_from": started_from, "attempt": ctx.attempt, "done": params["steps"]}
