@@ -3,10 +3,7 @@ through them or tailing them (``after``), with ``ETag`` and ``Retry-After`` like
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,52 +15,25 @@ from jobs.domain import LogLevel
 from jobs.exceptions import InvalidInput
 from jobs.resources import job_url, log_line_output
 
-from .conditional import job_etag, none_match
+from .conditional import job_etag
 from .permissions import ReadsJobs
-from .schema import CHALLENGE, COMMON, JOB_ID, UNAVAILABLE, header, ok, problems
-from .views import parse_job_id, poll_after
+from .schema import CHALLENGE, COMMON, JOB_ID, NOT_MODIFIED, UNAVAILABLE, header, ok, polled, problems
+from .serializers import StrictQuery, whole_number
+from .views import parse_job_id, poll_headers
 
 
-def _whole_number(value: str, low: int, high: int) -> int:
-    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
-        raise serializers.ValidationError(f"Must be a whole number from {low} to {high}.")
-    return int(value)
-
-
-class JobLogQuery(serializers.Serializer):
+class JobLogQuery(StrictQuery):
     """The query parameters of ``GET /jobs/{id}/logs``; any other name is an error."""
 
     after = serializers.CharField(required=False)
     limit = serializers.CharField(required=False)
     level = serializers.CharField(required=False)
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        errors: dict[str, list[str]] = {}
-        known: dict[str, str] = {}
-        for name in data:
-            value = data.getlist(name)[-1] if hasattr(data, "getlist") else data[name]
-            if "\x00" in name or "\x00" in value:
-                errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
-            elif name == "format":  # DRF's own ?format=json|api
-                continue
-            elif name not in self.fields:
-                errors[name] = [f"Unknown query parameter; use {', '.join(self.fields)}."]
-            elif value != "":
-                known[name] = value
-        try:
-            values = super().to_internal_value(known)
-        except serializers.ValidationError as exc:
-            errors.update(exc.detail)  # type: ignore[arg-type]
-            values = {}
-        if errors:
-            raise serializers.ValidationError(errors)
-        return values
-
     def validate_after(self, value: str) -> int:
-        return _whole_number(value, 0, 2**63 - 1)
+        return whole_number(value, 0, 2**63 - 1)
 
     def validate_limit(self, value: str) -> int:
-        return _whole_number(value, 1, settings.MAX_PAGE_SIZE)
+        return whole_number(value, 1, settings.MAX_PAGE_SIZE)
 
     def validate_level(self, value: str) -> LogLevel:
         try:
@@ -106,26 +76,14 @@ class JobLogsApi(APIView):
                 OpenApiParameter.QUERY,
                 description="Only lines of this level and above (`warning`: warnings and errors).",
             ),
-            OpenApiParameter(
-                "If-None-Match",
-                str,
-                OpenApiParameter.HEADER,
-                description="The `ETag` of an earlier answer to the same URL: 304 with no body while nothing changed.",
-            ),
-            header("ETag", "Changes whenever the job or its log does.", [200, 304]),
-            header(
-                "Retry-After",
-                "Seconds before it is worth asking again, while the job is not finished (absent once it is).",
-                [200, 304],
-                int,
-            ),
+            *polled("the job or its log"),
             header("Link", '`<next page URL>; rel="next"` when there is a next page.', [200]),
             CHALLENGE,
             UNAVAILABLE,
         ],
         responses={
             **ok(200, "JobLogPage", "A page of the job's log lines."),
-            304: OpenApiResponse(description="Not modified since the `ETag` given in `If-None-Match`."),
+            **NOT_MODIFIED,
             **problems(400, 404, *COMMON),
         },
     )
@@ -148,11 +106,8 @@ class JobLogsApi(APIView):
         # Each write of log lines moves the job's updated_at: the job's version is the log's;
         # the query is in it too, so a validator is never taken for another page's.
         etag = job_etag(job, "log", options.get("after", 0), limit, level or "")
-        headers = {"ETag": etag}
-        wait = poll_after(job, timezone.now())
-        if wait is not None:
-            headers["Retry-After"] = str(wait)
-        if none_match(request.headers.get("If-None-Match"), etag):
+        headers, unchanged = poll_headers(request, job, etag)
+        if unchanged:
             return Response(status=304, headers=headers)
         next_url = None
         if len(page.lines) > limit:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,13 +10,12 @@ from rest_framework.views import APIView
 
 from jobs import services
 from jobs.exceptions import InvalidInput
-from jobs.resources import job_output
 
 from . import schema
 from .errors import PROBLEM_JSON
 from .permissions import WritesJobs
-from .schema import CHALLENGE, COMMON, JOB_ID, JSON, UNAVAILABLE, header, ok, problems
-from .views import parse_job_id
+from .schema import CHALLENGE, COMMON, CREATED_HEADERS, IDEMPOTENCY_KEY, JOB_ID, JSON, UNAVAILABLE, ok, problems
+from .views import created_answer, parse_job_id
 
 
 class JobRerunApi(APIView):
@@ -34,25 +33,7 @@ class JobRerunApi(APIView):
         "new id, and is otherwise unchanged. `Idempotency-Key` works as on create. An empty body re-runs "
         "the job as it was.",
         request={JSON: schema.ref("JobRerun")},
-        parameters=[
-            JOB_ID,
-            OpenApiParameter(
-                "Idempotency-Key",
-                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-                OpenApiParameter.HEADER,
-                description="1 to 255 printable ASCII characters; makes retries safe (per application, "
-                "shared with creates).",
-            ),
-            header("Location", "The new job's URL.", [201]),
-            header(
-                "Idempotent-Replayed",
-                "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
-                [201],
-                {"type": "string", "enum": ["true"]},
-            ),
-            CHALLENGE,
-            UNAVAILABLE,
-        ],
+        parameters=[JOB_ID, IDEMPOTENCY_KEY, *CREATED_HEADERS, CHALLENGE, UNAVAILABLE],
         responses={
             **ok(201, "Job", "The new job (or, replayed, the one an earlier request created)."),
             **problems(400, 404, *COMMON, 413, 415, 422, 429),
@@ -69,13 +50,9 @@ class JobRerunApi(APIView):
         job, created = services.job_rerun(
             app=request.user,
             job_id=job_uuid,
-            overrides={name: body[name] for name in services.RERUN_FIELDS if name in body and name != "resume"},
+            overrides={name: body[name] for name in services.RERUN_OVERRIDES if name in body},
             resume=body.get("resume", False),
             idempotency_key=request.headers.get("Idempotency-Key"),
             unknown_fields=sorted(name for name in body if name not in services.RERUN_FIELDS),
         )
-        output = job_output(job, request)
-        headers = {"Location": output["url"]}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(output, status=201, headers=headers)
+        return created_answer(request, job, created)

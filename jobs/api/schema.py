@@ -436,6 +436,48 @@ READY = {
     "required": ["status", "checks"],
 }
 
+#: An answer that creates a job (create, re-run): the request's key and the answer's headers.
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    OpenApiParameter.HEADER,
+    description="1 to 255 printable ASCII characters; makes retries safe (per application).",
+)
+CREATED_HEADERS = [
+    header("Location", "The new job's URL.", [201]),
+    header(
+        "Idempotent-Replayed",
+        "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
+        [201],
+        {"type": "string", "enum": ["true"]},
+    ),
+]
+
+
+def polled(what: str) -> list[OpenApiParameter]:
+    """A resource a client polls while its job runs (``what`` it is): ``If-None-Match`` in,
+    ``ETag`` and ``Retry-After`` out, on 200 and 304 alike."""
+    return [
+        OpenApiParameter(
+            "If-None-Match",
+            str,
+            OpenApiParameter.HEADER,
+            description=f"The `ETag` of an earlier answer: 304 with no body while {what} has not changed.",
+        ),
+        header("ETag", f"Changes whenever {what} does.", [200, 304]),
+        header(
+            "Retry-After",
+            "Seconds before it is worth asking again, while the job is not finished (absent once it is): "
+            "until `run_at` for a scheduled job (at most 300), else `JOBS_POLL_INTERVAL`.",
+            [200, 304],
+            int,
+        ),
+    ]
+
+
+#: The 304 of a polled resource.
+NOT_MODIFIED = {304: OpenApiResponse(description="Not modified since the `ETag` given in `If-None-Match`.")}
+
 #: Every operation that needs a token can answer these.
 COMMON = (401, 406, 503)
 UNAVAILABLE = header(RETRY_AFTER, "Seconds to wait before retrying.", [503], int)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework import serializers
 
@@ -15,10 +15,59 @@ from jobs.selectors import JobFilters
 from .pagination import Cursor, decode_cursor
 
 
-class JobListQuery(serializers.Serializer):
-    """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
-    as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
-    metadata value. ``status`` takes several statuses, comma-separated or repeated
+def whole_number(value: str, low: int, high: int) -> int:
+    """A query parameter's whole number from ``low`` to ``high`` (digits only: no sign, no
+    decimal point, no spaces), else a validation error saying so."""
+    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+        raise serializers.ValidationError(f"Must be a whole number from {low} to {high}.")
+    return int(value)
+
+
+class StrictQuery(serializers.Serializer):
+    """Query parameters where any name the serializer does not declare is an error naming
+    it (a typo such as ``stauts`` must not silently mean "no filter"). An empty value means
+    the parameter is not given; DRF's own ``format`` is let through; NUL characters are
+    refused. A subclass may take names of its own (:meth:`take`)."""
+
+    #: Parameters that may be repeated: their values are joined with commas.
+    joined: ClassVar[tuple[str, ...]] = ()
+    #: Names :meth:`take` accepts, as the error message lists them.
+    taken: ClassVar[tuple[str, ...]] = ()
+
+    def take(self, name: str, value: str) -> bool:
+        """Whether ``name`` (not a declared field) is one the subclass keeps for itself."""
+        return False
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        known: dict[str, str] = {}
+        for name in data:
+            values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+            # Joined names: any of their values; any other name repeated: the last one counts.
+            value = ",".join(v for v in values if v) if name in self.joined else values[-1]
+            if "\x00" in name or "\x00" in value:
+                errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
+            elif name == "format":  # DRF's own ?format=json|api (the browsable API's links)
+                continue
+            elif name not in self.fields:
+                if not self.take(name, value):
+                    allowed = ", ".join([*self.fields, *self.taken])
+                    errors[name] = [f"Unknown query parameter; use {allowed}."]
+            elif value != "":  # an empty value means no filter
+                known[name] = value
+        try:
+            values = super().to_internal_value(known)
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail)  # type: ignore[arg-type]
+            values = {}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
+
+
+class JobListQuery(StrictQuery):
+    """The query parameters of ``GET /jobs``. ``metadata.<key>`` filters by a metadata
+    value. ``status`` takes several statuses, comma-separated or repeated
     (``status=queued,running`` or ``status=queued&status=running``): any of them. ``app`` (an application's name)
     is for admin tokens only: the view's permissions answer 403 to any other token that sends it."""
 
@@ -31,33 +80,19 @@ class JobListQuery(serializers.Serializer):
     cursor = serializers.CharField(required=False)
     app = serializers.CharField(max_length=100, required=False)
 
+    joined = ("status",)
+    taken = ("metadata.<key>",)
+
+    def take(self, name: str, value: str) -> bool:
+        if name.startswith("metadata.") and len(name) > len("metadata."):
+            self._metadata[name[len("metadata.") :]] = value
+            return True
+        return False
+
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        errors: dict[str, list[str]] = {}
-        known: dict[str, str] = {}
-        metadata: dict[str, str] = {}
-        for name in data:
-            values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
-            # Several statuses are any of them; any other name repeated: the last one counts.
-            value = ",".join(v for v in values if v) if name == "status" else values[-1]
-            if "\x00" in name or "\x00" in value:
-                errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
-            elif name.startswith("metadata.") and len(name) > len("metadata."):
-                metadata[name[len("metadata.") :]] = value
-            elif name == "format":  # DRF's own ?format=json|api (the browsable API's links)
-                continue
-            elif name not in self.fields:
-                allowed = ", ".join([*self.fields, "metadata.<key>"])
-                errors[name] = [f"Unknown query parameter; use {allowed}."]
-            elif value != "":  # an empty value means no filter
-                known[name] = value
-        try:
-            values = super().to_internal_value(known)
-        except serializers.ValidationError as exc:
-            errors.update(exc.detail)  # type: ignore[arg-type]
-            values = {}
-        if errors:
-            raise serializers.ValidationError(errors)
-        return {**values, "metadata": metadata or None}
+        self._metadata: dict[str, str] = {}
+        values = super().to_internal_value(data)
+        return {**values, "metadata": self._metadata or None}
 
     def list_filters(self) -> JobFilters:
         """The validated filters, as the list selectors take them."""
@@ -94,9 +129,7 @@ class JobListQuery(serializers.Serializer):
         return self._instant(value)
 
     def validate_limit(self, value: str) -> int:
-        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= settings.MAX_PAGE_SIZE):
-            raise serializers.ValidationError(f"Must be a whole number from 1 to {settings.MAX_PAGE_SIZE}.")
-        return int(value)
+        return whole_number(value, 1, settings.MAX_PAGE_SIZE)
 
     def validate_cursor(self, value: str) -> Cursor:
         try:

@@ -26,7 +26,20 @@ from .conditional import job_etag, none_match
 from .errors import NotReady
 from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
-from .schema import CHALLENGE, COMMON, JOB_ID, JSON, UNAVAILABLE, header, ok, problems
+from .schema import (
+    CHALLENGE,
+    COMMON,
+    CREATED_HEADERS,
+    IDEMPOTENCY_KEY,
+    JOB_ID,
+    JSON,
+    NOT_MODIFIED,
+    UNAVAILABLE,
+    header,
+    ok,
+    polled,
+    problems,
+)
 from .serializers import JobListQuery
 
 
@@ -54,6 +67,27 @@ def poll_after(job: Job, now: datetime) -> int | None:
     return int(settings.POLL_INTERVAL)
 
 
+def poll_headers(request: Request, job: Job, etag: str) -> tuple[dict[str, str], bool]:
+    """The headers of an answer about ``job`` that a client polls (``ETag``, and
+    ``Retry-After`` while it is not finished), and whether the client's ``If-None-Match``
+    already names ``etag`` (answer 304, with the same headers)."""
+    headers = {"ETag": etag}
+    wait = poll_after(job, timezone.now())
+    if wait is not None:
+        headers["Retry-After"] = str(wait)
+    return headers, none_match(request.headers.get("If-None-Match"), etag)
+
+
+def created_answer(request: Request, job: Job, created: bool) -> Response:
+    """201 with the job and its ``Location``; ``Idempotent-Replayed: true`` when it is the
+    answer to an earlier request with the same ``Idempotency-Key`` (``created`` False)."""
+    output = job_output(job, request)
+    headers = {"Location": output["url"]}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(output, status=201, headers=headers)
+
+
 class JobListCreateApi(APIView):
     """`POST` creates a job of any type; `GET` lists this application's jobs, newest first.
 
@@ -72,23 +106,7 @@ class JobListCreateApi(APIView):
         "`timeout` and `run_at` are accepted. With an `Idempotency-Key`, a repeat of the same request answers "
         "the job the first one created (`Idempotent-Replayed: true`) instead of creating another.",
         request={JSON: schema.ref("JobCreate")},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-                OpenApiParameter.HEADER,
-                description="1 to 255 printable ASCII characters; makes retries safe (per application).",
-            ),
-            header("Location", "The new job's URL.", [201]),
-            header(
-                "Idempotent-Replayed",
-                "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
-                [201],
-                {"type": "string", "enum": ["true"]},
-            ),
-            CHALLENGE,
-            UNAVAILABLE,
-        ],
+        parameters=[IDEMPOTENCY_KEY, *CREATED_HEADERS, CHALLENGE, UNAVAILABLE],
         responses={
             **ok(201, "Job", "Created (or replayed, see `Idempotent-Replayed`)."),
             **problems(400, *COMMON, 408, 411, 413, 415, 422, 429),
@@ -104,11 +122,7 @@ class JobListCreateApi(APIView):
             idempotency_key=request.headers.get("Idempotency-Key"),
             unknown_fields=sorted(name for name in body if name not in services.JOB_FIELDS),
         )
-        output = job_output(job, request)
-        headers = {"Location": output["url"]}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"  # the answer to the first request with this key
-        return Response(output, status=201, headers=headers)
+        return created_answer(request, job, created)
 
     @extend_schema(
         summary="List this application's jobs",
@@ -181,39 +195,13 @@ class JobDetailApi(APIView):
 
     @extend_schema(
         summary="Get a job",
-        parameters=[
-            JOB_ID,
-            OpenApiParameter(
-                "If-None-Match",
-                str,
-                OpenApiParameter.HEADER,
-                description="The `ETag` of an earlier answer: 304 with no body while the job has not changed.",
-            ),
-            header("ETag", "Changes whenever the job does.", [200, 304]),
-            header(
-                "Retry-After",
-                "Seconds before it is worth asking again, while the job is not finished (absent once it is): "
-                "until `run_at` for a scheduled job (at most 300), else `JOBS_POLL_INTERVAL`.",
-                [200, 304],
-                int,
-            ),
-            CHALLENGE,
-            UNAVAILABLE,
-        ],
-        responses={
-            **ok(200, "Job", "The job."),
-            304: OpenApiResponse(description="Not modified since the `ETag` given in `If-None-Match`."),
-            **problems(404, *COMMON),
-        },
+        parameters=[JOB_ID, *polled("the job"), CHALLENGE, UNAVAILABLE],
+        responses={**ok(200, "Job", "The job."), **NOT_MODIFIED, **problems(404, *COMMON)},
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_get(app=request.user, job_id=parse_job_id(job_id))
-        etag = job_etag(job)
-        headers = {"ETag": etag}
-        wait = poll_after(job, timezone.now())
-        if wait is not None:
-            headers["Retry-After"] = str(wait)
-        if none_match(request.headers.get("If-None-Match"), etag):
+        headers, unchanged = poll_headers(request, job, job_etag(job))
+        if unchanged:
             return Response(status=304, headers=headers)
         return Response(job_output(job, request), headers=headers)
 

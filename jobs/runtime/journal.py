@@ -59,7 +59,11 @@ class JobJournal:
         )
 
     def log(self, lines: list[dict[str, Any]], *, dropped: int) -> int:
-        return services.job_log_append(job=self.job, lines=lines, dropped=dropped)
+        try:
+            return services.job_log_append(job=self.job, lines=lines, dropped=dropped)
+        except DatabaseUnavailable:
+            db.reset()  # this thread's next write opens a new connection
+            raise
 
 
 class LogBuffer:
@@ -128,7 +132,9 @@ class LogBuffer:
     def _take(self) -> tuple[list[dict[str, Any]], int]:
         with self._lock:
             lines, dropped = self._pending, self._dropped
-            if self._rate_dropped:
+            # The note on the lines the per-second bound dropped, unless the job keeps no
+            # more lines (it would only be counted as one more dropped line).
+            if self._rate_dropped and (self._room is None or self._room > len(lines)):
                 since = self._rate_since or self._now()
                 lines.append(
                     {
@@ -139,7 +145,7 @@ class LogBuffer:
                         "fields": {"dropped": self._rate_dropped},
                     }
                 )
-                self._rate_dropped, self._rate_since = 0, None
+            self._rate_dropped, self._rate_since = 0, None
             self._pending, self._dropped, self._waiting_since = [], 0, None
             return lines, dropped
 

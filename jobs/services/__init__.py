@@ -28,13 +28,14 @@ from .lifecycle import (
     job_succeed,
 )
 from .recovery import jobs_promote_due, jobs_redeliver_lost, jobs_rescue_expired
-from .rerun import RERUN_FIELDS, job_rerun
+from .rerun import RERUN_FIELDS, RERUN_OVERRIDES, job_rerun
 from .tokens import app_rotate_callback_secret, app_set_max_running, token_issue, token_revoke, token_scopes
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, parse_instant
 
 __all__ = [
     "JOB_FIELDS",
     "RERUN_FIELDS",
+    "RERUN_OVERRIDES",
     "CheckpointSaved",
     "JobRequest",
     "app_rotate_callback_secret",

@@ -275,3 +275,16 @@ def test_the_heartbeat_never_waits_for_the_jobs_own_flush(settings):
     assert calls == [1]
     buffer.flush()
     assert calls == [1, 1]
+
+
+def test_no_note_is_written_once_the_job_keeps_no_more_lines(settings):
+    settings.JOBS = {**settings.JOBS, "LOG_MAX_PER_SECOND": 2, "LOG_FLUSH_INTERVAL": 60}
+    ctx, journal, _ = make_ctx()
+    journal.room = 2
+    ctx.log("a")
+    ctx.log("b")
+    ctx.flush_log()  # the job is now full
+    for n in range(5):
+        ctx.log(f"over {n}")
+    ctx.flush_log()
+    assert journal.batches[1] == ([], 5)  # counted, and no note that would only be dropped too

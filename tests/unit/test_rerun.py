@@ -16,17 +16,15 @@ from jobs.domain import LogLine, Status
 from jobs.exceptions import IdempotencyKeyReused, InvalidInput, JobNotFinished, JobNotFound
 from jobs.services.lifecycle import JobOrigin
 from tests.conftest import make_job
+from tests.unit.test_services import job_row as services_job_row
 
 PROBLEM = "application/problem+json"
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def job_row(**overrides):
-    status = overrides.pop("status", "failed")
-    job = make_job(**overrides)
-    row = {field: getattr(job, field) for field in job.__dataclass_fields__}
-    row["status"] = status
-    return row
+    """A query row of a job, finished (``failed``) unless ``status`` says otherwise."""
+    return services_job_row(**{"status": "failed", **overrides})
 
 
 # -- the service --------------------------------------------------------------------------
@@ -114,6 +112,7 @@ def post_json(api, path, body, **extra):
 def rerun():
     with mock.patch("jobs.api.rerun.services") as fake:
         fake.RERUN_FIELDS = services.RERUN_FIELDS
+        fake.RERUN_OVERRIDES = services.RERUN_OVERRIDES
         yield fake.job_rerun
 
 

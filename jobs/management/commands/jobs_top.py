@@ -211,9 +211,11 @@ class Command(BaseCommand):
             raise CommandError("--latest must be zero or more.")
         if options["lines"] < 0:
             raise CommandError("--lines must be zero or more.")
-        draw = lambda: render(latest=options["latest"])  # noqa: E731
-        if options["job"] is not None:
-            draw = self._follower(options["job"], options["lines"]).render
+        follower = self._follower(options["job"], options["lines"]) if options["job"] is not None else None
+
+        def draw() -> str:
+            return follower.render() if follower is not None else render(latest=options["latest"])
+
         if options["once"]:
             self.stdout.write(draw())
             return
