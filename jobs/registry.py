@@ -55,6 +55,9 @@ class JobType:
         ``ctx.metadata`` holds the client's metadata; call ``ctx.progress()`` to
         report progress and ``ctx.raise_if_cancelled()`` (or ``ctx.sleep()``) at
         safe points. A run may be repeated (at-least-once): make it idempotent.
+        A long run stores where it is with ``ctx.checkpoint(state)`` and starts from
+        ``ctx.checkpoint_state`` (None the first time); ``ctx.log()`` writes the job's
+        own log (docs/job-types.md).
         """
         raise NotImplementedError
 
