@@ -62,6 +62,7 @@ TUNABLES: tuple[Tunable, ...] = (
         0,
         "Most jobs one application may have waiting or running; a create beyond it is `429` (0: no cap).",
     ),
+    Tunable("BATCH_MAX", 1000, "Most jobs one `POST /batches` may create (all in one transaction)."),
     # -- error answers -------------------------------------------------------------------
     Tunable("ERRORS_LISTED_MAX", 50, "Most field errors one `400` lists; the rest are counted in `errors_truncated`."),
     Tunable("ERROR_ECHO_MAX", 200, "Longest text an error echoes (field names, messages, `detail`; the rest is cut)."),

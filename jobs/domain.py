@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +118,8 @@ class Job:
     request_hash: str | None = None
     queue: str = "default"
     callback_url: str | None = None
+    #: The batch it was created in (``POST /batches``), if any.
+    batch_id: uuid.UUID | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -198,3 +200,69 @@ class Token:
         if "scopes" in values:
             values["scopes"] = tuple(sorted(Scope(s) for s in values["scopes"]))
         return cls(**values)
+
+
+# -- batches ---------------------------------------------------------------------------------
+class BatchEventKind(enum.StrEnum):
+    """What one entry of a batch's own history (``jobs_batch_event.kind``) records; a SQL
+    ``CHECK`` refuses any other (migration 0016; a test compares it with this enum)."""
+
+    #: The batch and all its jobs were created (``data.jobs``).
+    CREATED = "created"
+    #: Its application asked for it to be cancelled (``data.unfinished``: jobs not yet ended).
+    CANCEL_REQUESTED = "cancel_requested"
+    #: Its last job ended (``data.jobs``).
+    FINISHED = "finished"
+    #: A delivery of its callback (``data.url``, ``data.delivery``, ``data.status``, ``data.delivered``).
+    CALLBACK = "callback"
+
+
+class BatchState(enum.StrEnum):
+    #: Some of its jobs have not ended yet.
+    ACTIVE = "active"
+    #: Every one of its jobs has ended (whatever the outcome).
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Jobs created together (``POST /batches``), followed as one."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    metadata: dict[str, Any]
+    callback_url: str | None
+    total: int
+    #: Jobs not yet ended; 0 exactly when ``finished_at`` is set.
+    unfinished: int
+    cancel_requested_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    updated_at: datetime
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    #: Its jobs per status, when the query counted them.
+    counts: dict[str, int] = field(default_factory=dict)
+    #: The mean progress of its jobs in percent (a finished job counts 100).
+    percent: float = 0.0
+    app_name: str = ""
+
+    @property
+    def state(self) -> BatchState:
+        return BatchState.FINISHED if self.unfinished == 0 else BatchState.ACTIVE
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Batch:
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    id: int
+    at: datetime
+    kind: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> BatchEvent:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})

@@ -38,6 +38,10 @@ class JobNotFound(NotFound):
     """No job with this id."""
 
 
+class BatchNotFound(NotFound):
+    """No batch with this id."""
+
+
 class AppNotFound(NotFound):
     """No application with this name."""
 
@@ -67,6 +71,10 @@ class Conflict(JobsError):
 
 class JobAlreadyFinished(Conflict):
     """The job has already finished."""
+
+
+class BatchAlreadyFinished(Conflict):
+    """Every job of the batch has already finished."""
 
 
 class TokenAlreadyRevoked(Conflict):

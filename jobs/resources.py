@@ -1,5 +1,5 @@
-"""The resources a client reads: the job and its events, as the API answers them and as
-completion callbacks send them (shared/DESIGN.md)."""
+"""The resources a client reads: the job and its events, the batch and its events, as the
+API answers them and as completion callbacks send them (shared/DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,33 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.urls import reverse
 
-from .domain import Job, JobEvent
+from .domain import Batch, BatchEvent, Job, JobEvent, Status
+
+
+def _collection_url(request: Any, route: str) -> str:
+    """The absolute URL of a collection (``jobs:job-list``); without a request (a callback),
+    under ``JOBS_PUBLIC_URL``. Built once per request, however many resources it lists."""
+    cache = f"_jobs_url_{route}"
+    base = getattr(request, cache, None)
+    if base is None:
+        base = reverse(route)
+        if request is not None:
+            base = request.build_absolute_uri(base)
+            setattr(request, cache, base)
+        else:
+            base = getattr(django_settings, "JOBS_PUBLIC_URL", "").rstrip("/") + base
+    return base
 
 
 def job_url(request: Any, job_id: Any) -> str:
     """The job's canonical URL (``/jobs/{id}``, whichever form the request used); without
     a request (a callback), under ``JOBS_PUBLIC_URL``."""
-    base = getattr(request, "_jobs_base_url", None)
-    if base is None:
-        base = reverse("jobs:job-list")
-        if request is not None:
-            base = request.build_absolute_uri(base)
-            request._jobs_base_url = base  # once per request, however many jobs it lists
-        else:
-            base = getattr(django_settings, "JOBS_PUBLIC_URL", "").rstrip("/") + base
-    return f"{base}/{job_id}"
+    return f"{_collection_url(request, 'jobs:job-list')}/{job_id}"
+
+
+def batch_url(request: Any, batch_id: Any) -> str:
+    """The batch's URL (``/batches/{id}``), like :func:`job_url`."""
+    return f"{_collection_url(request, 'jobs:batch-list')}/{batch_id}"
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -53,6 +65,7 @@ def job_output(job: Job, request: Any) -> dict[str, Any]:
         "timeout": job.timeout_seconds,
         "cancel_requested": job.cancel_requested_at is not None,
         "callback_url": job.callback_url,
+        "batch_id": None if job.batch_id is None else str(job.batch_id),
         "run_at": _timestamp(job.run_at),
         "created_at": _timestamp(job.created_at),
         "started_at": _timestamp(job.started_at),
@@ -61,11 +74,36 @@ def job_output(job: Job, request: Any) -> dict[str, Any]:
     }
 
 
-def event_output(event: JobEvent) -> dict[str, Any]:
+def event_output(event: JobEvent | BatchEvent) -> dict[str, Any]:
+    """An entry of a job's history (with its ``attempt``) or of a batch's."""
+    output = {"id": event.id, "at": _timestamp(event.at), "kind": event.kind}
+    if isinstance(event, JobEvent):
+        output["attempt"] = event.attempt
+    output["data"] = event.data
+    return output
+
+
+def batch_output(batch: Batch, request: Any) -> dict[str, Any]:
+    """The batch resource, without its page of jobs (the API adds one to ``GET
+    /batches/{id}``; a list and the batch's callback carry ``jobs_url`` instead)."""
+    url = batch_url(request, batch.id)
     return {
-        "id": event.id,
-        "at": _timestamp(event.at),
-        "kind": event.kind,
-        "attempt": event.attempt,
-        "data": event.data,
+        "id": str(batch.id),
+        "url": url,
+        "state": batch.state.value,
+        "metadata": batch.metadata,
+        "callback_url": batch.callback_url,
+        "total": batch.total,
+        "counts": {status.value: int(batch.counts.get(status.value, 0)) for status in Status},
+        "progress": {
+            "finished": batch.total - batch.unfinished,
+            "total": batch.total,
+            "percent": round(float(batch.percent), 2),
+        },
+        "cancel_requested": batch.cancel_requested_at is not None,
+        "created_at": _timestamp(batch.created_at),
+        "finished_at": _timestamp(batch.finished_at),
+        "updated_at": _timestamp(batch.updated_at),
+        "jobs_url": f"{_collection_url(request, 'jobs:job-list')}?batch={batch.id}",
+        "events_url": f"{url}/events",
     }

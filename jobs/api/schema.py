@@ -17,7 +17,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from jobs.conf import settings
-from jobs.domain import EventKind, Status
+from jobs.domain import BatchEventKind, BatchState, EventKind, Status
 from jobs.registry import registry
 
 from .errors import PROBLEM_JSON, ProblemType
@@ -114,6 +114,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "timeout": {"type": "integer", "minimum": 1, "description": "Seconds per attempt."},
             "cancel_requested": {"type": "boolean"},
             "callback_url": {"type": ["string", "null"], "description": "Where its completion is POSTed."},
+            "batch_id": {
+                "type": ["string", "null"],
+                "format": "uuid",
+                "description": "The batch it was created in (`POST /batches`), if any.",
+            },
             "run_at": nullable(TIMESTAMP),
             "created_at": TIMESTAMP,
             "started_at": nullable(TIMESTAMP),
@@ -136,6 +141,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "timeout",
             "cancel_requested",
             "callback_url",
+            "batch_id",
             "run_at",
             "created_at",
             "started_at",
@@ -201,8 +207,129 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     },
     "Root": {
         "type": "object",
-        "properties": {name: {"type": "string", "format": "uri"} for name in ("jobs", "job_types", "health", "login")},
-        "required": ["jobs", "job_types", "health", "login"],
+        "properties": {
+            name: {"type": "string", "format": "uri"} for name in ("jobs", "batches", "job_types", "health", "login")
+        },
+        "required": ["jobs", "batches", "job_types", "health", "login"],
+    },
+}
+
+_BATCH_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "format": "uuid"},
+    "url": {"type": "string", "format": "uri"},
+    "state": {
+        "type": "string",
+        "enum": [state.value for state in BatchState],
+        "description": "`active` while some of its jobs have not ended; `finished` once every one has.",
+    },
+    "metadata": {"type": "object", "description": "The batch's metadata as sent (each job has its own)."},
+    "callback_url": {
+        "type": ["string", "null"],
+        "description": "POSTed this resource, once, when the batch's last job ends.",
+    },
+    "total": {"type": "integer", "minimum": 1, "description": "Its jobs."},
+    "counts": {
+        "type": "object",
+        "description": "Its jobs in each status now.",
+        "properties": {status.value: {"type": "integer", "minimum": 0} for status in Status},
+        "required": [status.value for status in Status],
+    },
+    "progress": {
+        "type": "object",
+        "properties": {
+            "finished": {"type": "integer", "minimum": 0, "description": "Jobs that ended, whatever the outcome."},
+            "total": {"type": "integer", "minimum": 1},
+            "percent": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 100,
+                "description": "The mean progress of its jobs; a finished job counts 100.",
+            },
+        },
+        "required": ["finished", "total", "percent"],
+    },
+    "cancel_requested": {"type": "boolean"},
+    "created_at": TIMESTAMP,
+    "finished_at": {**nullable(TIMESTAMP), "description": "When its last job ended."},
+    "updated_at": TIMESTAMP,
+    "jobs_url": {"type": "string", "format": "uri", "description": "`GET /jobs?batch=<id>`: its jobs, filterable."},
+    "events_url": {"type": "string", "format": "uri", "description": "The batch's own history."},
+}
+
+#: The batch endpoints' shapes.
+BATCH_COMPONENTS: dict[str, dict[str, Any]] = {
+    "BatchCreate": {
+        "type": "object",
+        "description": "Jobs to create together, in one transaction or none.",
+        "properties": {
+            "jobs": {
+                "type": "array",
+                "items": ref("JobCreate"),
+                "minItems": 1,
+                "maxItems": settings.BATCH_MAX,
+                "description": "Job bodies, each exactly as `POST /jobs` takes it (`JOBS_BATCH_MAX` at most).",
+            },
+            "metadata": {
+                "type": ["object", "null"],
+                "description": f"Any JSON object up to {settings.MAX_METADATA_BYTES} bytes; returned unchanged.",
+            },
+            "callback_url": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "POSTed the batch resource, signed, once, when its last job ends; its host must be in "
+                "`JOBS_CALLBACK_ALLOWED_HOSTS`.",
+            },
+        },
+        "required": ["jobs"],
+        "additionalProperties": False,
+    },
+    "BatchSummary": {
+        "type": "object",
+        "description": "A batch without its jobs (a list's item; also what its callback is POSTed).",
+        "properties": _BATCH_PROPERTIES,
+        "required": list(_BATCH_PROPERTIES),
+    },
+    "Batch": {
+        "type": "object",
+        "description": "A batch with a page of its jobs, newest first.",
+        "properties": {**_BATCH_PROPERTIES, "jobs": ref("JobPage")},
+        "required": [*_BATCH_PROPERTIES, "jobs"],
+    },
+    "BatchPage": {
+        "type": "object",
+        "properties": {
+            "results": {"type": "array", "items": ref("BatchSummary")},
+            "next": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "The next page (also in the `Link` header), or null on the last page.",
+            },
+        },
+        "required": ["results", "next"],
+    },
+    "BatchEvent": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIMESTAMP,
+            "kind": {
+                "type": "string",
+                "enum": [kind.value for kind in BatchEventKind],
+                "description": "What the entry records: "
+                + "; ".join(f"`{kind.value}`" for kind in BatchEventKind)
+                + ".",
+            },
+            "data": {"type": "object"},
+        },
+        "required": ["id", "at", "kind", "data"],
+    },
+    "BatchEvents": {
+        "type": "object",
+        "properties": {
+            "batch": {"type": "string", "format": "uri"},
+            "events": {"type": "array", "items": ref("BatchEvent")},
+        },
+        "required": ["batch", "events"],
     },
 }
 
@@ -272,16 +399,21 @@ def job_create_components() -> dict[str, dict[str, Any]]:
     }
 
 
+#: The request bodies an operation cannot go without.
+CREATE_BODIES = (ref("JobCreate"), ref("BatchCreate"))
+
+
 def add_components(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular post-processing hook: the shared shapes and the per-type create bodies;
     the token schemes as alternatives."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(COMPONENTS)
+    schemas.update(BATCH_COMPONENTS)
     schemas.update(job_create_components())
     result["components"]["schemas"] = dict(sorted(schemas.items()))
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
-            if operation.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema") == ref("JobCreate"):
+            if operation.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema") in CREATE_BODIES:
                 operation["requestBody"]["required"] = True
             # drf-spectacular puts the names of one extension in one requirement, which
             # would mean "both at once"; each is enough on its own.
@@ -301,6 +433,11 @@ OPERATION_IDS = {
     ("/jobs/{job_id}", "get"): "job_get",
     ("/jobs/{job_id}/cancel", "post"): "job_cancel",
     ("/jobs/{job_id}/events", "get"): "job_events",
+    ("/batches", "get"): "batch_list",
+    ("/batches", "post"): "batch_create",
+    ("/batches/{batch_id}", "get"): "batch_get",
+    ("/batches/{batch_id}/cancel", "post"): "batch_cancel",
+    ("/batches/{batch_id}/events", "get"): "batch_events",
     ("/job-types", "get"): "job_type_list",
     ("/health", "get"): "health",
 }
@@ -325,6 +462,8 @@ class JobsAutoSchema(AutoSchema):
         path = canonical_path(self.path)
         if path.startswith("/jobs"):
             return ["jobs"]
+        if path.startswith("/batches"):
+            return ["batches"]
         return [path.strip("/") or "root"]
 
     def get_description(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,21 +16,14 @@ from jobs.selectors import JobFilters
 from .pagination import Cursor, decode_cursor
 
 
-class JobListQuery(serializers.Serializer):
-    """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
-    as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
-    metadata value. ``status`` takes several statuses, comma-separated or repeated
-    (``status=queued,running`` or ``status=queued&status=running``): any of them. ``app`` (an application's name)
-    is for admin tokens only: the view's permissions answer 403 to any other token that sends it."""
+class PageQuery(serializers.Serializer):
+    """The query parameters of a keyset page: ``limit`` and ``cursor``. Any other name is
+    an error (a typo such as ``limt`` must not silently give the default)."""
 
-    status = serializers.CharField(required=False)
-    type = serializers.CharField(max_length=100, required=False)
-    queue = serializers.CharField(max_length=50, required=False)
-    created_after = serializers.CharField(required=False)
-    created_before = serializers.CharField(required=False)
     limit = serializers.CharField(required=False)
     cursor = serializers.CharField(required=False)
-    app = serializers.CharField(max_length=100, required=False)
+    #: Whether ``metadata.<key>`` names are filters (the job list's).
+    metadata_filters = False
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
@@ -41,12 +35,12 @@ class JobListQuery(serializers.Serializer):
             value = ",".join(v for v in values if v) if name == "status" else values[-1]
             if "\x00" in name or "\x00" in value:
                 errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
-            elif name.startswith("metadata.") and len(name) > len("metadata."):
+            elif self.metadata_filters and name.startswith("metadata.") and len(name) > len("metadata."):
                 metadata[name[len("metadata.") :]] = value
             elif name == "format":  # DRF's own ?format=json|api (the browsable API's links)
                 continue
             elif name not in self.fields:
-                allowed = ", ".join([*self.fields, "metadata.<key>"])
+                allowed = ", ".join([*self.fields, *(["metadata.<key>"] if self.metadata_filters else [])])
                 errors[name] = [f"Unknown query parameter; use {allowed}."]
             elif value != "":  # an empty value means no filter
                 known[name] = value
@@ -59,10 +53,46 @@ class JobListQuery(serializers.Serializer):
             raise serializers.ValidationError(errors)
         return {**values, "metadata": metadata or None}
 
+    def validate_limit(self, value: str) -> int:
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= settings.MAX_PAGE_SIZE):
+            raise serializers.ValidationError(f"Must be a whole number from 1 to {settings.MAX_PAGE_SIZE}.")
+        return int(value)
+
+    def validate_cursor(self, value: str) -> Cursor:
+        try:
+            return decode_cursor(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class BatchListQuery(PageQuery):
+    """The query parameters of ``GET /batches``: a page, and ``app`` (an application's
+    name) for admin tokens only."""
+
+    app = serializers.CharField(max_length=100, required=False)
+
+
+class JobListQuery(PageQuery):
+    """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
+    as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
+    metadata value. ``status`` takes several statuses, comma-separated or repeated
+    (``status=queued,running`` or ``status=queued&status=running``): any of them. ``batch``
+    keeps one batch's jobs. ``app`` (an application's name) is for admin tokens only: the
+    view's permissions answer 403 to any other token that sends it."""
+
+    status = serializers.CharField(required=False)
+    type = serializers.CharField(max_length=100, required=False)
+    queue = serializers.CharField(max_length=50, required=False)
+    created_after = serializers.CharField(required=False)
+    created_before = serializers.CharField(required=False)
+    batch = serializers.CharField(required=False)
+    app = serializers.CharField(max_length=100, required=False)
+    metadata_filters = True
+
     def list_filters(self) -> JobFilters:
         """The validated filters, as the list selectors take them."""
         data = self.validated_data
-        names = ("status", "type", "queue", "created_after", "created_before")
+        names = ("status", "type", "queue", "created_after", "created_before", "batch")
         return JobFilters(metadata=data["metadata"], **{name: data.get(name) for name in names})
 
     def validate_status(self, value: str) -> list[Status]:
@@ -93,13 +123,8 @@ class JobListQuery(serializers.Serializer):
     def validate_created_before(self, value: str) -> datetime:
         return self._instant(value)
 
-    def validate_limit(self, value: str) -> int:
-        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= settings.MAX_PAGE_SIZE):
-            raise serializers.ValidationError(f"Must be a whole number from 1 to {settings.MAX_PAGE_SIZE}.")
-        return int(value)
-
-    def validate_cursor(self, value: str) -> Cursor:
+    def validate_batch(self, value: str) -> uuid.UUID:
         try:
-            return decode_cursor(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+            return uuid.UUID(value)
+        except ValueError:
+            raise serializers.ValidationError("Must be a batch's id (a UUID).") from None

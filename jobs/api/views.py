@@ -344,6 +344,7 @@ class RootApi(PublicApi):
         return Response(
             {
                 "jobs": url("jobs:job-list"),
+                "batches": url("jobs:batch-list"),
                 "job_types": url("jobs:job-types"),
                 "health": url("jobs:health"),
                 "ready": url("jobs:ready"),

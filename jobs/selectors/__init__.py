@@ -1,12 +1,14 @@
 """Reads. Each is one query (or a few), one module per subject:
 
 - ``jobs`` — one job, a page of jobs, a job's history;
+- ``batches`` — one batch with its counts, a page of batches, a batch's history;
 - ``tokens`` — which application a token belongs to (cached per process);
 - ``stats`` — the operator's figures (monitor, /metrics, health).
 
 Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
 """
 
+from .batches import batch_events, batch_get, batch_get_any, batch_list, batches_active, batches_metrics
 from .jobs import (
     JobFilters,
     job_events,
@@ -32,6 +34,12 @@ __all__ = [
     "JobFilters",
     "app_for_token",
     "app_for_token_id",
+    "batch_events",
+    "batch_get",
+    "batch_get_any",
+    "batch_list",
+    "batches_active",
+    "batches_metrics",
     "cached_app_for_token",
     "database_health",
     "forget_cached_tokens",

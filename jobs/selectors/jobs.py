@@ -39,7 +39,8 @@ def job_for_callback(*, job_id: uuid.UUID) -> Job:
 class JobFilters:
     """What a page of jobs can be narrowed to; each filter is optional. ``status`` is one
     status or several (any of them); ``created_after`` / ``created_before`` are exclusive
-    bounds on ``created_at``; ``metadata`` matches jobs whose metadata contains it."""
+    bounds on ``created_at``; ``metadata`` matches jobs whose metadata contains it;
+    ``batch`` keeps the jobs of one batch."""
 
     status: Status | Collection[Status] | None = None
     type: str | None = None
@@ -47,6 +48,7 @@ class JobFilters:
     metadata: dict[str, Any] | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    batch: uuid.UUID | None = None
 
     def query_params(self, *, before: tuple[datetime, uuid.UUID] | None, limit: int) -> dict[str, Any]:
         """The list queries' parameters (``job_list`` and ``job_list_all`` filter alike)."""
@@ -58,6 +60,7 @@ class JobFilters:
             "created_after": self.created_after,
             "created_before": self.created_before,
             "metadata": db.as_json(self.metadata) if self.metadata else None,
+            "batch_id": self.batch,
             "before_created_at": before[0] if before else None,
             "before_id": before[1] if before else None,
             "limit": limit,

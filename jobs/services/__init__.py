@@ -2,6 +2,7 @@
 
 - ``validation`` — checking a create request (every field, every fault named at once);
 - ``lifecycle`` — create, claim, heartbeat, progress, succeed, fail (retry), cancel;
+- ``batches`` — many jobs created in one statement, followed and cancelled as one;
 - ``recovery`` — rescue, redelivery and promotion (the maintenance transitions);
 - ``callbacks`` — completion callbacks: the allowed URLs, the outbox, the signature;
 - ``tokens`` — applications, their tokens, limits and callback secrets;
@@ -11,6 +12,7 @@ Reads are in ``jobs.selectors``. Callers use the names below (``services.job_cre
 """
 
 from .backoff import backoff_delay
+from .batches import BATCH_FIELDS, BatchRequest, batch_cancel, batch_create, batch_request_validate
 from .callbacks import callback_delivered, callback_failed, callbacks_take
 from .lifecycle import (
     job_cancel,
@@ -28,11 +30,16 @@ from .tokens import app_rotate_callback_secret, app_set_max_running, token_issue
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, parse_instant
 
 __all__ = [
+    "BATCH_FIELDS",
     "JOB_FIELDS",
+    "BatchRequest",
     "JobRequest",
     "app_rotate_callback_secret",
     "app_set_max_running",
     "backoff_delay",
+    "batch_cancel",
+    "batch_create",
+    "batch_request_validate",
     "callback_delivered",
     "callback_failed",
     "callbacks_take",

@@ -81,6 +81,21 @@ def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: 
             _check_storable(item, f"{path}[{index}]", errors, depth + 1)
 
 
+def metadata_errors(metadata: Any) -> dict[str, list[str]]:
+    """What is wrong with ``metadata`` (a job's or a batch's): it must be a JSON object
+    PostgreSQL can store, at most ``JOBS_MAX_JSON_DEPTH`` deep and ``JOBS_MAX_METADATA_BYTES``
+    long as compact UTF-8 JSON. Nothing wrong: an empty dict."""
+    if not isinstance(metadata, dict):
+        return {"metadata": ["Must be a JSON object."]}
+    errors: dict[str, list[str]] = {}
+    _check_storable(metadata, "metadata", errors)
+    if not errors:
+        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > settings.MAX_METADATA_BYTES:
+            errors["metadata"] = [f"Metadata is {size} bytes; the limit is {settings.MAX_METADATA_BYTES}."]
+    return errors
+
+
 def _whole_number(name: str, value: Any, limit: int, errors: dict[str, list[str]]) -> int | None:
     if value is None:
         return None
@@ -163,18 +178,14 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
             errors.update(exc.errors)
     params = {} if params is None else params
     metadata = {} if metadata is None else metadata
-    for name, value in (("params", params), ("metadata", metadata)):
-        if not isinstance(value, dict):
-            errors[name] = ["Must be a JSON object."]
-        else:
-            _check_storable(value, name, errors)
+    if not isinstance(params, dict):
+        errors["params"] = ["Must be a JSON object."]
+    else:
+        _check_storable(params, "params", errors)
+    errors.update(metadata_errors(metadata))
     attempts = _whole_number("max_attempts", max_attempts, settings.MAX_ATTEMPTS_LIMIT, errors)
     seconds = _whole_number("timeout", timeout, settings.MAX_TIMEOUT, errors)
     when = _instant(run_at, errors)
-    if isinstance(metadata, dict) and not any(k.startswith("metadata") for k in errors):
-        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
-        if size > settings.MAX_METADATA_BYTES:
-            errors["metadata"] = [f"Metadata is {size} bytes; the limit is {settings.MAX_METADATA_BYTES}."]
     validated: dict[str, Any] = {}
     if job_type is not None and isinstance(params, dict) and not any(k.startswith("params") for k in errors):
         try:

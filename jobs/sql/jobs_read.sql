@@ -22,7 +22,8 @@ SELECT * FROM jobs_job WHERE app_id = %(app_id)s AND idempotency_key = %(idempot
 
 -- _job_list_page --
 -- Fragment (a query): an application's jobs, newest first, optionally filtered (any of several statuses,
--- comma-separated; created strictly after / before an instant), keyset-paginated; with
+-- comma-separated; created strictly after / before an instant; one batch's, through
+-- jobs_job_batch), keyset-paginated; with
 -- app_id NULL every application's (or app_name's), for an admin token. The client-side
 -- parameters fold the NULL tests away, so the created_at bounds and the cursor are
 -- ranges on the index jobs_job_app_created (jobs_job_created for every application) and
@@ -36,6 +37,7 @@ WHERE (%(app_id)s::uuid IS NULL OR app_id = %(app_id)s)
   AND (%(type)s::text IS NULL OR type = %(type)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND (%(batch_id)s::uuid IS NULL OR batch_id = %(batch_id)s)
   AND (%(before_created_at)s::timestamptz IS NULL
        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY created_at DESC, id DESC

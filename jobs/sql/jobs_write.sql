@@ -13,14 +13,15 @@ envelope AS (
 )
 
 -- _callback_insert --
--- Fragment (a CTE), the one place a completion callback is queued: for each job row of
+-- Fragment (CTEs), the one place a completion callback is queued: for each job row of
 -- the CTE "job" that has just ended and names a callback_url. Used by every terminal
--- transition (finish, cancel, rescue-fail), in the same statement.
+-- transition (finish, cancel, rescue-fail), in the same statement; it also counts the
+-- ended jobs of a batch down (_batch_job_ended, jobs/sql/batches.sql).
 callback AS (
     INSERT INTO jobs_callback (job_id, url)
     SELECT job.id, job.callback_url FROM job
     WHERE job.callback_url IS NOT NULL AND job.status IN ('succeeded', 'failed', 'cancelled')
-)
+), /* include _batch_job_ended */
 
 -- job_create --
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'

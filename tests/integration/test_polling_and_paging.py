@@ -188,6 +188,7 @@ def explain(raw, **params) -> str:
         "type": None,
         "queue": None,
         "metadata": None,
+        "batch_id": None,
         "created_after": None,
     }
     defaults |= {"created_before": None, "before_created_at": None, "before_id": None, "limit": 51}

@@ -36,6 +36,7 @@ PARAM_TYPES = {
     "attempts": "int4",
     "before_created_at": "timestamptz",
     "before_id": "uuid",
+    "batch_id": "uuid",
     "callback_id": "int8",
     "callback_url": "text",
     "data": "text",
@@ -51,6 +52,7 @@ PARAM_TYPES = {
     "error": "jsonb",
     "id": "uuid",
     "idempotency_key": "text",
+    "jobs": "jsonb",
     "key": "text",
     "lease": "float8",
     "busy_hosts": "jsonb",
@@ -123,6 +125,8 @@ def test_migrations_created_tables_and_triggers(raw):
     raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'jobs_%' ORDER BY 1")
     assert [r[0] for r in raw.fetchall()] == [
         "jobs_app",
+        "jobs_batch",
+        "jobs_batch_event",
         "jobs_callback",
         "jobs_event",
         "jobs_job",
