@@ -3,9 +3,9 @@ process, combined across gunicorn workers.
 
 Two kinds of figures, two sources:
 
-- **Jobs** (:class:`JobsCollector`): every number comes from the database when
-  ``/metrics`` is scraped, so it is the same, complete figure whichever web process or
-  host answers, and nothing is lost when a process restarts. Counters are counts of
+- **Jobs** (:class:`JobsCollector`; batches: :class:`BatchesCollector`): every number
+  comes from the database when ``/metrics`` is scraped, so it is the same, complete figure
+  whichever web process or host answers, and nothing is lost when a process restarts. Counters are counts of
   records that are never deleted (jobs, their attempts, their retry and rescue events,
   finished jobs), so they only grow.
 - **HTTP** (:data:`HTTP_REQUESTS`, …): counted in each web process as it serves. Under
@@ -27,7 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from . import selectors
-from .domain import TERMINAL, Status
+from .domain import TERMINAL, BatchState, Status
 from .queue import queue_names
 from .registry import registry as job_types
 
@@ -175,8 +175,28 @@ class JobsCollector(Collector):
         )
 
 
+class BatchesCollector(Collector):
+    """Batch figures, read from the database at each scrape (one query)."""
+
+    def collect(self) -> Iterator[Metric]:
+        figures = selectors.batches_metrics()
+        batches = GaugeMetricFamily(
+            f"{PREFIX}_batches",
+            "Batches now, by state (active: some job not ended; finished: every job ended).",
+            labels=["state"],
+        )
+        for state in BatchState:
+            batches.add_metric([state.value], figures[state.value])
+        yield batches
+        yield GaugeMetricFamily(
+            f"{PREFIX}_batch_jobs_unfinished",
+            "Jobs of active batches that have not ended yet.",
+            value=figures["unfinished_jobs"],
+        )
+
+
 class _Both:
-    """Two collectors as one, for one exposition."""
+    """Several collectors as one, for one exposition."""
 
     def __init__(self, *collectors: Any) -> None:
         self.collectors = collectors
@@ -199,4 +219,4 @@ def exposition(accept: str | None) -> tuple[bytes, str]:
     else:
         http = HTTP_REGISTRY
     encoder, content_type = choose_encoder(accept or "")
-    return encoder(_Both(http, JobsCollector())), content_type  # type: ignore[arg-type]
+    return encoder(_Both(http, JobsCollector(), BatchesCollector())), content_type  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import batches, views
 
 app_name = "dashboard"
 
@@ -10,4 +10,6 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<str:job_id>/", views.job_detail, name="job-detail"),
+    path("batches/", batches.batch_list, name="batch-list"),
+    path("batches/<str:batch_id>/", batches.batch_detail, name="batch-detail"),
 ]

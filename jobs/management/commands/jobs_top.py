@@ -1,4 +1,5 @@
-"""The operator's view in a terminal: jobs, throughput, running jobs, failures, clusters."""
+"""The operator's view in a terminal: jobs, throughput, running jobs, failures, active
+batches, clusters."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from jobs.exceptions import DatabaseUnavailable
 
 #: Characters of a progress bar, between its brackets.
 BAR_WIDTH = 20
+#: Active batches shown, the oldest first.
+BATCHES_SHOWN = 10
 
 
 def progress_bar(percent: float | None, width: int = BAR_WIDTH) -> str:
@@ -92,6 +95,24 @@ def render_jobs(stats: dict[str, Any], overview: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_batches(active: dict[str, Any]) -> list[str]:
+    """One line per active batch (the oldest first): its progress bar, jobs finished of its
+    total, its counts by status and its age."""
+    shown = active["batches"]
+    more = f" (the {len(shown)} oldest below)" if active["active"] > len(shown) else ""
+    lines = [f"active batches: {active['active']}{more}"]
+    for batch in shown:
+        counts = batch["counts"] or {}
+        parts = " ".join(f"{status.value[:4]} {counts.get(status.value, 0)}" for status in Status)
+        cancel = "  cancelling" if batch["cancel_requested_at"] else ""
+        age = (batch["now"] - batch["created_at"]).total_seconds()
+        lines.append(
+            f"  {batch['id']!s}  {batch['app_name'][:16]:16} {progress_bar(float(batch['percent']))}  "
+            f"{batch['total'] - batch['unfinished']:>5}/{batch['total']:<5} {parts}  {duration(age):>7}{cancel}"
+        )
+    return lines
+
+
 def render_clusters(clusters: list[monitoring.ClusterStatus]) -> list[str]:
     workers = sum(len(c.workers) for c in clusters)
     lines = [f"clusters (django-q2): {len(clusters)}, workers: {workers}"]
@@ -116,6 +137,7 @@ def render(*, latest: int, now: datetime | None = None) -> str:
     lines.append("")
     try:
         lines += render_jobs(selectors.platform_stats(latest=latest), selectors.monitor_overview())
+        lines += ["", *render_batches(selectors.batches_active(limit=BATCHES_SHOWN))]
     except DatabaseUnavailable as exc:
         lines.append(f"database unavailable: {exc}")
     return "\n".join(lines)
@@ -124,7 +146,7 @@ def render(*, latest: int, now: datetime | None = None) -> str:
 class Command(BaseCommand):
     help = (
         "The operator's view: jobs per status and type, throughput in the last minute, oldest queued job, "
-        "running jobs with progress bars, recent failures, and django-q2's clusters and workers."
+        "running jobs with progress bars, recent failures, active batches, and django-q2's clusters and workers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
