@@ -647,3 +647,93 @@ def test_the_database_knows_exactly_the_batch_event_kinds_the_code_knows(raw):
     raw.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'jobs_batch_event_kind_known'")
     [definition] = raw.fetchone()
     assert sorted(re.findall(r"'([a-z_]+)'", definition)) == sorted(kind.value for kind in BatchEventKind)
+
+
+# -- the operator's views ----------------------------------------------------------------------
+def test_metrics_count_batches_by_state_as_the_database_does(app, raw):
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    active = services.batch_create(app=app, jobs=[job_body(i) for i in range(3)])[0]
+    ended = services.batch_create(app=app, jobs=[job_body(i) for i in range(2)])[0]
+    services.batch_cancel(app=app, batch_id=ended.id)
+    response = Client().get("/metrics")
+    assert response.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+    raw.execute(
+        "SELECT count(*) FILTER (WHERE finished_at IS NULL), count(*) FILTER (WHERE finished_at IS NOT NULL), "
+        "COALESCE(sum(unfinished), 0) FROM jobs_batch"
+    )
+    active_n, finished_n, unfinished = raw.fetchone()
+    assert active_n >= 1 and finished_n >= 1 and unfinished >= active.total
+    assert samples[("jobplatform_batches", (("state", "active"),))] == active_n
+    assert samples[("jobplatform_batches", (("state", "finished"),))] == finished_n
+    assert samples[("jobplatform_batch_jobs_unfinished", ())] == unfinished
+
+
+def test_jobs_top_shows_a_line_per_active_batch(app):
+    import io
+
+    from django.core.management import call_command
+
+    active = services.batch_create(app=app, jobs=[job_body(i) for i in range(4)])[0]
+    ended = services.batch_create(app=app, jobs=[job_body(1)])[0]
+    services.batch_cancel(app=app, batch_id=ended.id)
+    first = selectors.job_list(app=app, filters=selectors.JobFilters(batch=active.id))[0]
+    services.job_succeed(job=services.job_claim(job_id=first.id, worker="w"), result=None)
+    out = io.StringIO()
+    call_command("jobs_top", "--once", stdout=out)
+    screen = out.getvalue()
+    [line] = [line for line in screen.splitlines() if str(active.id) in line]
+    assert app.name[:16] in line and "[#####---------------]  25.0%" in line
+    assert "1/4" in line and line.endswith("3 queued, 1 succeeded")
+    assert str(ended.id) not in screen
+    assert "active batches: " in screen
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "index"),
+    [
+        ("batch_get", {"id": uuid.uuid4(), "app_id": uuid.uuid4()}, "jobs_job_batch"),
+        ("batch_active", {"limit": 10}, "jobs_batch_active"),
+        (
+            "batch_list",
+            {"app_id": uuid.uuid4(), "app_name": None, "before_created_at": None, "before_id": None, "limit": 51},
+            "jobs_batch_app_created",
+        ),
+    ],
+)
+def test_batch_queries_read_through_their_indexes(raw, query, params, index):
+    """With sequential scans priced out, each plan reads through its index: a batch's jobs
+    through jobs_job_batch (never the whole jobs table), the active batches through their
+    partial index, a page of batches through (app_id, created_at, id)."""
+    from jobs import db
+
+    raw.execute("SET LOCAL enable_seqscan = off")
+    raw.execute("EXPLAIN " + db.queries[query], params)
+    plan = "\n".join(row[0] for row in raw.fetchall())
+    assert index in plan, plan
+    assert "Seq Scan on jobs_job " not in plan, plan
+
+
+def test_the_job_list_of_one_batch_reads_its_jobs_through_jobs_job_batch(app, raw):
+    """GET /jobs?batch=: with 5,000 other jobs of the same application, the plan walks the
+    batch's own index entries, newest first, with no sort."""
+    from jobs import db
+
+    raw.execute(
+        "INSERT INTO jobs_job (id, app_id, type, params, status, max_attempts, timeout_seconds, created_at) "
+        "SELECT gen_random_uuid(), %s, 'fibonacci', '{}'::jsonb, 'queued', 3, 60, now() - make_interval(secs => i) "
+        "FROM generate_series(1, 5000) AS i",
+        [app.id],
+    )
+    batch, _ = services.batch_create(app=app, jobs=[job_body(i) for i in range(20)])
+    raw.execute("ANALYZE jobs_job")
+    params = selectors.JobFilters(batch=batch.id).query_params(before=None, limit=51)
+    raw.execute("EXPLAIN " + db.queries["job_list"], {**params, "app_id": app.id, "app_name": None})
+    plan = "\n".join(row[0] for row in raw.fetchall())
+    assert "jobs_job_batch" in plan and "Sort" not in plan, plan

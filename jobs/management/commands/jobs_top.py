@@ -96,19 +96,19 @@ def render_jobs(stats: dict[str, Any], overview: dict[str, Any]) -> list[str]:
 
 
 def render_batches(active: dict[str, Any]) -> list[str]:
-    """One line per active batch (the oldest first): its progress bar, jobs finished of its
-    total, its counts by status and its age."""
+    """One line per active batch (the oldest first): its progress bar, jobs ended of its
+    total, its age and its jobs per status."""
     shown = active["batches"]
     more = f" (the {len(shown)} oldest below)" if active["active"] > len(shown) else ""
     lines = [f"active batches: {active['active']}{more}"]
     for batch in shown:
         counts = batch["counts"] or {}
-        parts = " ".join(f"{status.value[:4]} {counts.get(status.value, 0)}" for status in Status)
+        parts = ", ".join(f"{counts[status.value]} {status.value}" for status in Status if counts.get(status.value))
         cancel = "  cancelling" if batch["cancel_requested_at"] else ""
         age = (batch["now"] - batch["created_at"]).total_seconds()
         lines.append(
             f"  {batch['id']!s}  {batch['app_name'][:16]:16} {progress_bar(float(batch['percent']))}  "
-            f"{batch['total'] - batch['unfinished']:>5}/{batch['total']:<5} {parts}  {duration(age):>7}{cancel}"
+            f"{batch['total'] - batch['unfinished']:>5}/{batch['total']:<5} {duration(age):>7}  {parts}{cancel}"
         )
     return lines
 
