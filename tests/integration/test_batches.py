@@ -737,3 +737,38 @@ def test_the_job_list_of_one_batch_reads_its_jobs_through_jobs_job_batch(app, ra
     raw.execute("EXPLAIN " + db.queries["job_list"], {**params, "app_id": app.id, "app_name": None})
     plan = "\n".join(row[0] for row in raw.fetchall())
     assert "jobs_job_batch" in plan and "Sort" not in plan, plan
+
+
+def test_post_batches_never_500(api):
+    """Batches of the fuzz tests' job bodies (three fifths valid with hostile metadata, a
+    fifth nearly valid, a fifth anything), with hostile batch metadata: a 201 with every
+    job stored, or a 400 naming fields, never a 500."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from tests.integration.test_fuzz import EXAMPLES, FUZZ, as_json_numbers, bodies, json_values, reach, storable_values
+
+    reached = reach("POST /batches bodies")
+    batch_metadata = st.dictionaries(st.text(max_size=10), storable_values, max_size=3) | json_values
+
+    @FUZZ
+    @given(items=st.lists(bodies, min_size=1, max_size=6), metadata=batch_metadata)
+    def check(items, metadata):
+        response = post_batch(api, {"jobs": items, "metadata": metadata})
+        assert response.status_code in (201, 400), (response.status_code, response.content)
+        if response.status_code == 400:
+            assert response["Content-Type"] == "application/problem+json"
+            problem = response.json()
+            assert problem.get("errors") or problem["detail"].startswith("JSON parse error")
+            fields = [e["field"] for e in problem.get("errors") or []]
+            reached["400 naming an item" if any(f.startswith("jobs[") for f in fields) else "400 otherwise"] += 1
+        else:
+            batch = response.json()
+            assert batch["total"] == len(items) == len(batch["jobs"]["results"])
+            sent = {} if metadata is None else metadata  # null: no metadata
+            assert as_json_numbers(batch["metadata"]) == as_json_numbers(sent)
+            reached["created (stored)"] += 1
+
+    check()
+    assert sum(reached.values()) >= EXAMPLES
+    assert reached["created (stored)"] >= EXAMPLES * 0.05 and reached["400 naming an item"] >= EXAMPLES * 0.2, reached
