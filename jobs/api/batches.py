@@ -26,6 +26,7 @@ from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import CHALLENGE, COMMON, JSON, UNAVAILABLE, header, ok, problems
 from .serializers import BatchListQuery, PageQuery
+from .views import create_request, created_answer
 
 
 def parse_batch_id(raw: str) -> uuid.UUID:
@@ -100,43 +101,16 @@ class BatchListCreateApi(APIView):
         "`Idempotency-Key`, a repeat of the same request answers the batch the first one created "
         "(`Idempotent-Replayed: true`). The request counts once against the token's rate limit.",
         request={JSON: schema.ref("BatchCreate")},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-                OpenApiParameter.HEADER,
-                description="1 to 255 printable ASCII characters; makes retries safe (per application).",
-            ),
-            header("Location", "The new batch's URL.", [201]),
-            header(
-                "Idempotent-Replayed",
-                "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
-                [201],
-                {"type": "string", "enum": ["true"]},
-            ),
-            CHALLENGE,
-            UNAVAILABLE,
-        ],
+        parameters=schema.create_parameters("batch"),
         responses={
             **ok(201, "Batch", "Created (or replayed, see `Idempotent-Replayed`), with the first page of its jobs."),
             **problems(400, *COMMON, 408, 411, 413, 415, 422, 429),
         },
     )
     def post(self, request: Request) -> Response:
-        body = request.data
-        if not isinstance(body, dict):
-            raise InvalidInput({"": ["Send a JSON object."]}, "The request is invalid.")
-        batch, created = services.batch_create(
-            app=request.user,
-            **{name: body[name] for name in services.BATCH_FIELDS if name in body},
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            unknown_fields=sorted(name for name in body if name not in services.BATCH_FIELDS),
-        )
+        batch, created = services.batch_create(app=request.user, **create_request(request, services.BATCH_FIELDS))
         output = batch_with_jobs(selectors.batch_get(app=request.user, batch_id=batch.id), request)
-        headers = {"Location": output["url"]}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(output, status=201, headers=headers)
+        return created_answer(output, replayed=not created)
 
     @extend_schema(
         summary="List this application's batches",

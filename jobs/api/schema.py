@@ -35,6 +35,23 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
 
+
+def page_of(component: str) -> dict[str, Any]:
+    """A keyset page of ``component`` items."""
+    return {
+        "type": "object",
+        "properties": {
+            "results": {"type": "array", "items": ref(component)},
+            "next": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "The next page (also in the `Link` header), or null on the last page.",
+            },
+        },
+        "required": ["results", "next"],
+    }
+
+
 #: What each error status means, wherever it is answered.
 PROBLEMS = {
     400: "Invalid input: `errors` names every field at fault (`field`, `pointer`, `detail`).",
@@ -149,18 +166,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "updated_at",
         ],
     },
-    "JobPage": {
-        "type": "object",
-        "properties": {
-            "results": {"type": "array", "items": ref("Job")},
-            "next": {
-                "type": ["string", "null"],
-                "format": "uri",
-                "description": "The next page (also in the `Link` header), or null on the last page.",
-            },
-        },
-        "required": ["results", "next"],
-    },
+    "JobPage": page_of("Job"),
     "JobEvent": {
         "type": "object",
         "properties": {
@@ -295,18 +301,7 @@ BATCH_COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {**_BATCH_PROPERTIES, "jobs": ref("JobPage")},
         "required": [*_BATCH_PROPERTIES, "jobs"],
     },
-    "BatchPage": {
-        "type": "object",
-        "properties": {
-            "results": {"type": "array", "items": ref("BatchSummary")},
-            "next": {
-                "type": ["string", "null"],
-                "format": "uri",
-                "description": "The next page (also in the `Link` header), or null on the last page.",
-            },
-        },
-        "required": ["results", "next"],
-    },
+    "BatchPage": page_of("BatchSummary"),
     "BatchEvent": {
         "type": "object",
         "properties": {
@@ -508,6 +503,28 @@ READY = {
 COMMON = (401, 406, 503)
 UNAVAILABLE = header(RETRY_AFTER, "Seconds to wait before retrying.", [503], int)
 CHALLENGE = header("WWW-Authenticate", "`Token`: how to authenticate.", [401])
+
+
+def create_parameters(resource: str) -> list[OpenApiParameter]:
+    """The headers of a create (``POST /jobs``, ``POST /batches``): ``Idempotency-Key`` in,
+    ``Location`` and ``Idempotent-Replayed`` out, and those of every token operation."""
+    return [
+        OpenApiParameter(
+            "Idempotency-Key",
+            {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+            OpenApiParameter.HEADER,
+            description="1 to 255 printable ASCII characters; makes retries safe (per application).",
+        ),
+        header("Location", f"The new {resource}'s URL.", [201]),
+        header(
+            "Idempotent-Replayed",
+            "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
+            [201],
+            {"type": "string", "enum": ["true"]},
+        ),
+        CHALLENGE,
+        UNAVAILABLE,
+    ]
 
 
 class AppTokenScheme(OpenApiAuthenticationExtension):

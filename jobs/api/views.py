@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
@@ -54,6 +55,28 @@ def poll_after(job: Job, now: datetime) -> int | None:
     return int(settings.POLL_INTERVAL)
 
 
+def create_request(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A create's body as its service takes it: the known ``fields``, the others named in
+    ``unknown_fields`` (each a 400), and the ``Idempotency-Key``."""
+    body = request.data
+    if not isinstance(body, dict):
+        raise InvalidInput({"": ["Send a JSON object."]}, "The request is invalid.")
+    return {
+        **{name: body[name] for name in fields if name in body},
+        "idempotency_key": request.headers.get("Idempotency-Key"),
+        "unknown_fields": sorted(name for name in body if name not in fields),
+    }
+
+
+def created_answer(output: dict[str, Any], *, replayed: bool) -> Response:
+    """201 with the new resource and its ``Location``; ``Idempotent-Replayed`` when it is the
+    answer to the first request with this ``Idempotency-Key``."""
+    headers = {"Location": output["url"]}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(output, status=201, headers=headers)
+
+
 class JobListCreateApi(APIView):
     """`POST` creates a job of any type; `GET` lists this application's jobs, newest first.
 
@@ -72,43 +95,15 @@ class JobListCreateApi(APIView):
         "`timeout` and `run_at` are accepted. With an `Idempotency-Key`, a repeat of the same request answers "
         "the job the first one created (`Idempotent-Replayed: true`) instead of creating another.",
         request={JSON: schema.ref("JobCreate")},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-                OpenApiParameter.HEADER,
-                description="1 to 255 printable ASCII characters; makes retries safe (per application).",
-            ),
-            header("Location", "The new job's URL.", [201]),
-            header(
-                "Idempotent-Replayed",
-                "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
-                [201],
-                {"type": "string", "enum": ["true"]},
-            ),
-            CHALLENGE,
-            UNAVAILABLE,
-        ],
+        parameters=schema.create_parameters("job"),
         responses={
             **ok(201, "Job", "Created (or replayed, see `Idempotent-Replayed`)."),
             **problems(400, *COMMON, 408, 411, 413, 415, 422, 429),
         },
     )
     def post(self, request: Request) -> Response:
-        body = request.data
-        if not isinstance(body, dict):
-            raise InvalidInput({"": ["Send a JSON object."]}, "The request is invalid.")
-        job, created = services.job_create(
-            app=request.user,
-            **{name: body[name] for name in services.JOB_FIELDS if name in body},
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            unknown_fields=sorted(name for name in body if name not in services.JOB_FIELDS),
-        )
-        output = job_output(job, request)
-        headers = {"Location": output["url"]}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"  # the answer to the first request with this key
-        return Response(output, status=201, headers=headers)
+        job, created = services.job_create(app=request.user, **create_request(request, services.JOB_FIELDS))
+        return created_answer(job_output(job, request), replayed=not created)
 
     @extend_schema(
         summary="List this application's jobs",

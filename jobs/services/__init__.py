@@ -3,6 +3,7 @@
 - ``validation`` — checking a create request (every field, every fault named at once);
 - ``lifecycle`` — create, claim, heartbeat, progress, succeed, fail (retry), cancel;
 - ``batches`` — many jobs created in one statement, followed and cancelled as one;
+- ``idempotency`` — the ``Idempotency-Key`` rule of every create (a job, a batch);
 - ``recovery`` — rescue, redelivery and promotion (the maintenance transitions);
 - ``callbacks`` — completion callbacks: the allowed URLs, the outbox, the signature;
 - ``tokens`` — applications, their tokens, limits and callback secrets;

@@ -28,7 +28,6 @@ from jobs import queue as queues
 from jobs.conf import settings
 from jobs.domain import App, Batch, Status
 from jobs.exceptions import (
-    AlreadyExists,
     BatchAlreadyFinished,
     BatchNotFound,
     IdempotencyKeyReused,
@@ -37,7 +36,8 @@ from jobs.exceptions import (
 )
 
 from . import callbacks
-from .validation import JOB_FIELDS, JobRequest, idempotency_key_errors, job_request_validate, metadata_errors
+from .idempotency import idempotent_insert, validated_with_key
+from .validation import JOB_FIELDS, JobRequest, job_request_validate, metadata_errors
 
 #: The fields of a batch request (the API refuses any other).
 BATCH_FIELDS = ("jobs", "metadata", "callback_url")
@@ -136,29 +136,14 @@ def batch_create(
     the same request returns the batch the first one created (``created`` False); the same
     key with a different request raises :class:`IdempotencyKeyReused`.
     """
-    key_errors = idempotency_key_errors(idempotency_key)
-    try:
-        fields = {"jobs": jobs, "metadata": metadata, "callback_url": callback_url}
-        request = batch_request_validate(fields, unknown_fields=unknown_fields)
-    except InvalidInput as exc:
-        raise InvalidInput({**key_errors, **exc.errors}, str(exc)) from None
-    if key_errors:
-        raise InvalidInput(key_errors, "The request is invalid.")
-    if idempotency_key is None:
-        return _batch_insert(app, request, None, None), True
-    fingerprint = request.fingerprint()
-    earlier = _batch_for_idempotency_key(app, idempotency_key, fingerprint)
-    if earlier is not None:
-        return earlier, False
-    try:
-        with db.atomic():  # a savepoint when nested, so the lookup below still works
-            batch = _batch_insert(app, request, idempotency_key, fingerprint)
-        return batch, True
-    except AlreadyExists:
-        earlier = _batch_for_idempotency_key(app, idempotency_key, fingerprint)
-        if earlier is None:
-            raise
-        return earlier, False
+    fields = {"jobs": jobs, "metadata": metadata, "callback_url": callback_url}
+    request = validated_with_key(lambda: batch_request_validate(fields, unknown_fields=unknown_fields), idempotency_key)
+    fingerprint = None if idempotency_key is None else request.fingerprint()
+    return idempotent_insert(
+        idempotency_key,
+        insert=lambda: _batch_insert(app, request, idempotency_key, fingerprint),
+        earlier=lambda: _batch_for_idempotency_key(app, idempotency_key, fingerprint),
+    )
 
 
 def _batch_insert(app: App, request: BatchRequest, idempotency_key: str | None, fingerprint: str | None) -> Batch:

@@ -21,9 +21,7 @@ from jobs import queue as queues
 from jobs.conf import settings
 from jobs.domain import App, Job, Status
 from jobs.exceptions import (
-    AlreadyExists,
     IdempotencyKeyReused,
-    InvalidInput,
     JobAlreadyFinished,
     JobNotFound,
     StaleRun,
@@ -33,7 +31,8 @@ from jobs.exceptions import (
 from jobs.registry import JobType
 
 from .backoff import backoff_delay
-from .validation import JobRequest, idempotency_key_errors, job_request_validate
+from .idempotency import idempotent_insert, validated_with_key
+from .validation import JobRequest, job_request_validate
 
 
 # -- create --------------------------------------------------------------------------------
@@ -58,30 +57,16 @@ def job_create(
     created (``created`` False); the same key with a different request raises
     :class:`IdempotencyKeyReused`. Concurrent repeats are settled by a unique index.
     """
-    key_errors = idempotency_key_errors(idempotency_key)
-    try:
-        fields = {"type": type, "queue": queue, "params": params, "metadata": metadata, "callback_url": callback_url}
-        fields |= {"max_attempts": max_attempts, "timeout": timeout, "run_at": run_at}
-        request = job_request_validate(fields, unknown_fields=unknown_fields)
-    except InvalidInput as exc:
-        raise InvalidInput({**key_errors, **exc.errors}, str(exc)) from None
-    if key_errors:
-        raise InvalidInput(key_errors, "The request is invalid.")
-    if idempotency_key is None:
-        return _created(_job_insert(app, request, None, None)), True
-    fingerprint = request.fingerprint()
-    earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
-    if earlier is not None:
-        return earlier, False
-    try:
-        with db.atomic():  # a savepoint when nested, so the lookup below still works
-            job = _job_insert(app, request, idempotency_key, fingerprint)
-        return _created(job), True
-    except AlreadyExists:
-        earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
-        if earlier is None:
-            raise
-        return earlier, False
+    fields = {"type": type, "queue": queue, "params": params, "metadata": metadata, "callback_url": callback_url}
+    fields |= {"max_attempts": max_attempts, "timeout": timeout, "run_at": run_at}
+    request = validated_with_key(lambda: job_request_validate(fields, unknown_fields=unknown_fields), idempotency_key)
+    fingerprint = None if idempotency_key is None else request.fingerprint()
+    job, created = idempotent_insert(
+        idempotency_key,
+        insert=lambda: _job_insert(app, request, idempotency_key, fingerprint),
+        earlier=lambda: _job_for_idempotency_key(app, idempotency_key, fingerprint),
+    )
+    return (_created(job) if created else job), created
 
 
 def _created(job: Job) -> Job:

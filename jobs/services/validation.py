@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,14 +27,6 @@ from . import callbacks
 
 #: The fields of a create request (the API refuses any other).
 JOB_FIELDS = ("type", "queue", "params", "metadata", "max_attempts", "timeout", "run_at", "callback_url")
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-
-
-def idempotency_key_errors(key: str | None) -> dict[str, list[str]]:
-    """What is wrong with an ``Idempotency-Key`` header (nothing: an empty dict)."""
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-        return {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]}
-    return {}
 
 
 @dataclass(frozen=True)

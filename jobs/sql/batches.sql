@@ -44,12 +44,8 @@ WITH item AS (
     SELECT %(id)s, %(app_id)s, %(metadata)s::jsonb, %(callback_url)s, size.total, size.total,
            %(idempotency_key)s, %(request_hash)s, clock_timestamp(), clock_timestamp()
     FROM (SELECT count(*)::int AS total FROM item) AS size
-    -- Back-pressure, as job_create's: the whole batch must fit under the cap (counting
-    -- stops there; index-only, jobs_job_app_active).
-    WHERE %(max_unfinished)s <= 0
-       OR (SELECT count(*) FROM (SELECT 1 FROM jobs_job
-                                 WHERE app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
-                                 LIMIT %(max_unfinished)s) AS unfinished) + size.total <= %(max_unfinished)s
+    -- Back-pressure, as job_create's: the whole batch must fit under the cap.
+    WHERE %(max_unfinished)s <= 0 OR /* include _unfinished_jobs */ + size.total <= %(max_unfinished)s
     RETURNING *
 ), job AS (
     INSERT INTO jobs_job (id, app_id, batch_id, type, queue, params, metadata, status, max_attempts,
@@ -67,16 +63,7 @@ WITH item AS (
     INSERT INTO django_q_ormq (id, key, payload, lock)
     SELECT job.envelope_id, item.envelope_key, item.envelope_payload, COALESCE(job.run_at, now())
     FROM job JOIN item ON item.id = job.id
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT job.id, e.kind, 0, e.data
-    FROM job, LATERAL (VALUES
-        (1, 'created', jsonb_build_object('type', job.type)),
-        (2, job.status, CASE WHEN job.status = 'scheduled'
-                             THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
-    ) AS e(n, kind, data)
-    ORDER BY e.n
-), batch_events AS (
+), /* include _created_events */, batch_events AS (
     INSERT INTO jobs_batch_event (batch_id, kind, data)
     SELECT id, 'created', jsonb_build_object('jobs', total) FROM new_batch
 )
@@ -160,19 +147,11 @@ WITH target AS (
     FOR UPDATE
 ), job AS (
     UPDATE jobs_job j
-    SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
-        cancel_requested_at = COALESCE(j.cancel_requested_at, now()),
-        finished_at = CASE WHEN j.status = 'running' THEN NULL ELSE now() END,
-        updated_at = now()
+    /* include _cancel_set */
     FROM target
     WHERE j.id = target.id AND j.status IN ('scheduled', 'queued', 'running')
     RETURNING j.*
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
-           attempts, '{}'::jsonb
-    FROM job
-), /* include _callback_insert */
+), /* include _cancel_events */, /* include _callback_insert */
 SELECT count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
        count(*) FILTER (WHERE status = 'running')::int AS stopping
 FROM job;

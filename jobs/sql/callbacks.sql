@@ -29,6 +29,17 @@ FROM due, jobs_app a
 WHERE c.id = due.id AND a.id = due.app_id
 RETURNING c.id, c.job_id, c.batch_id, c.url, c.attempts, a.callback_secret, /* include _callback_host */ AS host;
 
+-- _callback_recorded --
+-- Fragment (CTEs): a delivery attempt (the CTE "recorded": job_id or batch_id, and data)
+-- in the history of the job or of the batch it reported.
+events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT r.job_id, 'callback', j.attempts, r.data FROM recorded r JOIN jobs_job j ON j.id = r.job_id
+), batch_events AS (
+    INSERT INTO jobs_batch_event (batch_id, kind, data)
+    SELECT r.batch_id, 'callback', r.data FROM recorded r WHERE r.batch_id IS NOT NULL
+)
+
 -- callback_delivered --
 -- A delivery answered 2xx: done, and recorded in the job's history (only by the
 -- deliverer that took it last: fenced by the attempt count).
@@ -40,13 +51,7 @@ WITH callback AS (
     SELECT c.job_id, c.batch_id,
            jsonb_build_object('url', c.url, 'delivery', c.attempts, 'status', %(status)s::int, 'delivered', true) AS data
     FROM callback c
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT r.job_id, 'callback', j.attempts, r.data FROM recorded r JOIN jobs_job j ON j.id = r.job_id
-), batch_events AS (
-    INSERT INTO jobs_batch_event (batch_id, kind, data)
-    SELECT r.batch_id, 'callback', r.data FROM recorded r WHERE r.batch_id IS NOT NULL
-)
+), /* include _callback_recorded */
 SELECT job_id, batch_id FROM callback;
 
 -- callback_failed --
@@ -65,13 +70,7 @@ WITH callback AS (
                'delivered', false, 'gave_up', c.gave_up,
                'next_attempt_at', CASE WHEN NOT c.gave_up THEN c.due_at END)) AS data
     FROM callback c
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT r.job_id, 'callback', j.attempts, r.data FROM recorded r JOIN jobs_job j ON j.id = r.job_id
-), batch_events AS (
-    INSERT INTO jobs_batch_event (batch_id, kind, data)
-    SELECT r.batch_id, 'callback', r.data FROM recorded r WHERE r.batch_id IS NOT NULL
-)
+), /* include _callback_recorded */
 SELECT job_id, batch_id FROM callback;
 
 -- callback_job --

@@ -23,6 +23,28 @@ callback AS (
     WHERE job.callback_url IS NOT NULL AND job.status IN ('succeeded', 'failed', 'cancelled')
 ), /* include _batch_job_ended */
 
+-- _unfinished_jobs --
+-- Fragment (an expression): the application's jobs waiting or running, counted up to
+-- %(max_unfinished)s and no further (index-only, jobs_job_app_active): back-pressure of
+-- job_create and batch_create.
+(SELECT count(*) FROM (SELECT 1 FROM jobs_job
+                       WHERE app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
+                       LIMIT %(max_unfinished)s) AS unfinished)
+
+-- _created_events --
+-- Fragment (a CTE): the 'created' and 'queued'/'scheduled' events of each new job of the
+-- CTE "job", 'created' first. Used by job_create and batch_create.
+events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT job.id, e.kind, 0, e.data
+    FROM job, LATERAL (VALUES
+        (1, 'created', jsonb_build_object('type', job.type)),
+        (2, job.status, CASE WHEN job.status = 'scheduled'
+                             THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
+    ) AS e(n, kind, data)
+    ORDER BY e.n
+)
+
 -- job_create --
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
 -- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row,
@@ -39,22 +61,10 @@ WITH job AS (
            clock_timestamp(), clock_timestamp(),
            %(idempotency_key)s, %(request_hash)s, %(callback_url)s
     -- Back-pressure: no row (and no envelope) once the application has max_unfinished
-    -- jobs waiting or running; counting stops there (index-only, jobs_job_app_active).
-    WHERE %(max_unfinished)s <= 0
-       OR (SELECT count(*) FROM (SELECT 1 FROM jobs_job
-                                 WHERE app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
-                                 LIMIT %(max_unfinished)s) AS unfinished) < %(max_unfinished)s
+    -- jobs waiting or running.
+    WHERE %(max_unfinished)s <= 0 OR /* include _unfinished_jobs */ < %(max_unfinished)s
     RETURNING *
-), /* include _envelope_insert */, events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT job.id, e.kind, 0, e.data
-    FROM job, LATERAL (VALUES
-        (1, 'created', jsonb_build_object('type', job.type)),
-        (2, job.status, CASE WHEN job.status = 'scheduled'
-                             THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
-    ) AS e(n, kind, data)
-    ORDER BY e.n
-)
+), /* include _envelope_insert */, /* include _created_events */
 SELECT * FROM job;
 
 -- job_claim --
@@ -169,24 +179,34 @@ WITH job AS (
 )
 SELECT * FROM job;
 
+-- _cancel_set --
+-- Fragment (the SET of an UPDATE of jobs_job): the application's cancel. A waiting job is
+-- cancelled at once; a running one is asked to stop (its run ends it, or its rescue).
+SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
+    cancel_requested_at = COALESCE(cancel_requested_at, now()),
+    finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END,
+    updated_at = now()
+
+-- _cancel_events --
+-- Fragment (a CTE): each job of the CTE "job" the application's cancel changed, in its
+-- history: 'cancelled', or 'cancel_requested' while it runs.
+events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
+           attempts, '{}'::jsonb
+    FROM job
+)
+
 -- job_cancel --
 -- Cancel a queued or scheduled job at once; ask a running one to stop.
 -- No row back: unknown (for this app) or already terminal.
 WITH job AS (
     UPDATE jobs_job
-    SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
-        cancel_requested_at = COALESCE(cancel_requested_at, now()),
-        finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END,
-        updated_at = now()
+    /* include _cancel_set */
     WHERE id = %(id)s AND app_id = %(app_id)s
       AND status IN ('scheduled', 'queued', 'running')
     RETURNING *
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
-           attempts, '{}'::jsonb
-    FROM job
-), /* include _callback_insert */
+), /* include _cancel_events */, /* include _callback_insert */
 SELECT * FROM job;
 
 -- job_find_expired --

@@ -346,6 +346,15 @@ def test_the_last_job_to_end_finishes_the_batch_and_queues_its_callback_once(api
     assert kinds == ["created", "finished"]
 
 
+def test_cancelling_the_last_waiting_job_of_a_batch_by_itself_finishes_the_batch(api, app):
+    batch = post_batch(api, {"jobs": [job_body(1), job_body(2)]}).json()
+    first, second = selectors.job_list(app=app, filters=selectors.JobFilters(batch=uuid.UUID(batch["id"])))
+    services.job_succeed(job=services.job_claim(job_id=first.id, worker="w"), result=None)
+    assert api.post(f"/jobs/{second.id}/cancel").status_code == 200
+    done = api.get(batch["url"]).json()
+    assert done["state"] == "finished" and done["counts"]["cancelled"] == 1 and done["counts"]["succeeded"] == 1
+
+
 def test_a_rescued_job_that_fails_for_good_counts_down_too(app, raw):
     batch, _ = services.batch_create(app=app, jobs=[job_body(1, max_attempts=1)])
     [job] = selectors.job_list(app=app, filters=selectors.JobFilters(batch=batch.id))

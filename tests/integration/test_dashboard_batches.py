@@ -100,6 +100,9 @@ def test_batch_page_shows_counts_progress_history_and_newest_jobs(admin, db, set
     # The dashboard's job list takes the batch filter the page links to.
     listed = admin.get(f"/dashboard/jobs/?batch={batch.id}&status=running").content.decode()
     assert re.findall(r'<tr data-job-id="([0-9a-f-]+)">', listed) == [str(second.id)]
+    # Its filter form keeps the batch, and the list links back to it.
+    assert f'<input type="hidden" name="batch" value="{batch.id}">' in listed
+    assert f'<a href="/dashboard/batches/{batch.id}/"><code>{batch.id}</code></a>' in listed
 
 
 def test_a_finished_batch_shows_its_end_and_stops_refreshing(admin, db):  # noqa: F811
