@@ -211,7 +211,7 @@ SELECT * FROM job;
 
 -- job_find_expired --
 -- Running jobs whose lease ran out (their worker died or hung), locked for rescue.
-SELECT id, type, attempts, max_attempts, timeout_seconds, worker, queue,
+SELECT id, type, attempts, max_attempts, timeout_seconds, worker, queue, batch_id,
        cancel_requested_at IS NOT NULL AS cancel_requested
 FROM jobs_job
 WHERE status = 'running' AND lease_expires_at < now()

@@ -291,3 +291,19 @@ def test_the_monitor_shows_a_line_per_active_batch():
     assert "[######--------------]  31.0%" in lines[1] and "12/50" in lines[1]
     assert lines[1].endswith("1:15  30 queued, 8 running, 10 succeeded, 2 failed")
     assert render_batches({"active": 0, "batches": []}) == ["active batches: 0"]
+
+
+def test_every_rescuer_ends_jobs_of_several_batches_in_the_same_batch_order(store, job_queue):
+    """Ending a batch's job locks the batch row until the rescue commits: two rescuers
+    taking batches in different orders could wait on each other."""
+    first, second = sorted((uuid.uuid4(), uuid.uuid4()), key=str)
+    rows = [
+        {"id": uuid.uuid4(), "type": "fibonacci", "attempts": 3, "max_attempts": 3, "timeout_seconds": 60}
+        | {"worker": "h:1", "queue": "default", "cancel_requested": False, "batch_id": batch}
+        for batch in (second, None, first, second, first)
+    ]
+    store.fetch_all.return_value = rows
+    assert services.jobs_rescue_expired(limit=100) == 5
+    ended = {row["id"]: row["batch_id"] for row in rows}
+    order = [ended[call.kwargs["id"]] for call in store.fetch_one.call_args_list]
+    assert order == [None, first, first, second, second]
