@@ -184,7 +184,7 @@ def _batch_insert(app: App, request: BatchRequest, idempotency_key: str | None, 
         )
     batch = Batch.from_row(row)
     for item, job in zip(items, request.jobs, strict=True):
-        # The statement's rule: a run_at after the creation instant waits, scheduled.
+        # batch_create's rule: a job whose run_at is after the batch's creation waits, scheduled.
         waits = job.run_at is not None and job.run_at > batch.created_at
         status = Status.SCHEDULED if waits else Status.QUEUED
         logs.job_transition(

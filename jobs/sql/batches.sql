@@ -51,7 +51,8 @@ WITH item AS (
     INSERT INTO jobs_job (id, app_id, batch_id, type, queue, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at, callback_url)
     SELECT item.id, new_batch.app_id, new_batch.id, item.type, item.queue, item.params, item.metadata,
-           CASE WHEN item.run_at > now() THEN 'scheduled' ELSE 'queued' END,
+           -- (the batch's creation instant: the service logs each job's status by the same rule)
+           CASE WHEN item.run_at > new_batch.created_at THEN 'scheduled' ELSE 'queued' END,
            item.max_attempts, item.timeout_seconds, item.run_at,
            nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
            -- clock time, row by row in the order sent: the jobs sort in creation order
