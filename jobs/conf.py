@@ -68,6 +68,12 @@ TUNABLES: tuple[Tunable, ...] = (
     # -- reading -------------------------------------------------------------------------
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
+    Tunable(
+        "LIST_WALK_ROWS",
+        10000,
+        "A list filtered by metadata first walks this many newest jobs for its page; only when that finds "
+        "too few does it look the value up in the metadata index.",
+    ),
     Tunable("RETRY_AFTER_SECONDS", 5, "`Retry-After` of a `503` while the database is unreachable."),
     Tunable(
         "TOKEN_CACHE_SECONDS",

@@ -54,6 +54,7 @@ PARAM_TYPES = {
     "key": "text",
     "lease": "float8",
     "busy_hosts": "jsonb",
+    "walk": "int4",
     "key_hash": "text",
     "lease_seconds": "float8",
     "limit": "int4",
