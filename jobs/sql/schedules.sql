@@ -15,7 +15,9 @@ WITH schedule AS (
                                starts_at, ends_at, next_fire_at, created_at, updated_at)
     SELECT %(id)s, %(app_id)s, %(name)s, 'active', %(cron)s, %(timezone)s, %(every_seconds)s, %(catch_up)s,
            %(job)s::jsonb, %(metadata)s::jsonb, %(starts_at)s::timestamptz, %(ends_at)s::timestamptz,
-           %(next_fire_at)s::timestamptz, now(), now()
+           %(next_fire_at)s::timestamptz,
+           -- clock time, so schedules created in one transaction still sort in creation order
+           clock_timestamp(), clock_timestamp()
     WHERE %(max_schedules)s <= 0
        OR (SELECT count(*) FROM (SELECT 1 FROM jobs_schedule
                                  WHERE app_id = %(app_id)s AND state <> 'ended'
