@@ -69,9 +69,14 @@ def schedule_overview(*, limit: int = 10) -> list[dict[str, Any]]:
     return db.fetch_all("schedule_overview", limit=limit)
 
 
-def schedule_figures() -> dict[str, Any]:
-    """Schedules per state, how late the most overdue active one is (seconds), jobs they
-    created, and the missed fire times by what became of them."""
+def schedule_figures(*, listed: int) -> dict[str, Any]:
+    """What /metrics shows of schedules: how many per state, how late the most overdue
+    active one is (seconds), jobs they created, the missed fire times by what became of
+    them, and the ``listed`` oldest schedules not ended with their own figures."""
     counts = db.fetch_one("schedule_counts")
     assert counts is not None  # an aggregate always answers one row
-    return {**counts, "missed": db.fetch_all("schedule_missed_counts")}
+    return {
+        **counts,
+        "missed": db.fetch_all("schedule_missed_counts"),
+        "schedules": db.fetch_all("schedule_metrics", limit=listed) if listed > 0 else [],
+    }

@@ -122,6 +122,17 @@ WHERE s.state <> 'ended'
 ORDER BY s.state = 'paused', s.next_fire_at, s.id
 LIMIT %(limit)s;
 
+-- schedule_metrics --
+-- Schedules not ended, oldest first (a stable choice: the same schedules keep their series
+-- from scrape to scrape), for their own series in /metrics.
+SELECT s.id, s.name, s.state, s.next_fire_at, s.last_fire_at, a.name AS app_name, j.status AS last_job_status
+FROM jobs_schedule s
+JOIN jobs_app a ON a.id = s.app_id
+LEFT JOIN jobs_job j ON j.id = s.last_job_id
+WHERE s.state <> 'ended'
+ORDER BY s.created_at, s.id
+LIMIT %(limit)s;
+
 -- schedule_counts --
 -- Schedules per state, how late the most overdue active schedule is (seconds, 0: none is),
 -- and how many jobs schedules created.

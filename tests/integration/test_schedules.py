@@ -4,11 +4,13 @@ catch_up, and exactly one job per fire time when passes race or code tries twice
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import re
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -498,3 +500,104 @@ def test_job_status_shown_on_the_schedule_follows_the_job(api, app):
     [(_, job_id, _)] = fired_jobs(schedule["id"])
     services.job_cancel(app=app, job_id=job_id)
     assert api.get(schedule["url"]).json()["last_job"]["status"] == Status.CANCELLED.value
+
+
+# -- where operators look: /metrics, jobs_top, the dashboard ------------------------------------
+def scrape() -> dict[str, dict[tuple, float]]:
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = Client().get("/metrics")
+    assert response.status_code == 200, response.content
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+@pytest.fixture
+def operated(api, settings):
+    """Schedules in every state and fate: one fired, one overdue, one paused, one ended,
+    two whose missed fire times were folded and skipped."""
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MISFIRE_GRACE": 60}
+    fired = created(api, every=1, name="fired")
+    late = created(api, every=1, name="late")
+    paused = created(api, every=60, name="paused")
+    ended = created(api, every=60, name="ended")
+    folded = created(api, every=60, name="folded", catch_up="once")
+    skipped = created(api, every=60, name="skipped", catch_up="skip")
+    patch(api, paused["id"], {"state": "paused"})
+    patch(api, ended["id"], {"state": "ended"})
+    for schedule, seconds in ((fired, 2), (folded, 600), (skipped, 600)):
+        due_in_past(schedule["id"], seconds)
+    services.schedules_fire_due(limit=10)
+    due_in_past(late["id"], 30)  # no pass since: 30 s late
+    return {s["name"]: api.get(s["url"]).json() for s in (fired, late, paused, ended, folded, skipped)}
+
+
+def test_metrics_show_schedules_with_bounded_series(operated, settings):
+    settings.JOBS = {**settings.JOBS, "METRICS_SCHEDULES_MAX": 3}
+    samples = scrape()
+    assert samples["jobplatform_schedules"] == {
+        (("state", "active"),): 4,
+        (("state", "paused"),): 1,
+        (("state", "ended"),): 1,
+    }
+    assert samples["jobplatform_schedule_jobs_created_total"] == {(): 3 + 3 + 2}
+    assert samples["jobplatform_schedule_late_seconds"][()] == pytest.approx(30, abs=0.01)
+    assert samples["jobplatform_schedule_missed_fire_times_total"] == {
+        (("outcome", "folded"),): 9,
+        (("outcome", "skipped"),): 9,
+        (("outcome", "refused"),): 0,
+    }
+    # Series of their own for the three oldest schedules not ended (fired, late, paused) only.
+    fired, late = operated["fired"], operated["late"]
+    next_fire = samples["jobplatform_schedule_next_fire_timestamp_seconds"]
+    assert {dict(labels)["name"] for labels in next_fire} == {"fired", "late"}  # paused: no next fire
+    [(labels, value)] = [(k, v) for k, v in next_fire.items() if dict(k)["schedule"] == fired["id"]]
+    assert dict(labels)["name"] == "fired" and dict(labels)["app"].startswith("app-")
+    assert value == datetime.fromisoformat(fired["next_fire_at"].replace("Z", "+00:00")).timestamp()
+    statuses = samples["jobplatform_schedule_last_job_status"]
+    assert {(dict(k)["name"], dict(k)["status"]) for k in statuses} == {("fired", "queued")}
+    assert late["id"] in {dict(k)["schedule"] for k in next_fire}
+    assert all(len(series) <= 3 for name, series in samples.items() if name.startswith("jobplatform_schedule_l"))
+
+
+def test_jobs_top_shows_schedules(operated):
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("jobs_top", "--once", "--latest", "0", stdout=out)
+    screen = out.getvalue()
+    assert "schedules: 4 active, 1 paused, 1 ended" in screen
+    lines = {
+        name: next(line for line in screen.splitlines() if line.startswith(f"  {name} "))
+        for name in operated
+        if name != "ended"
+    }
+    assert re.search(r"every 1s\s+0:30 late\s+-$", lines["late"]), lines["late"]
+    assert re.search(r"every 1s\s+in 0:01\s+" + operated["fired"]["last_job"]["id"] + " queued$", lines["fired"])
+    assert re.search(r"paused\s+every 60s\s+-\s+-$", lines["paused"]), lines["paused"]
+    # Soonest to fire first, paused last.
+    order = [line.split()[0] for line in screen.splitlines() if line.startswith("  ") and line.split()[0] in operated]
+    assert order[0] == "late" and order[-1] == "paused"
+
+
+def test_the_dashboard_has_a_schedules_page(operated):
+    from tests.integration.test_dashboard import admin_app, logged_in, text
+
+    _, token = admin_app()
+    browser = logged_in(token)
+    response = browser.get("/dashboard/schedules/")
+    assert response.status_code == 200 and response["ETag"]
+    page = text(response)
+    assert "fired" in page and "every 1 s" in page and "queued" in page and "30.0 s late" in page
+    html = response.content.decode()
+    assert f'href="/dashboard/jobs/{operated["fired"]["last_job"]["id"]}/"' in html
+    assert re.findall(r"<script[^>]*>", html) == [re.search(r'<script src="[^"]+" defer>', html).group(0)]
+    assert browser.get("/dashboard/schedules/", HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    paused = text(browser.get("/dashboard/schedules/?state=paused"))
+    assert "paused" in paused and "every 60 s" in paused and "every 1 s" not in paused
+    assert browser.get("/dashboard/schedules/?state=asleep").status_code == 400
+    assert '<a href="/dashboard/schedules/"' in browser.get("/dashboard/").content.decode()
