@@ -130,7 +130,8 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "MAINTENANCE_INTERVAL",
         5.0,
-        "Seconds between maintenance passes (rescue, redeliver, promote) and between looks for due callbacks.",
+        "Seconds between maintenance passes (rescue, redeliver, promote, fire schedules) "
+        "and between looks for due callbacks.",
     ),
     Tunable(
         "MAINTENANCE_BATCH",
@@ -154,7 +155,7 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "METRICS_SCHEDULES_MAX",
         50,
-        "Most schedules `/metrics` gives series of their own (soonest to fire first); all count in the totals.",
+        "Most schedules `/metrics` gives series of their own (the oldest not ended); all count in the totals.",
     ),
 )
 

@@ -66,6 +66,8 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
         "counts": [{"state": name, "count": figures[name]} for name in STATES],
         "late_seconds": round(float(figures["late_seconds"]), 1),
     }
+    # Passes come every JOBS_MAINTENANCE_INTERVAL (±50 %): a few seconds late is normal.
+    data["late_alert"] = data["late_seconds"] > 3 * float(settings.MAINTENANCE_INTERVAL)
     next_link = None
     if page.next_cursor is not None:
         following = request.GET.copy()
