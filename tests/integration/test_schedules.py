@@ -230,6 +230,22 @@ def test_a_due_schedule_fires_one_job_per_fire_time_named_by_schedule_and_fire_t
     assert services.schedules_fire_due(limit=10) == 0
 
 
+def test_fire_times_follow_the_databases_clock_not_the_processs(api, monkeypatch):
+    """This process's clock three hours off: the first fire time is still the database's
+    now() + every, and a pass fires by the database's clock."""
+    from django.utils import timezone as django_timezone
+
+    skewed = django_timezone.now() + timedelta(hours=3)
+    monkeypatch.setattr(django_timezone, "now", lambda: skewed)
+    schedule = created(api, every=60)
+    [(now,)] = sql("SELECT now()")  # the test's transaction: the same now() as the create's
+    assert schedule["next_fire_at"] == (now + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
+    assert services.schedules_fire_due(limit=10) == 0  # not due by the database's clock
+    due_in_past(schedule["id"], 0)
+    assert services.schedules_fire_due(limit=10) == 1
+    assert [fire for fire, *_ in fired_jobs(schedule["id"])] == [now]
+
+
 def test_a_job_created_by_a_schedule_runs_like_any_other(api):
     from jobs.runtime.worker import Outcome, execute_job
 
