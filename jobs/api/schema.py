@@ -114,6 +114,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "timeout": {"type": "integer", "minimum": 1, "description": "Seconds per attempt."},
             "cancel_requested": {"type": "boolean"},
             "callback_url": {"type": ["string", "null"], "description": "Where its completion is POSTed."},
+            "schedule": {
+                "type": ["object", "null"],
+                "description": "The schedule that created it and the fire time it stands for (else null).",
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "url": {"type": "string", "format": "uri"},
+                    "fire_time": TIMESTAMP,
+                },
+                "required": ["id", "url", "fire_time"],
+            },
             "run_at": nullable(TIMESTAMP),
             "created_at": TIMESTAMP,
             "started_at": nullable(TIMESTAMP),
@@ -136,6 +146,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "timeout",
             "cancel_requested",
             "callback_url",
+            "schedule",
             "run_at",
             "created_at",
             "started_at",
@@ -201,8 +212,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     },
     "Root": {
         "type": "object",
-        "properties": {name: {"type": "string", "format": "uri"} for name in ("jobs", "job_types", "health", "login")},
-        "required": ["jobs", "job_types", "health", "login"],
+        "properties": {
+            name: {"type": "string", "format": "uri"} for name in ("jobs", "schedules", "job_types", "health", "login")
+        },
+        "required": ["jobs", "schedules", "job_types", "health", "login"],
     },
 }
 
@@ -276,12 +289,16 @@ def add_components(result: dict[str, Any], generator: Any, request: Any, public:
     """drf-spectacular post-processing hook: the shared shapes and the per-type create bodies;
     the token schemes as alternatives."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    from .schedules import COMPONENTS as SCHEDULE_COMPONENTS  # the views module imports this one
+
     schemas.update(COMPONENTS)
+    schemas.update(SCHEDULE_COMPONENTS)
     schemas.update(job_create_components())
     result["components"]["schemas"] = dict(sorted(schemas.items()))
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
-            if operation.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema") == ref("JobCreate"):
+            body = operation.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema")
+            if body in (ref("JobCreate"), ref("ScheduleCreate"), ref("ScheduleChange")):
                 operation["requestBody"]["required"] = True
             # drf-spectacular puts the names of one extension in one requirement, which
             # would mean "both at once"; each is enough on its own.
@@ -301,6 +318,11 @@ OPERATION_IDS = {
     ("/jobs/{job_id}", "get"): "job_get",
     ("/jobs/{job_id}/cancel", "post"): "job_cancel",
     ("/jobs/{job_id}/events", "get"): "job_events",
+    ("/schedules", "get"): "schedule_list",
+    ("/schedules", "post"): "schedule_create",
+    ("/schedules/{schedule_id}", "get"): "schedule_get",
+    ("/schedules/{schedule_id}", "patch"): "schedule_change",
+    ("/schedules/{schedule_id}/events", "get"): "schedule_events",
     ("/job-types", "get"): "job_type_list",
     ("/health", "get"): "health",
 }
@@ -325,7 +347,7 @@ class JobsAutoSchema(AutoSchema):
         path = canonical_path(self.path)
         if path.startswith("/jobs"):
             return ["jobs"]
-        return [path.strip("/") or "root"]
+        return [path.strip("/").split("/")[0] or "root"]
 
     def get_description(self) -> str:
         description = super().get_description() or ""

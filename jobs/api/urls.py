@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import schedules, views
 from .metrics import MetricsApi
 
 app_name = "jobs"
@@ -19,6 +19,9 @@ urlpatterns = [
     path("", views.RootApi.as_view(), name="root"),
     *(path(f"jobs{suffix}", view.as_view(), name=name) for suffix, view, name in JOB_ROUTES),
     *(path(f"job{suffix}", view.as_view(), name=f"{name}-singular") for suffix, view, name in JOB_ROUTES),
+    path("schedules", schedules.ScheduleListCreateApi.as_view(), name="schedule-list"),
+    path("schedules/<str:schedule_id>", schedules.ScheduleDetailApi.as_view(), name="schedule-detail"),
+    path("schedules/<str:schedule_id>/events", schedules.ScheduleEventsApi.as_view(), name="schedule-events"),
     path("job-types", views.JobTypesApi.as_view(), name="job-types"),
     path("health", views.HealthApi.as_view(), name="health"),
     path("ready", views.ReadyApi.as_view(), name="ready"),

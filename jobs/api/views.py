@@ -344,6 +344,7 @@ class RootApi(PublicApi):
         return Response(
             {
                 "jobs": url("jobs:job-list"),
+                "schedules": url("jobs:schedule-list"),
                 "job_types": url("jobs:job-types"),
                 "health": url("jobs:health"),
                 "ready": url("jobs:ready"),

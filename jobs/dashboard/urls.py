@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import schedules, views
 
 app_name = "dashboard"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<str:job_id>/", views.job_detail, name="job-detail"),
+    path("schedules/", schedules.schedule_list, name="schedule-list"),
 ]

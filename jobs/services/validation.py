@@ -57,7 +57,7 @@ class JobRequest:
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: int = 0) -> None:
+def check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: int = 0) -> None:
     """PostgreSQL jsonb refuses NUL characters, lone surrogates and non-finite numbers;
     deep nesting invites recursion limits further on."""
     if depth > settings.MAX_JSON_DEPTH:
@@ -74,11 +74,11 @@ def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: 
         errors.setdefault(path, []).append("Numbers must be finite.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_storable(key, path, errors, depth + 1)
-            _check_storable(item, f"{path}.{key}", errors, depth + 1)
+            check_storable(key, path, errors, depth + 1)
+            check_storable(item, f"{path}.{key}", errors, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_storable(item, f"{path}[{index}]", errors, depth + 1)
+            check_storable(item, f"{path}[{index}]", errors, depth + 1)
 
 
 def _whole_number(name: str, value: Any, limit: int, errors: dict[str, list[str]]) -> int | None:
@@ -167,7 +167,7 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
         if not isinstance(value, dict):
             errors[name] = ["Must be a JSON object."]
         else:
-            _check_storable(value, name, errors)
+            check_storable(value, name, errors)
     attempts = _whole_number("max_attempts", max_attempts, settings.MAX_ATTEMPTS_LIMIT, errors)
     seconds = _whole_number("timeout", timeout, settings.MAX_TIMEOUT, errors)
     when = _instant(run_at, errors)
