@@ -50,6 +50,10 @@ class TokenNotFound(NotFound):
     """No token with this id or prefix."""
 
 
+class ScheduleNotFound(NotFound):
+    """No schedule with this id."""
+
+
 class ScopeRequired(JobsError):
     """This token lacks the scope this request needs."""
 
@@ -79,6 +83,14 @@ class BatchAlreadyFinished(Conflict):
 
 class TokenAlreadyRevoked(Conflict):
     """The token was already revoked."""
+
+
+class ScheduleEnded(Conflict):
+    """The schedule is ended and can no longer change."""
+
+
+class TooManySchedules(Conflict):
+    """The application has as many schedules (not ended) as it may; end one first."""
 
 
 class TooManyUnfinishedJobs(JobsError):

@@ -72,6 +72,9 @@ PROBLEMS = {
 
 RETRY_AFTER = "Retry-After"
 
+#: The entry points the root lists.
+ROOT_LINKS = ("jobs", "batches", "schedules", "job_types", "health", "login")
+
 #: The components every operation refers to (the create body is added per job type).
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Problem": {
@@ -136,6 +139,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "format": "uuid",
                 "description": "The batch it was created in (`POST /batches`), if any.",
             },
+            "schedule": {
+                "type": ["object", "null"],
+                "description": "The schedule that created it and the fire time it stands for (else null).",
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "url": {"type": "string", "format": "uri"},
+                    "fire_time": TIMESTAMP,
+                },
+                "required": ["id", "url", "fire_time"],
+            },
             "run_at": nullable(TIMESTAMP),
             "created_at": TIMESTAMP,
             "started_at": nullable(TIMESTAMP),
@@ -159,6 +172,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "cancel_requested",
             "callback_url",
             "batch_id",
+            "schedule",
             "run_at",
             "created_at",
             "started_at",
@@ -213,10 +227,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     },
     "Root": {
         "type": "object",
-        "properties": {
-            name: {"type": "string", "format": "uri"} for name in ("jobs", "batches", "job_types", "health", "login")
-        },
-        "required": ["jobs", "batches", "job_types", "health", "login"],
+        "properties": {name: {"type": "string", "format": "uri"} for name in ROOT_LINKS},
+        "required": list(ROOT_LINKS),
     },
 }
 
@@ -395,15 +407,18 @@ def job_create_components() -> dict[str, dict[str, Any]]:
 
 
 #: The request bodies an operation cannot go without.
-CREATE_BODIES = (ref("JobCreate"), ref("BatchCreate"))
+CREATE_BODIES = (ref("JobCreate"), ref("BatchCreate"), ref("ScheduleCreate"), ref("ScheduleChange"))
 
 
 def add_components(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular post-processing hook: the shared shapes and the per-type create bodies;
     the token schemes as alternatives."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    from .schedules import COMPONENTS as SCHEDULE_COMPONENTS  # the views module imports this one
+
     schemas.update(COMPONENTS)
     schemas.update(BATCH_COMPONENTS)
+    schemas.update(SCHEDULE_COMPONENTS)
     schemas.update(job_create_components())
     result["components"]["schemas"] = dict(sorted(schemas.items()))
     for operations in result.get("paths", {}).values():
@@ -433,6 +448,11 @@ OPERATION_IDS = {
     ("/batches/{batch_id}", "get"): "batch_get",
     ("/batches/{batch_id}/cancel", "post"): "batch_cancel",
     ("/batches/{batch_id}/events", "get"): "batch_events",
+    ("/schedules", "get"): "schedule_list",
+    ("/schedules", "post"): "schedule_create",
+    ("/schedules/{schedule_id}", "get"): "schedule_get",
+    ("/schedules/{schedule_id}", "patch"): "schedule_change",
+    ("/schedules/{schedule_id}/events", "get"): "schedule_events",
     ("/job-types", "get"): "job_type_list",
     ("/health", "get"): "health",
 }
@@ -457,9 +477,7 @@ class JobsAutoSchema(AutoSchema):
         path = canonical_path(self.path)
         if path.startswith("/jobs"):
             return ["jobs"]
-        if path.startswith("/batches"):
-            return ["batches"]
-        return [path.strip("/") or "root"]
+        return [path.strip("/").split("/")[0] or "root"]
 
     def get_description(self) -> str:
         description = super().get_description() or ""

@@ -340,6 +340,7 @@ class RootApi(PublicApi):
             {
                 "jobs": url("jobs:job-list"),
                 "batches": url("jobs:batch-list"),
+                "schedules": url("jobs:schedule-list"),
                 "job_types": url("jobs:job-types"),
                 "health": url("jobs:health"),
                 "ready": url("jobs:ready"),

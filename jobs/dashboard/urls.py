@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import batches, views
+from . import batches, schedules, views
 
 app_name = "dashboard"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("jobs/<str:job_id>/", views.job_detail, name="job-detail"),
     path("batches/", batches.batch_list, name="batch-list"),
     path("batches/<str:batch_id>/", batches.batch_detail, name="batch-detail"),
+    path("schedules/", schedules.schedule_list, name="schedule-list"),
 ]

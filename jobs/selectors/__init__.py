@@ -3,7 +3,8 @@
 - ``jobs`` — one job, a page of jobs, a job's history;
 - ``batches`` — one batch with its counts, a page of batches, a batch's history;
 - ``tokens`` — which application a token belongs to (cached per process);
-- ``stats`` — the operator's figures (monitor, /metrics, health).
+- ``stats`` — the operator's figures (monitor, /metrics, health);
+- ``schedules`` — one schedule, a page of them, a schedule's history, their figures.
 
 Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
 """
@@ -18,6 +19,14 @@ from .jobs import (
     job_get_any,
     job_list,
     job_list_all,
+)
+from .schedules import (
+    schedule_events,
+    schedule_figures,
+    schedule_get,
+    schedule_get_any,
+    schedule_list,
+    schedule_overview,
 )
 from .stats import database_health, metrics_snapshot, monitor_overview, platform_stats, rate_window, throughput
 from .tokens import (
@@ -55,6 +64,12 @@ __all__ = [
     "platform_stats",
     "rate_window",
     "remember_token",
+    "schedule_events",
+    "schedule_figures",
+    "schedule_get",
+    "schedule_get_any",
+    "schedule_list",
+    "schedule_overview",
     "throughput",
     "token_hash",
     "token_list",

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from jobs import db
+from jobs.conf import settings
 from jobs.domain import AdminJob, App, Job, JobEvent, Status
 from jobs.exceptions import JobNotFound
 
@@ -64,6 +65,7 @@ class JobFilters:
             "before_created_at": before[0] if before else None,
             "before_id": before[1] if before else None,
             "limit": limit,
+            "walk": int(settings.LIST_WALK_ROWS),
         }
 
 
@@ -81,7 +83,8 @@ def job_list(
     """An application's jobs, newest first; ``before`` is the keyset cursor. An admin
     token sees every application's jobs, or those of ``app_name``."""
     params = filters.query_params(before=before, limit=limit)
-    rows = db.fetch_all("job_list", app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **params)
+    query = "job_list_by_metadata" if filters.metadata else "job_list"
+    rows = db.fetch_all(query, app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **params)
     return [Job.from_row(row) for row in rows]
 
 

@@ -7,7 +7,8 @@
 - ``recovery`` — rescue, redelivery and promotion (the maintenance transitions);
 - ``callbacks`` — completion callbacks: the allowed URLs, the outbox, the signature;
 - ``tokens`` — applications, their tokens, limits and callback secrets;
-- ``sessions`` and ``ratelimit`` — the browsable API's sessions, the rate counters.
+- ``sessions`` and ``ratelimit`` — the browsable API's sessions, the rate counters;
+- ``schedules`` — create, change and fire schedules (``timing``: their fire times).
 
 Reads are in ``jobs.selectors``. Callers use the names below (``services.job_create``).
 """
@@ -27,12 +28,15 @@ from .lifecycle import (
     job_succeed,
 )
 from .recovery import jobs_promote_due, jobs_redeliver_lost, jobs_rescue_expired
+from .schedules import CHANGE_FIELDS, SCHEDULE_FIELDS, schedule_change, schedule_create, schedules_fire_due
 from .tokens import app_rotate_callback_secret, app_set_max_running, token_issue, token_revoke, token_scopes
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, parse_instant
 
 __all__ = [
     "BATCH_FIELDS",
+    "CHANGE_FIELDS",
     "JOB_FIELDS",
+    "SCHEDULE_FIELDS",
     "BatchRequest",
     "JobRequest",
     "app_rotate_callback_secret",
@@ -58,6 +62,9 @@ __all__ = [
     "jobs_redeliver_lost",
     "jobs_rescue_expired",
     "parse_instant",
+    "schedule_change",
+    "schedule_create",
+    "schedules_fire_due",
     "token_issue",
     "token_revoke",
     "token_scopes",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from jobs import db, logs
@@ -66,20 +67,43 @@ def job_create(
         insert=lambda: _job_insert(app, request, idempotency_key, fingerprint),
         earlier=lambda: _job_for_idempotency_key(app, idempotency_key, fingerprint),
     )
-    return (_created(job) if created else job), created
+    return (job_created_log(job) if created else job), created
 
 
-def _created(job: Job) -> Job:
+def job_created_log(job: Job) -> Job:
+    """The transition log line of a new job (once its transaction committed)."""
     logs.job_transition(job.status.value, job_id=job.id, job_type=job.type, attempt=0, worker=None, app_id=job.app_id)
     return job
 
 
 def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fingerprint: str | None) -> Job:
+    job = job_insert(app_id=app.id, request=request, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    if job is None:
+        raise TooManyUnfinishedJobs(
+            f"The application already has {settings.MAX_UNFINISHED_PER_APP} unfinished jobs "
+            "(JOBS_MAX_UNFINISHED_PER_APP); retry once some have finished."
+        )
+    return job
+
+
+def job_insert(
+    *,
+    app_id: uuid.UUID,
+    request: JobRequest,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    schedule_id: uuid.UUID | None = None,
+    fire_time: datetime | None = None,
+) -> Job | None:
+    """Insert a validated job with its envelope and first events (one statement,
+    ``job_create``); None when its application is at ``JOBS_MAX_UNFINISHED_PER_APP``. A
+    schedule's fire passes ``schedule_id`` and ``fire_time``: a second job for the same
+    pair raises :class:`AlreadyExists` (the unique index ``jobs_job_schedule_fire``)."""
     job_id = uuid.uuid4()
     row = db.fetch_one(
         "job_create",
         id=job_id,
-        app_id=app.id,
+        app_id=app_id,
         type=request.type,
         queue=request.queue,
         callback_url=request.callback_url,
@@ -91,14 +115,11 @@ def _job_insert(app: App, request: JobRequest, idempotency_key: str | None, fing
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         max_unfinished=settings.MAX_UNFINISHED_PER_APP,
+        schedule_id=schedule_id,
+        fire_time=fire_time,
         **queues.envelope(job_id, timeout=request.timeout, queue=request.queue),
     )
-    if row is None:
-        raise TooManyUnfinishedJobs(
-            f"The application already has {settings.MAX_UNFINISHED_PER_APP} unfinished jobs "
-            "(JOBS_MAX_UNFINISHED_PER_APP); retry once some have finished."
-        )
-    return Job.from_row(row)
+    return Job.from_row(row) if row is not None else None
 
 
 def _job_for_idempotency_key(app: App, key: str, fingerprint: str) -> Job | None:

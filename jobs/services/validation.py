@@ -48,7 +48,7 @@ class JobRequest:
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: int = 0) -> None:
+def check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: int = 0) -> None:
     """PostgreSQL jsonb refuses NUL characters, lone surrogates and non-finite numbers;
     deep nesting invites recursion limits further on."""
     if depth > settings.MAX_JSON_DEPTH:
@@ -65,11 +65,11 @@ def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: 
         errors.setdefault(path, []).append("Numbers must be finite.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_storable(key, path, errors, depth + 1)
-            _check_storable(item, f"{path}.{key}", errors, depth + 1)
+            check_storable(key, path, errors, depth + 1)
+            check_storable(item, f"{path}.{key}", errors, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_storable(item, f"{path}[{index}]", errors, depth + 1)
+            check_storable(item, f"{path}[{index}]", errors, depth + 1)
 
 
 def metadata_errors(metadata: Any) -> dict[str, list[str]]:
@@ -79,7 +79,7 @@ def metadata_errors(metadata: Any) -> dict[str, list[str]]:
     if not isinstance(metadata, dict):
         return {"metadata": ["Must be a JSON object."]}
     errors: dict[str, list[str]] = {}
-    _check_storable(metadata, "metadata", errors)
+    check_storable(metadata, "metadata", errors)
     if not errors:
         size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
         if size > settings.MAX_METADATA_BYTES:
@@ -172,7 +172,7 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
     if not isinstance(params, dict):
         errors["params"] = ["Must be a JSON object."]
     else:
-        _check_storable(params, "params", errors)
+        check_storable(params, "params", errors)
     errors.update(metadata_errors(metadata))
     attempts = _whole_number("max_attempts", max_attempts, settings.MAX_ATTEMPTS_LIMIT, errors)
     seconds = _whole_number("timeout", timeout, settings.MAX_TIMEOUT, errors)

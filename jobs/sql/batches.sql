@@ -59,7 +59,7 @@ WITH item AS (
            clock_timestamp(), clock_timestamp(), item.callback_url
     FROM new_batch, item
     ORDER BY item.n
-    RETURNING id, type, status, run_at, envelope_id
+    RETURNING id, type, status, run_at, envelope_id, schedule_id, fire_time
 ), envelope AS (
     INSERT INTO django_q_ormq (id, key, payload, lock)
     SELECT job.envelope_id, item.envelope_key, item.envelope_payload, COALESCE(job.run_at, now())

@@ -33,12 +33,14 @@ callback AS (
 
 -- _created_events --
 -- Fragment (a CTE): the 'created' and 'queued'/'scheduled' events of each new job of the
--- CTE "job", 'created' first. Used by job_create and batch_create.
+-- CTE "job", 'created' first (with the schedule and fire time of a schedule's job). Used by
+-- job_create and batch_create.
 events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT job.id, e.kind, 0, e.data
     FROM job, LATERAL (VALUES
-        (1, 'created', jsonb_build_object('type', job.type)),
+        (1, 'created', jsonb_strip_nulls(jsonb_build_object(
+            'type', job.type, 'schedule_id', job.schedule_id, 'fire_time', job.fire_time))),
         (2, job.status, CASE WHEN job.status = 'scheduled'
                              THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
     ) AS e(n, kind, data)
@@ -48,18 +50,20 @@ events AS (
 -- job_create --
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
 -- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row,
--- or nothing when the application is at its cap of unfinished jobs.
+-- or nothing when the application is at its cap of unfinished jobs. A schedule's fire
+-- names the schedule and the fire time (jobs_job_schedule_fire: one job per pair).
 WITH job AS (
     INSERT INTO jobs_job (id, app_id, type, queue, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
-                          idempotency_key, request_hash, callback_url)
+                          idempotency_key, request_hash, callback_url, schedule_id, fire_time)
     SELECT %(id)s, %(app_id)s, %(type)s, %(queue)s, %(params)s::jsonb, %(metadata)s::jsonb,
            CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
            %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
            nextval(pg_get_serial_sequence('django_q_ormq', 'id')), now(),
            -- clock time, so jobs created in one transaction still sort in creation order
            clock_timestamp(), clock_timestamp(),
-           %(idempotency_key)s, %(request_hash)s, %(callback_url)s
+           %(idempotency_key)s, %(request_hash)s, %(callback_url)s,
+           %(schedule_id)s::uuid, %(fire_time)s::timestamptz
     -- Back-pressure: no row (and no envelope) once the application has max_unfinished
     -- jobs waiting or running.
     WHERE %(max_unfinished)s <= 0 OR /* include _unfinished_jobs */ < %(max_unfinished)s

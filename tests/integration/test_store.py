@@ -56,6 +56,7 @@ PARAM_TYPES = {
     "key": "text",
     "lease": "float8",
     "busy_hosts": "jsonb",
+    "walk": "int4",
     "key_hash": "text",
     "lease_seconds": "float8",
     "limit": "int4",
@@ -88,6 +89,25 @@ PARAM_TYPES = {
     "token_id": "uuid",
     "type": "text",
     "worker": "text",
+    # schedules (jobs/sql/schedules.sql)
+    "before_event": "int8",
+    "catch_up": "text",
+    "created": "int4",
+    "cron": "text",
+    "ends_at": "timestamptz",
+    "events": "jsonb",
+    "every_seconds": "int4",
+    "expected": "timestamptz",
+    "fire_time": "timestamptz",
+    "job": "jsonb",
+    "last_fire_at": "timestamptz",
+    "last_job_id": "uuid",
+    "max_schedules": "int4",
+    "next_fire_at": "timestamptz",
+    "schedule_id": "uuid",
+    "starts_at": "timestamptz",
+    "state": "text",
+    "timezone": "text",
 }
 
 
@@ -131,6 +151,8 @@ def test_migrations_created_tables_and_triggers(raw):
         "jobs_event",
         "jobs_job",
         "jobs_rate",
+        "jobs_schedule",
+        "jobs_schedule_event",
         "jobs_session",
         "jobs_token",
     ]
@@ -194,6 +216,8 @@ def test_create__row_and_envelope_are_committed_together():
                     request_hash=None,
                     max_unfinished=0,
                     callback_url=None,
+                    schedule_id=None,
+                    fire_time=None,
                     **queue.envelope(job_id, timeout=5),
                 )
             other.rollback()  # a new snapshot

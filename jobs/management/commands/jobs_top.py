@@ -1,5 +1,5 @@
-"""The operator's view in a terminal: jobs, throughput, running jobs, failures, active
-batches, clusters."""
+"""The operator's view in a terminal: jobs, throughput, running jobs, failures, schedules,
+active batches, clusters."""
 
 from __future__ import annotations
 
@@ -113,6 +113,31 @@ def render_batches(active: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = (moment - now).total_seconds()
+    return f"in {duration(seconds)}" if seconds >= 0 else f"{duration(-seconds)} late"
+
+
+def render_schedules(figures: dict[str, Any], schedules: list[dict[str, Any]]) -> list[str]:
+    """The schedules section: how many per state, then the soonest to fire (paused last)."""
+    lines = [f"schedules: {figures['active']} active, {figures['paused']} paused, {figures['ended']} ended"]
+    if not schedules:
+        return lines
+    lines.append(f"  {'NAME':24}  {'APP':16}  {'STATE':6}  {'WHEN':22}  {'NEXT FIRE':>12}  LAST JOB")
+    for row in schedules:
+        name = row["name"] or str(row["id"])[:8]
+        when = row["cron"] + f" {row['timezone']}" if row["cron"] else f"every {row['every_seconds']}s"
+        next_fire = _when(row["next_fire_at"], row["db_now"]) if row["state"] == "active" else "-"
+        last = f"{row['last_job_id']!s} {row['last_job_status']}" if row["last_job_id"] else "-"
+        lines.append(
+            f"  {_one_line(name, 24):24}  {_one_line(row['app_name'], 16):16}  {row['state']:6}  "
+            f"{_one_line(when, 22):22}  {next_fire:>12}  {last}"
+        )
+    return lines
+
+
 def render_clusters(clusters: list[monitoring.ClusterStatus]) -> list[str]:
     workers = sum(len(c.workers) for c in clusters)
     lines = [f"clusters (django-q2): {len(clusters)}, workers: {workers}"]
@@ -127,7 +152,7 @@ def render_clusters(clusters: list[monitoring.ClusterStatus]) -> list[str]:
     return lines
 
 
-def render(*, latest: int, now: datetime | None = None) -> str:
+def render(*, latest: int, now: datetime | None = None, schedules: int = 10) -> str:
     """The whole screen as text: each part says so when its source cannot be read."""
     lines = [f"jobplatform — {(now or datetime.now()).strftime('%Y-%m-%d %H:%M:%S')}", ""]
     try:
@@ -137,6 +162,8 @@ def render(*, latest: int, now: datetime | None = None) -> str:
     lines.append("")
     try:
         lines += render_jobs(selectors.platform_stats(latest=latest), selectors.monitor_overview())
+        lines.append("")
+        lines += render_schedules(selectors.schedule_figures(listed=0), selectors.schedule_overview(limit=schedules))
         lines += ["", *render_batches(selectors.batches_active(limit=BATCHES_SHOWN))]
     except DatabaseUnavailable as exc:
         lines.append(f"database unavailable: {exc}")
@@ -146,28 +173,32 @@ def render(*, latest: int, now: datetime | None = None) -> str:
 class Command(BaseCommand):
     help = (
         "The operator's view: jobs per status and type, throughput in the last minute, oldest queued job, "
-        "running jobs with progress bars, recent failures, active batches, and django-q2's clusters and workers."
+        "running jobs with progress bars, recent failures, schedules (next fire, last job and its status), "
+        "active batches, and django-q2's clusters and workers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=2.0, help="Seconds between refreshes (default 2).")
         parser.add_argument("--once", action="store_true", help="Print one snapshot as plain text and exit.")
         parser.add_argument("--latest", type=int, default=10, help="How many latest jobs to show (default 10).")
+        parser.add_argument(
+            "--schedules", type=int, default=10, help="How many schedules to show, soonest to fire first (default 10)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["interval"] <= 0:
             raise CommandError("--interval must be a positive number of seconds.")
-        if options["latest"] < 0:
-            raise CommandError("--latest must be zero or more.")
+        if options["latest"] < 0 or options["schedules"] < 0:
+            raise CommandError("--latest and --schedules must be zero or more.")
         if options["once"]:
-            self.stdout.write(render(latest=options["latest"]))
+            self.stdout.write(render(latest=options["latest"], schedules=options["schedules"]))
             return
         try:
             while True:
                 # A long-lived process has no request cycle to drop a connection the
                 # server closed (restart, failover): do it here, or never recover.
                 close_old_connections()
-                screen = render(latest=options["latest"])
+                screen = render(latest=options["latest"], schedules=options["schedules"])
                 # Home, draw, then clear what the previous (longer) screen left below.
                 self.stdout.write("\x1b[H" + screen.replace("\n", "\x1b[K\n") + "\x1b[K\x1b[J", ending="\n")
                 self.stdout.flush()

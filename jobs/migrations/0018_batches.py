@@ -6,8 +6,8 @@ from pathlib import Path
 from django.db import migrations
 
 SQL_DIR = Path(__file__).parent / "sql"
-SQL = (SQL_DIR / "0016_batches.sql").read_text()
-VALIDATE = (SQL_DIR / "0016_batches_validate.sql").read_text()
+SQL = (SQL_DIR / "0018_batches.sql").read_text()
+VALIDATE = (SQL_DIR / "0018_batches_validate.sql").read_text()
 # GET /jobs?batch= and a batch's counts walk a batch's jobs newest first; jobs outside a
 # batch stay out of the index. CONCURRENTLY: creating jobs is not blocked meanwhile.
 JOB_INDEX = (
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
     # CREATE INDEX CONCURRENTLY cannot run inside a transaction.
     atomic = False
 
-    dependencies = [("jobs", "0013_event_kinds")]
+    dependencies = [("jobs", "0017_schedules")]
 
     operations = [
         migrations.RunSQL(SQL),
