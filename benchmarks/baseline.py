@@ -55,6 +55,8 @@ def jobs(request: HttpRequest) -> HttpResponse:
         request_hash=None,
         callback_url=None,
         max_unfinished=0,
+        schedule_id=None,
+        fire_time=None,
         **queue.envelope(job_id, timeout=TIMEOUT_SECONDS),
     )
     return JsonResponse(row, status=201, encoder=DjangoJSONEncoder)

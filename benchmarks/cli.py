@@ -26,7 +26,7 @@ from typing import Any
 from benchmarks import ROOT, report
 from benchmarks.run import Bench
 
-SCENARIOS = ("execute", "pickup", "compute", "create", "read", "growth")
+SCENARIOS = ("execute", "pickup", "compute", "create", "read", "growth", "batch")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Options:
     fibonacci_n: int
     pi_digits: int
     compute_repeats: int
+    batch_size: int
     only: tuple[str, ...]
     py_spy: Path | None
     keep_logs: bool
@@ -97,6 +98,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         fibonacci_n=100_000 if smoke else 1_000_000,
         pi_digits=10_000 if smoke else 100_000,
         compute_repeats=1 if smoke else 3,
+        batch_size=200 if smoke else 1000,
         only=only,
         py_spy=args.py_spy,
         keep_logs=args.keep_logs,
@@ -120,7 +122,7 @@ def interrupts_raise() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     options = parse_options(argv)
-    if not shutil.which("wrk") and any(s in options.only for s in ("create", "read")):
+    if not shutil.which("wrk") and any(s in options.only for s in ("create", "read", "batch")):
         sys.exit("wrk is not installed: apt-get install wrk")
     if options.py_spy:
         if not shutil.which("py-spy"):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks import ROOT, database
 from benchmarks.processes import BASELINE_SETTINGS, PLATFORM_SETTINGS, MemorySampler, Processes, free_port
 from benchmarks.report import Report
-from benchmarks.scenarios import compute, create, execute, growth, memory, pickup, read
+from benchmarks.scenarios import batch, compute, create, execute, growth, memory, pickup, read
 
 if TYPE_CHECKING:
     from benchmarks.cli import Options
@@ -81,6 +81,8 @@ class Bench:
             read.run(self)
         if self.wanted("growth"):
             growth.run(self)
+        if self.wanted("batch"):
+            batch.run(self)
         memory.run(self)
         self.report.details["elapsed_seconds"] = round(time.monotonic() - started, 1)
 

@@ -62,12 +62,19 @@ TUNABLES: tuple[Tunable, ...] = (
         0,
         "Most jobs one application may have waiting or running; a create beyond it is `429` (0: no cap).",
     ),
+    Tunable("BATCH_MAX", 1000, "Most jobs one `POST /batches` may create (all in one transaction)."),
     # -- error answers -------------------------------------------------------------------
     Tunable("ERRORS_LISTED_MAX", 50, "Most field errors one `400` lists; the rest are counted in `errors_truncated`."),
     Tunable("ERROR_ECHO_MAX", 200, "Longest text an error echoes (field names, messages, `detail`; the rest is cut)."),
     # -- reading -------------------------------------------------------------------------
     Tunable("PAGE_SIZE", 50, "Jobs per list page when `limit` is not given."),
     Tunable("MAX_PAGE_SIZE", 500, "Highest `limit` of a list page."),
+    Tunable(
+        "LIST_WALK_ROWS",
+        10000,
+        "A list filtered by metadata first walks this many newest jobs for its page; only when that finds "
+        "too few does it look the value up in the metadata index.",
+    ),
     Tunable("RETRY_AFTER_SECONDS", 5, "`Retry-After` of a `503` while the database is unreachable."),
     Tunable(
         "TOKEN_CACHE_SECONDS",
@@ -161,10 +168,33 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "MAINTENANCE_INTERVAL",
         5.0,
-        "Seconds between maintenance passes (rescue, redeliver, promote) and between looks for due callbacks.",
+        "Seconds between maintenance passes (rescue, redeliver, promote, fire schedules) "
+        "and between looks for due callbacks.",
     ),
-    Tunable("MAINTENANCE_BATCH", 100, "Most jobs one maintenance pass rescues or redelivers."),
+    Tunable(
+        "MAINTENANCE_BATCH",
+        100,
+        "Most jobs one maintenance pass rescues or redelivers; most schedules it fires, and jobs per schedule.",
+    ),
     Tunable("REDELIVER_AFTER", 60.0, "A waiting job whose delivery is lost this long gets a new envelope."),
+    # -- schedules ---------------------------------------------------------------------------
+    Tunable(
+        "SCHEDULE_MISFIRE_GRACE",
+        60.0,
+        "A schedule's fire time first reached more than this many seconds late (every cluster was down) "
+        "is missed: the schedule's `catch_up` decides (one job for all, or none).",
+    ),
+    Tunable("SCHEDULE_MIN_EVERY", 1, "Shortest `every` a schedule may ask for (seconds)."),
+    Tunable(
+        "MAX_SCHEDULES_PER_APP",
+        1000,
+        "Most schedules (not ended) one application may have; another create is `409` (0: no cap).",
+    ),
+    Tunable(
+        "METRICS_SCHEDULES_MAX",
+        50,
+        "Most schedules `/metrics` gives series of their own (the oldest not ended); all count in the totals.",
+    ),
 )
 
 TUNABLES_BY_NAME: dict[str, Tunable] = {tunable.name: tunable for tunable in TUNABLES}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -125,6 +125,11 @@ class Job:
     request_hash: str | None = None
     queue: str = "default"
     callback_url: str | None = None
+    #: The batch it was created in (``POST /batches``), if any.
+    batch_id: uuid.UUID | None = None
+    #: The schedule that created it, and the fire time it was created for (else None).
+    schedule_id: uuid.UUID | None = None
+    fire_time: datetime | None = None
     #: The latest checkpoint's state (any JSON) and when it was stored (None: none yet).
     checkpoint: Any = None
     checkpoint_at: datetime | None = None
@@ -243,3 +248,160 @@ class Token:
         if "scopes" in values:
             values["scopes"] = tuple(sorted(Scope(s) for s in values["scopes"]))
         return cls(**values)
+
+
+# -- batches ---------------------------------------------------------------------------------
+class BatchEventKind(enum.StrEnum):
+    """What one entry of a batch's own history (``jobs_batch_event.kind``) records; a SQL
+    ``CHECK`` refuses any other (migration 0018; a test compares it with this enum)."""
+
+    #: The batch and all its jobs were created (``data.jobs``).
+    CREATED = "created"
+    #: Its application asked for it to be cancelled (``data.unfinished``: jobs not yet ended).
+    CANCEL_REQUESTED = "cancel_requested"
+    #: Its last job ended (``data.jobs``).
+    FINISHED = "finished"
+    #: A delivery of its callback (``data.url``, ``data.delivery``, ``data.status``, ``data.delivered``).
+    CALLBACK = "callback"
+
+
+class BatchState(enum.StrEnum):
+    #: Some of its jobs have not ended yet.
+    ACTIVE = "active"
+    #: Every one of its jobs has ended (whatever the outcome).
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Jobs created together (``POST /batches``), followed as one."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    metadata: dict[str, Any]
+    callback_url: str | None
+    total: int
+    #: Jobs not yet ended; 0 exactly when ``finished_at`` is set.
+    unfinished: int
+    cancel_requested_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    updated_at: datetime
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    #: Its jobs per status, when the query counted them.
+    counts: dict[str, int] = field(default_factory=dict)
+    #: The mean progress of its jobs in percent (a finished job counts 100).
+    percent: float = 0.0
+    app_name: str = ""
+
+    @property
+    def state(self) -> BatchState:
+        return BatchState.FINISHED if self.unfinished == 0 else BatchState.ACTIVE
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Batch:
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    id: int
+    at: datetime
+    kind: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> BatchEvent:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+# -- schedules ------------------------------------------------------------------------------
+class ScheduleState(enum.StrEnum):
+    #: Fires at its fire times.
+    ACTIVE = "active"
+    #: Fires nothing until resumed (the fire times meanwhile are not fired).
+    PAUSED = "paused"
+    #: Never fires again and never changes again (schedules are ended, never deleted).
+    ENDED = "ended"
+
+
+class CatchUp(enum.StrEnum):
+    """What a schedule does with fire times missed while no cluster could fire them (a
+    fire time more than ``JOBS_SCHEDULE_MISFIRE_GRACE`` seconds old when a pass reaches it)."""
+
+    #: One job for all of them, carrying the latest missed fire time.
+    ONCE = "once"
+    #: No job for any of them; the next fire time fires as usual.
+    SKIP = "skip"
+
+
+class ScheduleEventKind(enum.StrEnum):
+    """What one entry of a schedule's history (``jobs_schedule_event.kind``) records; a SQL
+    ``CHECK`` refuses any other (migration 0017; a test compares it with this enum)."""
+
+    #: The schedule was created (``data``: its definition and first fire time).
+    CREATED = "created"
+    #: Its definition changed (``data.changed``: the new values; ``data.next_fire_at``).
+    CHANGED = "changed"
+    #: It was paused.
+    PAUSED = "paused"
+    #: It was resumed (``data.next_fire_at``).
+    RESUMED = "resumed"
+    #: It ended (``data.reason``: ``requested``, ``ends_at`` or ``no_more_fire_times``).
+    ENDED = "ended"
+    #: A fire time created its job (``data.fire_time``, ``data.job_id``).
+    FIRED = "fired"
+    #: Missed fire times became one job (``data.fire_time``, ``data.job_id``, ``data.missed``).
+    FOLDED = "folded"
+    #: Fire times that created no job (``data.reason``: ``catch_up`` or ``too_many_unfinished``; ``data.missed``).
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: uuid.UUID
+    app_id: uuid.UUID
+    name: str | None
+    state: ScheduleState
+    cron: str | None
+    timezone: str | None
+    every_seconds: int | None
+    catch_up: CatchUp
+    #: The validated job body each fire time creates a job from.
+    job: dict[str, Any]
+    metadata: dict[str, Any]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    last_job_id: uuid.UUID | None
+    fires: int
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    #: The status of ``last_job_id`` (when the query joined it).
+    last_job_status: Status | None = None
+    #: The owning application's name (when the query joined it).
+    app_name: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Schedule:
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        values["state"] = ScheduleState(values["state"])
+        values["catch_up"] = CatchUp(values["catch_up"])
+        if values.get("last_job_status") is not None:
+            values["last_job_status"] = Status(values["last_job_status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ScheduleEvent:
+    id: int
+    at: datetime
+    kind: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ScheduleEvent:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})

@@ -38,12 +38,20 @@ class JobNotFound(NotFound):
     """No job with this id."""
 
 
+class BatchNotFound(NotFound):
+    """No batch with this id."""
+
+
 class AppNotFound(NotFound):
     """No application with this name."""
 
 
 class TokenNotFound(NotFound):
     """No token with this id or prefix."""
+
+
+class ScheduleNotFound(NotFound):
+    """No schedule with this id."""
 
 
 class ScopeRequired(JobsError):
@@ -69,8 +77,20 @@ class JobAlreadyFinished(Conflict):
     """The job has already finished."""
 
 
+class BatchAlreadyFinished(Conflict):
+    """Every job of the batch has already finished."""
+
+
 class TokenAlreadyRevoked(Conflict):
     """The token was already revoked."""
+
+
+class ScheduleEnded(Conflict):
+    """The schedule is ended and can no longer change."""
+
+
+class TooManySchedules(Conflict):
+    """The application has as many schedules (not ended) as it may; end one first."""
 
 
 class TooManyUnfinishedJobs(JobsError):

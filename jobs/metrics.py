@@ -3,11 +3,12 @@ process, combined across gunicorn workers.
 
 Two kinds of figures, two sources:
 
-- **Jobs** (:class:`JobsCollector`): every number comes from the database when
+- **Jobs** (:class:`JobsCollector`), **schedules** (:class:`SchedulesCollector`) and
+  **batches** (:class:`BatchesCollector`): every number comes from the database when
   ``/metrics`` is scraped, so it is the same, complete figure whichever web process or
   host answers, and nothing is lost when a process restarts. Counters are counts of
   records that are never deleted (jobs, their attempts, their retry and rescue events,
-  finished jobs), so they only grow.
+  finished jobs, schedule history), so they only grow.
 - **HTTP** (:data:`HTTP_REQUESTS`, …): counted in each web process as it serves. Under
   gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``docker/gunicorn.conf.py``) makes
   prometheus-client keep them in one memory-mapped file per process, and
@@ -27,7 +28,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from . import selectors
-from .domain import TERMINAL, Status
+from .conf import settings
+from .domain import TERMINAL, BatchState, ScheduleState, Status
 from .queue import queue_names
 from .registry import registry as job_types
 
@@ -175,8 +177,91 @@ class JobsCollector(Collector):
         )
 
 
+class SchedulesCollector(Collector):
+    """Schedule figures, read from the database at each scrape: totals for every schedule,
+    and series of their own for at most ``JOBS_METRICS_SCHEDULES_MAX`` schedules (the
+    oldest not ended), so that many schedules cannot flood Prometheus with series."""
+
+    def collect(self) -> Iterator[Metric]:
+        figures = selectors.schedule_figures(listed=int(settings.METRICS_SCHEDULES_MAX))
+        states = GaugeMetricFamily(f"{PREFIX}_schedules", "Schedules in each state now.", labels=["state"])
+        for state in ScheduleState:
+            states.add_metric([state.value], figures[state.value])
+        yield states
+        yield CounterMetricFamily(
+            f"{PREFIX}_schedule_jobs_created", "Jobs created by schedules.", value=figures["jobs_created"]
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_schedule_late_seconds",
+            "How long the most overdue active schedule's next fire time has passed (0: none is due): "
+            "a value above a few maintenance intervals means no cluster fires schedules.",
+            value=max(0.0, float(figures["late_seconds"])),
+        )
+        missed = CounterMetricFamily(
+            f"{PREFIX}_schedule_missed_fire_times",
+            "Fire times that created no job of their own, by outcome: folded (catch_up once), skipped "
+            "(catch_up skip), refused (the application was at JOBS_MAX_UNFINISHED_PER_APP).",
+            labels=["outcome"],
+        )
+        outcomes = {"folded": 0, "skipped": 0, "refused": 0}
+        for row in figures["missed"]:
+            outcome = "folded" if row["kind"] == "folded" else "refused" if row["reason"] != "catch_up" else "skipped"
+            outcomes[outcome] += int(row["fire_times"])
+        for outcome, count in outcomes.items():
+            missed.add_metric([outcome], count)
+        yield missed
+
+        labels = ["schedule", "name", "app"]
+        next_fire = GaugeMetricFamily(
+            f"{PREFIX}_schedule_next_fire_timestamp_seconds",
+            "When an active schedule fires next (Unix time).",
+            labels=labels,
+        )
+        last_fire = GaugeMetricFamily(
+            f"{PREFIX}_schedule_last_fire_timestamp_seconds",
+            "The fire time of a schedule's latest job (Unix time).",
+            labels=labels,
+        )
+        last_job = GaugeMetricFamily(
+            f"{PREFIX}_schedule_last_job_status",
+            "1 for the status of a schedule's latest job (one series per schedule).",
+            labels=[*labels, "status"],
+        )
+        for row in figures["schedules"]:
+            names = [str(row["id"]), row["name"] or "", row["app_name"]]
+            if row["state"] == ScheduleState.ACTIVE.value and row["next_fire_at"] is not None:
+                next_fire.add_metric(names, row["next_fire_at"].timestamp())
+            if row["last_fire_at"] is not None:
+                last_fire.add_metric(names, row["last_fire_at"].timestamp())
+            if row["last_job_status"] is not None:
+                last_job.add_metric([*names, row["last_job_status"]], 1)
+        yield next_fire
+        yield last_fire
+        yield last_job
+
+
+class BatchesCollector(Collector):
+    """Batch figures, read from the database at each scrape (one query)."""
+
+    def collect(self) -> Iterator[Metric]:
+        figures = selectors.batches_metrics()
+        batches = GaugeMetricFamily(
+            f"{PREFIX}_batches",
+            "Batches now, by state (active: some job not ended; finished: every job ended).",
+            labels=["state"],
+        )
+        for state in BatchState:
+            batches.add_metric([state.value], figures[state.value])
+        yield batches
+        yield GaugeMetricFamily(
+            f"{PREFIX}_batch_jobs_unfinished",
+            "Jobs of active batches that have not ended yet.",
+            value=figures["unfinished_jobs"],
+        )
+
+
 class _Both:
-    """Two collectors as one, for one exposition."""
+    """Several collectors as one, for one exposition."""
 
     def __init__(self, *collectors: Any) -> None:
         self.collectors = collectors
@@ -199,4 +284,4 @@ def exposition(accept: str | None) -> tuple[bytes, str]:
     else:
         http = HTTP_REGISTRY
     encoder, content_type = choose_encoder(accept or "")
-    return encoder(_Both(http, JobsCollector())), content_type  # type: ignore[arg-type]
+    return encoder(_Both(http, JobsCollector(), SchedulesCollector(), BatchesCollector())), content_type  # type: ignore[arg-type]

@@ -82,7 +82,7 @@ def operations(app: Any, some_id: Any) -> dict[str, tuple[str, Callable[[], Any]
         "read by id": ("job_get", lambda: selectors.job_get(app=app, job_id=some_id)),
         "list first page": ("job_list", lambda: selectors.job_list(app=app, limit=50)),
         "list metadata-filtered page": (
-            "job_list",
+            "job_list_by_metadata",
             lambda: selectors.job_list(app=app, filters=selectors.JobFilters(metadata=meta), limit=50),
         ),
     }

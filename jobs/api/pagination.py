@@ -9,17 +9,25 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from rest_framework.request import Request
-
-from jobs.domain import Job
 
 Cursor = tuple[datetime, uuid.UUID]
 
 
-def encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode().rstrip("=")
+class Keyed(Protocol):
+    """What a keyset page is ordered by (a job, a schedule)."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def encode_cursor(item: Keyed) -> str:
+    return base64.urlsafe_b64encode(f"{item.created_at.isoformat()}|{item.id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(raw: str) -> Cursor:
@@ -37,7 +45,7 @@ def decode_cursor(raw: str) -> Cursor:
 
 @dataclass(frozen=True)
 class Page:
-    items: Sequence[Job]
+    items: Sequence[Any]
     next_cursor: str | None
 
     def next_url(self, request: Request) -> str | None:
@@ -49,7 +57,7 @@ class Page:
         return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
 
 
-def keyset_page(fetch: Callable[..., Sequence[Job]], *, after: Cursor | None, limit: int, **filters: Any) -> Page:
+def keyset_page(fetch: Callable[..., Sequence[Keyed]], *, after: Cursor | None, limit: int, **filters: Any) -> Page:
     """One page of ``fetch(before=…, limit=…, **filters)`` (newest first): one row more
     than asked tells whether there is a next page."""
     rows = fetch(before=after, limit=limit + 1, **filters)

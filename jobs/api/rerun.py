@@ -9,13 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import services
-from jobs.exceptions import InvalidInput
+from jobs.resources import job_output
 
 from . import schema
 from .errors import PROBLEM_JSON
 from .permissions import WritesJobs
-from .schema import CHALLENGE, COMMON, CREATED_HEADERS, IDEMPOTENCY_KEY, JOB_ID, JSON, UNAVAILABLE, ok, problems
-from .views import created_answer, parse_job_id
+from .schema import COMMON, JOB_ID, JSON, ok, problems
+from .views import create_request, created_answer, parse_job_id
 
 
 class JobRerunApi(APIView):
@@ -33,7 +33,7 @@ class JobRerunApi(APIView):
         "new id, and is otherwise unchanged. `Idempotency-Key` works as on create. An empty body re-runs "
         "the job as it was.",
         request={JSON: schema.ref("JobRerun")},
-        parameters=[JOB_ID, IDEMPOTENCY_KEY, *CREATED_HEADERS, CHALLENGE, UNAVAILABLE],
+        parameters=[JOB_ID, *schema.create_parameters("job")],
         responses={
             **ok(201, "Job", "The new job (or, replayed, the one an earlier request created)."),
             **problems(400, 404, *COMMON, 413, 415, 422, 429),
@@ -44,15 +44,13 @@ class JobRerunApi(APIView):
     )
     def post(self, request: Request, job_id: str) -> Response:
         job_uuid = parse_job_id(job_id)
-        body = request.data
-        if not isinstance(body, dict):
-            raise InvalidInput({"": ["Send a JSON object."]}, "The request is invalid.")
+        fields = create_request(request, services.RERUN_FIELDS)
         job, created = services.job_rerun(
             app=request.user,
             job_id=job_uuid,
-            overrides={name: body[name] for name in services.RERUN_OVERRIDES if name in body},
-            resume=body.get("resume", False),
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            unknown_fields=sorted(name for name in body if name not in services.RERUN_FIELDS),
+            overrides={name: fields[name] for name in services.RERUN_OVERRIDES if name in fields},
+            resume=fields.get("resume", False),
+            idempotency_key=fields["idempotency_key"],
+            unknown_fields=fields["unknown_fields"],
         )
-        return created_answer(request, job, created)
+        return created_answer(job_output(job, request), replayed=not created)

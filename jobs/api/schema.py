@@ -17,7 +17,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from jobs.conf import settings
-from jobs.domain import EventKind, LogLevel, Status
+from jobs.domain import BatchEventKind, BatchState, EventKind, LogLevel, Status
 from jobs.registry import registry
 
 from .errors import PROBLEM_JSON, ProblemType
@@ -34,6 +34,23 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
+
+
+def page_of(component: str) -> dict[str, Any]:
+    """A keyset page of ``component`` items."""
+    return {
+        "type": "object",
+        "properties": {
+            "results": {"type": "array", "items": ref(component)},
+            "next": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "The next page (also in the `Link` header), or null on the last page.",
+            },
+        },
+        "required": ["results", "next"],
+    }
+
 
 #: What each error status means, wherever it is answered.
 PROBLEMS = {
@@ -54,6 +71,9 @@ PROBLEMS = {
 }
 
 RETRY_AFTER = "Retry-After"
+
+#: The entry points the root lists.
+ROOT_LINKS = ("jobs", "batches", "schedules", "job_types", "health", "login")
 
 #: The components every operation refers to (the create body is added per job type).
 COMPONENTS: dict[str, dict[str, Any]] = {
@@ -137,6 +157,21 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "format": "uuid",
                 "description": "The job this one re-runs (`POST /jobs/{id}/rerun`).",
             },
+            "batch_id": {
+                "type": ["string", "null"],
+                "format": "uuid",
+                "description": "The batch it was created in (`POST /batches`), if any.",
+            },
+            "schedule": {
+                "type": ["object", "null"],
+                "description": "The schedule that created it and the fire time it stands for (else null).",
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "url": {"type": "string", "format": "uri"},
+                    "fire_time": TIMESTAMP,
+                },
+                "required": ["id", "url", "fire_time"],
+            },
             "run_at": nullable(TIMESTAMP),
             "created_at": TIMESTAMP,
             "started_at": nullable(TIMESTAMP),
@@ -162,6 +197,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "checkpoint",
             "logs",
             "rerun_of",
+            "batch_id",
+            "schedule",
             "run_at",
             "created_at",
             "started_at",
@@ -169,18 +206,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "updated_at",
         ],
     },
-    "JobPage": {
-        "type": "object",
-        "properties": {
-            "results": {"type": "array", "items": ref("Job")},
-            "next": {
-                "type": ["string", "null"],
-                "format": "uri",
-                "description": "The next page (also in the `Link` header), or null on the last page.",
-            },
-        },
-        "required": ["results", "next"],
-    },
+    "JobPage": page_of("Job"),
     "JobEvent": {
         "type": "object",
         "properties": {
@@ -270,8 +296,116 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     },
     "Root": {
         "type": "object",
-        "properties": {name: {"type": "string", "format": "uri"} for name in ("jobs", "job_types", "health", "login")},
-        "required": ["jobs", "job_types", "health", "login"],
+        "properties": {name: {"type": "string", "format": "uri"} for name in ROOT_LINKS},
+        "required": list(ROOT_LINKS),
+    },
+}
+
+_BATCH_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "format": "uuid"},
+    "url": {"type": "string", "format": "uri"},
+    "state": {
+        "type": "string",
+        "enum": [state.value for state in BatchState],
+        "description": "`active` while some of its jobs have not ended; `finished` once every one has.",
+    },
+    "metadata": {"type": "object", "description": "The batch's metadata as sent (each job has its own)."},
+    "callback_url": {
+        "type": ["string", "null"],
+        "description": "POSTed this resource, once, when the batch's last job ends.",
+    },
+    "total": {"type": "integer", "minimum": 1, "description": "Its jobs."},
+    "counts": {
+        "type": "object",
+        "description": "Its jobs in each status now.",
+        "properties": {status.value: {"type": "integer", "minimum": 0} for status in Status},
+        "required": [status.value for status in Status],
+    },
+    "progress": {
+        "type": "object",
+        "properties": {
+            "finished": {"type": "integer", "minimum": 0, "description": "Jobs that ended, whatever the outcome."},
+            "total": {"type": "integer", "minimum": 1},
+            "percent": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 100,
+                "description": "The mean progress of its jobs; a finished job counts 100.",
+            },
+        },
+        "required": ["finished", "total", "percent"],
+    },
+    "cancel_requested": {"type": "boolean"},
+    "created_at": TIMESTAMP,
+    "finished_at": {**nullable(TIMESTAMP), "description": "When its last job ended."},
+    "updated_at": TIMESTAMP,
+    "jobs_url": {"type": "string", "format": "uri", "description": "`GET /jobs?batch=<id>`: its jobs, filterable."},
+    "events_url": {"type": "string", "format": "uri", "description": "The batch's own history."},
+}
+
+#: The batch endpoints' shapes.
+BATCH_COMPONENTS: dict[str, dict[str, Any]] = {
+    "BatchCreate": {
+        "type": "object",
+        "description": "Jobs to create together, in one transaction or none.",
+        "properties": {
+            "jobs": {
+                "type": "array",
+                "items": ref("JobCreate"),
+                "minItems": 1,
+                "maxItems": settings.BATCH_MAX,
+                "description": "Job bodies, each exactly as `POST /jobs` takes it (`JOBS_BATCH_MAX` at most).",
+            },
+            "metadata": {
+                "type": ["object", "null"],
+                "description": f"Any JSON object up to {settings.MAX_METADATA_BYTES} bytes; returned unchanged.",
+            },
+            "callback_url": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "POSTed the batch resource, signed, once, when its last job ends; its host must be in "
+                "`JOBS_CALLBACK_ALLOWED_HOSTS`.",
+            },
+        },
+        "required": ["jobs"],
+        "additionalProperties": False,
+    },
+    "BatchSummary": {
+        "type": "object",
+        "description": "A batch without its jobs (a list's item; also what its callback is POSTed).",
+        "properties": _BATCH_PROPERTIES,
+        "required": list(_BATCH_PROPERTIES),
+    },
+    "Batch": {
+        "type": "object",
+        "description": "A batch with a page of its jobs, newest first.",
+        "properties": {**_BATCH_PROPERTIES, "jobs": ref("JobPage")},
+        "required": [*_BATCH_PROPERTIES, "jobs"],
+    },
+    "BatchPage": page_of("BatchSummary"),
+    "BatchEvent": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIMESTAMP,
+            "kind": {
+                "type": "string",
+                "enum": [kind.value for kind in BatchEventKind],
+                "description": "What the entry records: "
+                + "; ".join(f"`{kind.value}`" for kind in BatchEventKind)
+                + ".",
+            },
+            "data": {"type": "object"},
+        },
+        "required": ["id", "at", "kind", "data"],
+    },
+    "BatchEvents": {
+        "type": "object",
+        "properties": {
+            "batch": {"type": "string", "format": "uri"},
+            "events": {"type": "array", "items": ref("BatchEvent")},
+        },
+        "required": ["batch", "events"],
     },
 }
 
@@ -341,16 +475,24 @@ def job_create_components() -> dict[str, dict[str, Any]]:
     }
 
 
+#: The request bodies an operation cannot go without.
+CREATE_BODIES = (ref("JobCreate"), ref("BatchCreate"), ref("ScheduleCreate"), ref("ScheduleChange"))
+
+
 def add_components(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular post-processing hook: the shared shapes and the per-type create bodies;
     the token schemes as alternatives."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    from .schedules import COMPONENTS as SCHEDULE_COMPONENTS  # the views module imports this one
+
     schemas.update(COMPONENTS)
+    schemas.update(BATCH_COMPONENTS)
+    schemas.update(SCHEDULE_COMPONENTS)
     schemas.update(job_create_components())
     result["components"]["schemas"] = dict(sorted(schemas.items()))
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
-            if operation.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema") == ref("JobCreate"):
+            if operation.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema") in CREATE_BODIES:
                 operation["requestBody"]["required"] = True
             # drf-spectacular puts the names of one extension in one requirement, which
             # would mean "both at once"; each is enough on its own.
@@ -372,6 +514,16 @@ OPERATION_IDS = {
     ("/jobs/{job_id}/events", "get"): "job_events",
     ("/jobs/{job_id}/logs", "get"): "job_logs",
     ("/jobs/{job_id}/rerun", "post"): "job_rerun",
+    ("/batches", "get"): "batch_list",
+    ("/batches", "post"): "batch_create",
+    ("/batches/{batch_id}", "get"): "batch_get",
+    ("/batches/{batch_id}/cancel", "post"): "batch_cancel",
+    ("/batches/{batch_id}/events", "get"): "batch_events",
+    ("/schedules", "get"): "schedule_list",
+    ("/schedules", "post"): "schedule_create",
+    ("/schedules/{schedule_id}", "get"): "schedule_get",
+    ("/schedules/{schedule_id}", "patch"): "schedule_change",
+    ("/schedules/{schedule_id}/events", "get"): "schedule_events",
     ("/job-types", "get"): "job_type_list",
     ("/health", "get"): "health",
 }
@@ -396,7 +548,7 @@ class JobsAutoSchema(AutoSchema):
         path = canonical_path(self.path)
         if path.startswith("/jobs"):
             return ["jobs"]
-        return [path.strip("/") or "root"]
+        return [path.strip("/").split("/")[0] or "root"]
 
     def get_description(self) -> str:
         description = super().get_description() or ""
@@ -436,23 +588,6 @@ READY = {
     "required": ["status", "checks"],
 }
 
-#: An answer that creates a job (create, re-run): the request's key and the answer's headers.
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-    OpenApiParameter.HEADER,
-    description="1 to 255 printable ASCII characters; makes retries safe (per application).",
-)
-CREATED_HEADERS = [
-    header("Location", "The new job's URL.", [201]),
-    header(
-        "Idempotent-Replayed",
-        "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
-        [201],
-        {"type": "string", "enum": ["true"]},
-    ),
-]
-
 
 def polled(what: str) -> list[OpenApiParameter]:
     """A resource a client polls while its job runs (``what`` it is): ``If-None-Match`` in,
@@ -482,6 +617,28 @@ NOT_MODIFIED = {304: OpenApiResponse(description="Not modified since the `ETag` 
 COMMON = (401, 406, 503)
 UNAVAILABLE = header(RETRY_AFTER, "Seconds to wait before retrying.", [503], int)
 CHALLENGE = header("WWW-Authenticate", "`Token`: how to authenticate.", [401])
+
+
+def create_parameters(resource: str) -> list[OpenApiParameter]:
+    """The headers of a create (``POST /jobs``, ``POST /batches``): ``Idempotency-Key`` in,
+    ``Location`` and ``Idempotent-Replayed`` out, and those of every token operation."""
+    return [
+        OpenApiParameter(
+            "Idempotency-Key",
+            {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+            OpenApiParameter.HEADER,
+            description="1 to 255 printable ASCII characters; makes retries safe (per application).",
+        ),
+        header("Location", f"The new {resource}'s URL.", [201]),
+        header(
+            "Idempotent-Replayed",
+            "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.",
+            [201],
+            {"type": "string", "enum": ["true"]},
+        ),
+        CHALLENGE,
+        UNAVAILABLE,
+    ]
 
 
 class AppTokenScheme(OpenApiAuthenticationExtension):

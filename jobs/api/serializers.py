@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from rest_framework import serializers
 
@@ -25,34 +26,30 @@ def whole_number(value: str, low: int, high: int) -> int:
 
 class StrictQuery(serializers.Serializer):
     """Query parameters where any name the serializer does not declare is an error naming
-    it (a typo such as ``stauts`` must not silently mean "no filter"). An empty value means
+    it (a typo such as ``limt`` must not silently give the default). An empty value means
     the parameter is not given; DRF's own ``format`` is let through; NUL characters are
-    refused. A subclass may take names of its own (:meth:`take`)."""
+    refused."""
 
-    #: Parameters that may be repeated: their values are joined with commas.
-    joined: ClassVar[tuple[str, ...]] = ()
-    #: Names :meth:`take` accepts, as the error message lists them.
-    taken: ClassVar[tuple[str, ...]] = ()
-
-    def take(self, name: str, value: str) -> bool:
-        """Whether ``name`` (not a declared field) is one the subclass keeps for itself."""
-        return False
+    #: Whether ``metadata.<key>`` names are filters (the job list's).
+    metadata_filters = False
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
         known: dict[str, str] = {}
+        metadata: dict[str, str] = {}
         for name in data:
             values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
-            # Joined names: any of their values; any other name repeated: the last one counts.
-            value = ",".join(v for v in values if v) if name in self.joined else values[-1]
+            # Several statuses are any of them; any other name repeated: the last one counts.
+            value = ",".join(v for v in values if v) if name == "status" else values[-1]
             if "\x00" in name or "\x00" in value:
                 errors[name.replace("\x00", "\\0")] = ["May not contain the NUL character."]
+            elif self.metadata_filters and name.startswith("metadata.") and len(name) > len("metadata."):
+                metadata[name[len("metadata.") :]] = value
             elif name == "format":  # DRF's own ?format=json|api (the browsable API's links)
                 continue
             elif name not in self.fields:
-                if not self.take(name, value):
-                    allowed = ", ".join([*self.fields, *self.taken])
-                    errors[name] = [f"Unknown query parameter; use {allowed}."]
+                allowed = ", ".join([*self.fields, *(["metadata.<key>"] if self.metadata_filters else [])])
+                errors[name] = [f"Unknown query parameter; use {allowed}."]
             elif value != "":  # an empty value means no filter
                 known[name] = value
         try:
@@ -62,42 +59,53 @@ class StrictQuery(serializers.Serializer):
             values = {}
         if errors:
             raise serializers.ValidationError(errors)
-        return values
+        return {**values, "metadata": metadata or None}
 
 
-class JobListQuery(StrictQuery):
-    """The query parameters of ``GET /jobs``. ``metadata.<key>`` filters by a metadata
-    value. ``status`` takes several statuses, comma-separated or repeated
-    (``status=queued,running`` or ``status=queued&status=running``): any of them. ``app`` (an application's name)
-    is for admin tokens only: the view's permissions answer 403 to any other token that sends it."""
+class PageQuery(StrictQuery):
+    """The query parameters of a keyset page: ``limit`` and ``cursor``."""
+
+    limit = serializers.CharField(required=False)
+    cursor = serializers.CharField(required=False)
+
+    def validate_limit(self, value: str) -> int:
+        return whole_number(value, 1, settings.MAX_PAGE_SIZE)
+
+    def validate_cursor(self, value: str) -> Cursor:
+        try:
+            return decode_cursor(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class BatchListQuery(PageQuery):
+    """The query parameters of ``GET /batches``: a page, and ``app`` (an application's
+    name) for admin tokens only."""
+
+    app = serializers.CharField(max_length=100, required=False)
+
+
+class JobListQuery(PageQuery):
+    """The query parameters of ``GET /jobs``. Any other name is an error (a typo such
+    as ``stauts`` must not silently list everything); ``metadata.<key>`` filters by a
+    metadata value. ``status`` takes several statuses, comma-separated or repeated
+    (``status=queued,running`` or ``status=queued&status=running``): any of them. ``batch``
+    keeps one batch's jobs. ``app`` (an application's name) is for admin tokens only: the
+    view's permissions answer 403 to any other token that sends it."""
 
     status = serializers.CharField(required=False)
     type = serializers.CharField(max_length=100, required=False)
     queue = serializers.CharField(max_length=50, required=False)
     created_after = serializers.CharField(required=False)
     created_before = serializers.CharField(required=False)
-    limit = serializers.CharField(required=False)
-    cursor = serializers.CharField(required=False)
+    batch = serializers.CharField(required=False)
     app = serializers.CharField(max_length=100, required=False)
-
-    joined = ("status",)
-    taken = ("metadata.<key>",)
-
-    def take(self, name: str, value: str) -> bool:
-        if name.startswith("metadata.") and len(name) > len("metadata."):
-            self._metadata[name[len("metadata.") :]] = value
-            return True
-        return False
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        self._metadata: dict[str, str] = {}
-        values = super().to_internal_value(data)
-        return {**values, "metadata": self._metadata or None}
+    metadata_filters = True
 
     def list_filters(self) -> JobFilters:
         """The validated filters, as the list selectors take them."""
         data = self.validated_data
-        names = ("status", "type", "queue", "created_after", "created_before")
+        names = ("status", "type", "queue", "created_after", "created_before", "batch")
         return JobFilters(metadata=data["metadata"], **{name: data.get(name) for name in names})
 
     def validate_status(self, value: str) -> list[Status]:
@@ -128,11 +136,8 @@ class JobListQuery(StrictQuery):
     def validate_created_before(self, value: str) -> datetime:
         return self._instant(value)
 
-    def validate_limit(self, value: str) -> int:
-        return whole_number(value, 1, settings.MAX_PAGE_SIZE)
-
-    def validate_cursor(self, value: str) -> Cursor:
+    def validate_batch(self, value: str) -> uuid.UUID:
         try:
-            return decode_cursor(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+            return uuid.UUID(value)
+        except ValueError:
+            raise serializers.ValidationError("Must be a batch's id (a UUID).") from None

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import batches, schedules, views
 from .joblog import JobLogsApi
 from .metrics import MetricsApi
 from .rerun import JobRerunApi
@@ -23,6 +23,13 @@ urlpatterns = [
     path("", views.RootApi.as_view(), name="root"),
     *(path(f"jobs{suffix}", view.as_view(), name=name) for suffix, view, name in JOB_ROUTES),
     *(path(f"job{suffix}", view.as_view(), name=f"{name}-singular") for suffix, view, name in JOB_ROUTES),
+    path("batches", batches.BatchListCreateApi.as_view(), name="batch-list"),
+    path("batches/<str:batch_id>", batches.BatchDetailApi.as_view(), name="batch-detail"),
+    path("batches/<str:batch_id>/cancel", batches.BatchCancelApi.as_view(), name="batch-cancel"),
+    path("batches/<str:batch_id>/events", batches.BatchEventsApi.as_view(), name="batch-events"),
+    path("schedules", schedules.ScheduleListCreateApi.as_view(), name="schedule-list"),
+    path("schedules/<str:schedule_id>", schedules.ScheduleDetailApi.as_view(), name="schedule-detail"),
+    path("schedules/<str:schedule_id>/events", schedules.ScheduleEventsApi.as_view(), name="schedule-events"),
     path("job-types", views.JobTypesApi.as_view(), name="job-types"),
     path("health", views.HealthApi.as_view(), name="health"),
     path("ready", views.ReadyApi.as_view(), name="ready"),

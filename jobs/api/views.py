@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
@@ -29,8 +30,6 @@ from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import (
     CHALLENGE,
     COMMON,
-    CREATED_HEADERS,
-    IDEMPOTENCY_KEY,
     JOB_ID,
     JSON,
     NOT_MODIFIED,
@@ -78,12 +77,24 @@ def poll_headers(request: Request, job: Job, etag: str) -> tuple[dict[str, str],
     return headers, none_match(request.headers.get("If-None-Match"), etag)
 
 
-def created_answer(request: Request, job: Job, created: bool) -> Response:
-    """201 with the job and its ``Location``; ``Idempotent-Replayed: true`` when it is the
-    answer to an earlier request with the same ``Idempotency-Key`` (``created`` False)."""
-    output = job_output(job, request)
+def create_request(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A create's body as its service takes it: the known ``fields``, the others named in
+    ``unknown_fields`` (each a 400), and the ``Idempotency-Key``."""
+    body = request.data
+    if not isinstance(body, dict):
+        raise InvalidInput({"": ["Send a JSON object."]}, "The request is invalid.")
+    return {
+        **{name: body[name] for name in fields if name in body},
+        "idempotency_key": request.headers.get("Idempotency-Key"),
+        "unknown_fields": sorted(name for name in body if name not in fields),
+    }
+
+
+def created_answer(output: dict[str, Any], *, replayed: bool) -> Response:
+    """201 with the new resource and its ``Location``; ``Idempotent-Replayed`` when it is the
+    answer to the first request with this ``Idempotency-Key``."""
     headers = {"Location": output["url"]}
-    if not created:
+    if replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(output, status=201, headers=headers)
 
@@ -106,23 +117,15 @@ class JobListCreateApi(APIView):
         "`timeout` and `run_at` are accepted. With an `Idempotency-Key`, a repeat of the same request answers "
         "the job the first one created (`Idempotent-Replayed: true`) instead of creating another.",
         request={JSON: schema.ref("JobCreate")},
-        parameters=[IDEMPOTENCY_KEY, *CREATED_HEADERS, CHALLENGE, UNAVAILABLE],
+        parameters=schema.create_parameters("job"),
         responses={
             **ok(201, "Job", "Created (or replayed, see `Idempotent-Replayed`)."),
             **problems(400, *COMMON, 408, 411, 413, 415, 422, 429),
         },
     )
     def post(self, request: Request) -> Response:
-        body = request.data
-        if not isinstance(body, dict):
-            raise InvalidInput({"": ["Send a JSON object."]}, "The request is invalid.")
-        job, created = services.job_create(
-            app=request.user,
-            **{name: body[name] for name in services.JOB_FIELDS if name in body},
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            unknown_fields=sorted(name for name in body if name not in services.JOB_FIELDS),
-        )
-        return created_answer(request, job, created)
+        job, created = services.job_create(app=request.user, **create_request(request, services.JOB_FIELDS))
+        return created_answer(job_output(job, request), replayed=not created)
 
     @extend_schema(
         summary="List this application's jobs",
@@ -332,6 +335,8 @@ class RootApi(PublicApi):
         return Response(
             {
                 "jobs": url("jobs:job-list"),
+                "batches": url("jobs:batch-list"),
+                "schedules": url("jobs:schedule-list"),
                 "job_types": url("jobs:job-types"),
                 "health": url("jobs:health"),
                 "ready": url("jobs:ready"),

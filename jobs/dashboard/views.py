@@ -215,6 +215,7 @@ def _list_page(
         "status": request.GET.get("status", ""),
         "type": request.GET.get("type", ""),
         "limit": request.GET.get("limit", ""),
+        "batch": request.GET.get("batch", ""),
         "metadata": [{**m, "remove": reverse("dashboard:job-list") + _query_string(m["remove"])} for m in metadata],
         "next_link": next_link,
         "first_link": reverse("dashboard:job-list") + _query_string(first) if "cursor" in request.GET else None,

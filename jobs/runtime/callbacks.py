@@ -1,6 +1,6 @@
-"""Delivering completion callbacks: each cluster POSTs the job resource of every due
-callback, signed, and records each attempt (the rules and the outbox's writes are in
-``jobs.services.callbacks``).
+"""Delivering completion callbacks: each cluster POSTs the job resource (the batch
+resource, for a batch's callback) of every due callback, signed, and records each attempt
+(the rules and the outbox's writes are in ``jobs.services.callbacks``).
 
 Deliveries run on their own threads in the cluster's main process, never on the
 maintenance pass: a receiver that answers slowly (or never) must not hold up the rescue of
@@ -46,7 +46,7 @@ def _deliver(callback: dict[str, Any]) -> tuple[int | None, str | None]:
     try:
         if outbox.url_problem(callback["url"]) is not None:
             return None, "the host is no longer in JOBS_CALLBACK_ALLOWED_HOSTS"
-        body = outbox.body(callback["job_id"])
+        body = outbox.body(callback["job_id"], batch_id=callback.get("batch_id"))
         request = urllib.request.Request(
             callback["url"],
             data=body,
@@ -78,7 +78,8 @@ def attempt(callback: dict[str, Any]) -> bool:
     if status is not None and 200 <= status < 300:
         outbox.callback_delivered(callback_id=callback["id"], attempts=callback["attempts"], status=status)
         return True
-    logger.info("callback %s for job %s failed: %s", callback["id"], callback["job_id"], error)
+    subject = f"batch {callback['batch_id']}" if callback.get("batch_id") else f"job {callback['job_id']}"
+    logger.info("callback %s for %s failed: %s", callback["id"], subject, error)
     outbox.callback_failed(callback_id=callback["id"], attempts=callback["attempts"], status=status, error=error)
     return False
 

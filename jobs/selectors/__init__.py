@@ -1,13 +1,16 @@
 """Reads. Each is one query (or a few), one module per subject:
 
 - ``jobs`` — one job, a page of jobs, a job's history;
+- ``batches`` — one batch with its counts, a page of batches, a batch's history;
 - ``joblog`` — a job's log lines;
 - ``tokens`` — which application a token belongs to (cached per process);
-- ``stats`` — the operator's figures (monitor, /metrics, health).
+- ``stats`` — the operator's figures (monitor, /metrics, health);
+- ``schedules`` — one schedule, a page of them, a schedule's history, their figures.
 
 Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
 """
 
+from .batches import batch_events, batch_get, batch_get_any, batch_list, batches_active, batches_metrics
 from .joblog import LogPage, job_log_page, job_log_page_any, job_log_tail
 from .jobs import (
     JobFilters,
@@ -18,6 +21,14 @@ from .jobs import (
     job_get_any,
     job_list,
     job_list_all,
+)
+from .schedules import (
+    schedule_events,
+    schedule_figures,
+    schedule_get,
+    schedule_get_any,
+    schedule_list,
+    schedule_overview,
 )
 from .stats import database_health, metrics_snapshot, monitor_overview, platform_stats, rate_window, throughput
 from .tokens import (
@@ -35,6 +46,12 @@ __all__ = [
     "LogPage",
     "app_for_token",
     "app_for_token_id",
+    "batch_events",
+    "batch_get",
+    "batch_get_any",
+    "batch_list",
+    "batches_active",
+    "batches_metrics",
     "cached_app_for_token",
     "database_health",
     "forget_cached_tokens",
@@ -53,6 +70,12 @@ __all__ = [
     "platform_stats",
     "rate_window",
     "remember_token",
+    "schedule_events",
+    "schedule_figures",
+    "schedule_get",
+    "schedule_get_any",
+    "schedule_list",
+    "schedule_overview",
     "throughput",
     "token_hash",
     "token_list",

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from jobs import db
+from jobs.conf import settings
 from jobs.domain import AdminJob, App, Job, JobEvent, Status
 from jobs.exceptions import JobNotFound
 
@@ -39,7 +40,8 @@ def job_for_callback(*, job_id: uuid.UUID) -> Job:
 class JobFilters:
     """What a page of jobs can be narrowed to; each filter is optional. ``status`` is one
     status or several (any of them); ``created_after`` / ``created_before`` are exclusive
-    bounds on ``created_at``; ``metadata`` matches jobs whose metadata contains it."""
+    bounds on ``created_at``; ``metadata`` matches jobs whose metadata contains it;
+    ``batch`` keeps the jobs of one batch."""
 
     status: Status | Collection[Status] | None = None
     type: str | None = None
@@ -47,6 +49,7 @@ class JobFilters:
     metadata: dict[str, Any] | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    batch: uuid.UUID | None = None
 
     def query_params(self, *, before: tuple[datetime, uuid.UUID] | None, limit: int) -> dict[str, Any]:
         """The list queries' parameters (``job_list`` and ``job_list_all`` filter alike)."""
@@ -58,9 +61,11 @@ class JobFilters:
             "created_after": self.created_after,
             "created_before": self.created_before,
             "metadata": db.as_json(self.metadata) if self.metadata else None,
+            "batch_id": self.batch,
             "before_created_at": before[0] if before else None,
             "before_id": before[1] if before else None,
             "limit": limit,
+            "walk": int(settings.LIST_WALK_ROWS),
         }
 
 
@@ -78,7 +83,8 @@ def job_list(
     """An application's jobs, newest first; ``before`` is the keyset cursor. An admin
     token sees every application's jobs, or those of ``app_name``."""
     params = filters.query_params(before=before, limit=limit)
-    rows = db.fetch_all("job_list", app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **params)
+    query = "job_list_by_metadata" if filters.metadata else "job_list"
+    rows = db.fetch_all(query, app_id=_visible_to(app), app_name=app_name if app.is_admin else None, **params)
     return [Job.from_row(row) for row in rows]
 
 

@@ -4,7 +4,9 @@ A job may name a ``callback_url``; when it ends, the same SQL statement as its t
 transition writes a row into the outbox ``jobs_callback`` (``_callback_insert`` in
 ``jobs/sql/jobs_write.sql``), so "finished" and "to be notified" commit together. Each
 cluster's deliverer (``jobs.runtime.callbacks``) takes due rows here, POSTs the job
-resource signed with the application's secret, and records every attempt here.
+resource signed with the application's secret, and records every attempt here. A batch's
+callback (its own ``callback_url``, queued when its last job ends) goes the same way with
+the batch resource, recorded in the batch's history.
 
 Signature: ``Jobplatform-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">``;
 a receiver recomputes it (:func:`verify`), compares in constant time and refuses an old
@@ -27,7 +29,7 @@ from django.conf import settings as django_settings
 
 from jobs import db, selectors
 from jobs.conf import settings
-from jobs.resources import job_output
+from jobs.resources import batch_output, job_output
 
 from .backoff import backoff_delay
 
@@ -82,9 +84,13 @@ def verify(secret: str, header: str, body: bytes, *, tolerance: float = 300.0, n
     return hmac.compare_digest(signature(secret, timestamp, body), header)
 
 
-def body(job_id: Any) -> bytes:
-    """The job resource as the API answers it (integers beyond 64 bits included)."""
-    resource = job_output(selectors.job_for_callback(job_id=job_id), None)
+def body(job_id: Any = None, *, batch_id: Any = None) -> bytes:
+    """The job resource as the API answers it (integers beyond 64 bits included); for a
+    batch's callback (``batch_id``), the batch resource with its counts."""
+    if batch_id is not None:
+        resource = batch_output(selectors.batch_get_any(batch_id=batch_id), None)
+    else:
+        resource = job_output(selectors.job_for_callback(job_id=job_id), None)
     try:
         return orjson.dumps(resource)
     except (orjson.JSONEncodeError, TypeError):

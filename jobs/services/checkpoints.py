@@ -22,7 +22,7 @@ from jobs.conf import settings
 from jobs.domain import Job
 from jobs.exceptions import InvalidCheckpoint, StaleRun
 
-from .validation import storable_errors
+from .validation import check_storable
 
 #: A state up to this size (bytes of compact JSON) is copied into its ``checkpoint``
 #: event, so the history shows where a job was; a larger one only by its size.
@@ -46,7 +46,8 @@ def checkpoint_check(state: Any) -> Checkpoint:
         text = json.dumps(state, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidCheckpoint(f"The checkpoint state is not JSON: {exc}") from None
-    errors = storable_errors(state, "state")
+    errors: dict[str, list[str]] = {}
+    check_storable(state, "state", errors)
     if errors:
         where, (problem, *_) = next(iter(errors.items()))
         raise InvalidCheckpoint(f"The checkpoint state cannot be stored: {where}: {problem}")
@@ -84,7 +85,7 @@ def job_checkpoint(*, job: Job, state: Any, event: bool, skipped: int = 0) -> Ch
         "job_checkpoint",
         id=job.id,
         attempt=job.attempts,
-        state=db.as_json(checkpoint.state),
+        checkpoint=db.as_json(checkpoint.state),
         event=data,
         lease_seconds=settings.LEASE_SECONDS,
     )

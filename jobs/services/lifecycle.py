@@ -24,9 +24,7 @@ from jobs import queue as queues
 from jobs.conf import settings
 from jobs.domain import App, Job, Status
 from jobs.exceptions import (
-    AlreadyExists,
     IdempotencyKeyReused,
-    InvalidInput,
     JobAlreadyFinished,
     JobNotFound,
     StaleRun,
@@ -36,7 +34,8 @@ from jobs.exceptions import (
 from jobs.registry import JobType
 
 from .backoff import backoff_delay
-from .validation import JobRequest, idempotency_key_errors, job_request_validate
+from .idempotency import idempotent_insert, validated_with_key
+from .validation import JobRequest, job_request_validate
 
 
 # -- create --------------------------------------------------------------------------------
@@ -61,16 +60,10 @@ def job_create(
     created (``created`` False); the same key with a different request raises
     :class:`IdempotencyKeyReused`. Concurrent repeats are settled by a unique index.
     """
-    key_errors = idempotency_key_errors(idempotency_key)
-    try:
-        fields = {"type": type, "queue": queue, "params": params, "metadata": metadata, "callback_url": callback_url}
-        fields |= {"max_attempts": max_attempts, "timeout": timeout, "run_at": run_at}
-        request = job_request_validate(fields, unknown_fields=unknown_fields)
-    except InvalidInput as exc:
-        raise InvalidInput({**key_errors, **exc.errors}, str(exc)) from None
-    if key_errors:
-        raise InvalidInput(key_errors, "The request is invalid.")
-    return job_insert(app=app, request=request, idempotency_key=idempotency_key)
+    fields = {"type": type, "queue": queue, "params": params, "metadata": metadata, "callback_url": callback_url}
+    fields |= {"max_attempts": max_attempts, "timeout": timeout, "run_at": run_at}
+    request = validated_with_key(lambda: job_request_validate(fields, unknown_fields=unknown_fields), idempotency_key)
+    return job_create_checked(app=app, request=request, idempotency_key=idempotency_key)
 
 
 @dataclass(frozen=True)
@@ -90,31 +83,25 @@ class JobOrigin:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def job_insert(
+def job_create_checked(
     *, app: App, request: JobRequest, idempotency_key: str | None, origin: JobOrigin | None = None
 ) -> tuple[Job, bool]:
-    """Store a checked request (with its envelope, in one statement); return ``(job,
-    created)``. With an ``idempotency_key``, a repeat of the same request returns the job
-    the first one created (``created`` False); the same key with a different request
-    raises :class:`IdempotencyKeyReused`. Concurrent repeats are settled by a unique index."""
-    if idempotency_key is None:
-        return _created(_job_insert(app, request, None, None, origin)), True
-    fingerprint = request.fingerprint() if origin is None else origin.fingerprint(request)
-    earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
-    if earlier is not None:
-        return earlier, False
-    try:
-        with db.atomic():  # a savepoint when nested, so the lookup below still works
-            job = _job_insert(app, request, idempotency_key, fingerprint, origin)
-        return _created(job), True
-    except AlreadyExists:
-        earlier = _job_for_idempotency_key(app, idempotency_key, fingerprint)
-        if earlier is None:
-            raise
-        return earlier, False
+    """Store a checked request as a new job of ``app`` (``job_create`` once it checked the
+    request; a re-run, with its ``origin``); return ``(job, created)``, ``created`` False
+    when an earlier request with the same ``idempotency_key`` created it."""
+    fingerprint = None
+    if idempotency_key is not None:
+        fingerprint = request.fingerprint() if origin is None else origin.fingerprint(request)
+    job, created = idempotent_insert(
+        idempotency_key,
+        insert=lambda: _job_insert(app, request, idempotency_key, fingerprint, origin),
+        earlier=lambda: _job_for_idempotency_key(app, idempotency_key, fingerprint),
+    )
+    return (job_created_log(job) if created else job), created
 
 
-def _created(job: Job) -> Job:
+def job_created_log(job: Job) -> Job:
+    """The transition log line of a new job (once its transaction committed)."""
     logs.job_transition(job.status.value, job_id=job.id, job_type=job.type, attempt=0, worker=None, app_id=job.app_id)
     return job
 
@@ -122,13 +109,39 @@ def _created(job: Job) -> Job:
 def _job_insert(
     app: App, request: JobRequest, idempotency_key: str | None, fingerprint: str | None, origin: JobOrigin | None
 ) -> Job:
+    job = job_insert(
+        app_id=app.id, request=request, idempotency_key=idempotency_key, fingerprint=fingerprint, origin=origin
+    )
+    if job is None:
+        raise TooManyUnfinishedJobs(
+            f"The application already has {settings.MAX_UNFINISHED_PER_APP} unfinished jobs "
+            "(JOBS_MAX_UNFINISHED_PER_APP); retry once some have finished."
+        )
+    return job
+
+
+def job_insert(
+    *,
+    app_id: uuid.UUID,
+    request: JobRequest,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    schedule_id: uuid.UUID | None = None,
+    fire_time: datetime | None = None,
+    origin: JobOrigin | None = None,
+) -> Job | None:
+    """Insert a validated job with its envelope and first events (one statement,
+    ``job_create``); None when its application is at ``JOBS_MAX_UNFINISHED_PER_APP``. A
+    schedule's fire passes ``schedule_id`` and ``fire_time``: a second job for the same
+    pair raises :class:`AlreadyExists` (the unique index ``jobs_job_schedule_fire``). A
+    re-run passes its ``origin``: the job it re-runs gets a ``rerun`` event."""
     job_id = uuid.uuid4()
     # A resumed re-run starts from the old job's checkpoint, taken when it was.
     start = origin if origin is not None and origin.checkpoint_at is not None else None
     row = db.fetch_one(
         "job_create",
         id=job_id,
-        app_id=app.id,
+        app_id=app_id,
         type=request.type,
         queue=request.queue,
         callback_url=request.callback_url,
@@ -140,17 +153,14 @@ def _job_insert(
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         max_unfinished=settings.MAX_UNFINISHED_PER_APP,
+        schedule_id=schedule_id,
+        fire_time=fire_time,
         rerun_of=origin.rerun_of if origin is not None else None,
         checkpoint=db.as_json(start.checkpoint) if start is not None else None,
         checkpoint_at=start.checkpoint_at if start is not None else None,
         **queues.envelope(job_id, timeout=request.timeout, queue=request.queue),
     )
-    if row is None:
-        raise TooManyUnfinishedJobs(
-            f"The application already has {settings.MAX_UNFINISHED_PER_APP} unfinished jobs "
-            "(JOBS_MAX_UNFINISHED_PER_APP); retry once some have finished."
-        )
-    return Job.from_row(row)
+    return Job.from_row(row) if row is not None else None
 
 
 def _job_for_idempotency_key(app: App, key: str, fingerprint: str) -> Job | None:

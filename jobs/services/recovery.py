@@ -31,7 +31,10 @@ def jobs_rescue_expired(*, limit: int) -> int:
     running job whose lease expired: its worker died or hung. Returns how many."""
     handled = 0
     with db.atomic():
-        for row in db.fetch_all("job_find_expired", limit=limit):
+        expired = db.fetch_all("job_find_expired", limit=limit)
+        # Ending a job of a batch locks the batch's row until this transaction commits: every
+        # rescuer takes batches in the same order, so two rescuers never wait on each other.
+        for row in sorted(expired, key=lambda row: str(row.get("batch_id") or "")):
             worker, attempt, attempts_allowed = row["worker"], row["attempts"], row["max_attempts"]
             common = {"id": row["id"], "attempt": attempt, "worker": worker}
             if row["cancel_requested"]:

@@ -18,8 +18,9 @@ from jobs import db
 from jobs.domain import App, Job
 from jobs.exceptions import InvalidInput, JobNotFinished, JobNotFound
 
-from .lifecycle import JobOrigin, job_insert
-from .validation import idempotency_key_errors, job_request_validate
+from .idempotency import validated_with_key
+from .lifecycle import JobOrigin, job_create_checked
+from .validation import JobRequest, job_request_validate
 
 #: What a re-run request may override (anything else it sends is refused).
 RERUN_OVERRIDES = ("params", "metadata", "max_attempts")
@@ -52,9 +53,6 @@ def job_rerun(
         raise JobNotFinished(
             f"The job is {old.status.value}: only a finished job can be re-run.", job_status=old.status.value
         )
-    errors = idempotency_key_errors(idempotency_key)
-    if not isinstance(resume, bool):
-        errors["resume"] = ["Must be true or false."]
     fields: dict[str, Any] = {
         "type": old.type,
         "queue": old.queue,
@@ -66,16 +64,22 @@ def job_rerun(
     }
     fields.update({name: value for name, value in (overrides or {}).items() if name in RERUN_OVERRIDES})
     unknown = [*unknown_fields, *(name for name in (overrides or {}) if name not in RERUN_OVERRIDES)]
-    try:
-        request = job_request_validate(fields, unknown_fields=unknown)
-    except InvalidInput as exc:
-        raise InvalidInput({**errors, **exc.errors}, str(exc)) from None
-    if errors:
-        raise InvalidInput(errors, "The request is invalid.")
+
+    def validate() -> JobRequest:
+        errors = {} if isinstance(resume, bool) else {"resume": ["Must be true or false."]}
+        try:
+            request = job_request_validate(fields, unknown_fields=unknown)
+        except InvalidInput as exc:
+            raise InvalidInput({**errors, **exc.errors}, str(exc)) from None
+        if errors:
+            raise InvalidInput(errors, "The request is invalid.")
+        return request
+
+    request = validated_with_key(validate, idempotency_key)
     origin = JobOrigin(
         rerun_of=old.id,
         resume=resume,
         checkpoint=old.checkpoint if resume else None,
         checkpoint_at=old.checkpoint_at if resume else None,
     )
-    return job_insert(app=app, request=request, idempotency_key=idempotency_key, origin=origin)
+    return job_create_checked(app=app, request=request, idempotency_key=idempotency_key, origin=origin)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,14 +27,6 @@ from . import callbacks
 
 #: The fields of a create request (the API refuses any other).
 JOB_FIELDS = ("type", "queue", "params", "metadata", "max_attempts", "timeout", "run_at", "callback_url")
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-
-
-def idempotency_key_errors(key: str | None) -> dict[str, list[str]]:
-    """What is wrong with an ``Idempotency-Key`` header (nothing: an empty dict)."""
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-        return {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]}
-    return {}
 
 
 @dataclass(frozen=True)
@@ -57,7 +48,7 @@ class JobRequest:
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: int = 0) -> None:
+def check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: int = 0) -> None:
     """PostgreSQL jsonb refuses NUL characters, lone surrogates and non-finite numbers;
     deep nesting invites recursion limits further on."""
     if depth > settings.MAX_JSON_DEPTH:
@@ -74,18 +65,25 @@ def _check_storable(value: Any, path: str, errors: dict[str, list[str]], depth: 
         errors.setdefault(path, []).append("Numbers must be finite.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_storable(key, path, errors, depth + 1)
-            _check_storable(item, f"{path}.{key}", errors, depth + 1)
+            check_storable(key, path, errors, depth + 1)
+            check_storable(item, f"{path}.{key}", errors, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_storable(item, f"{path}[{index}]", errors, depth + 1)
+            check_storable(item, f"{path}[{index}]", errors, depth + 1)
 
 
-def storable_errors(value: Any, path: str) -> dict[str, list[str]]:
-    """What PostgreSQL's jsonb would refuse in ``value`` (NUL characters, lone surrogates,
-    non-finite numbers) or nesting deeper than ``JOBS_MAX_JSON_DEPTH``, by path."""
+def metadata_errors(metadata: Any) -> dict[str, list[str]]:
+    """What is wrong with ``metadata`` (a job's or a batch's): it must be a JSON object
+    PostgreSQL can store, at most ``JOBS_MAX_JSON_DEPTH`` deep and ``JOBS_MAX_METADATA_BYTES``
+    long as compact UTF-8 JSON. Nothing wrong: an empty dict."""
+    if not isinstance(metadata, dict):
+        return {"metadata": ["Must be a JSON object."]}
     errors: dict[str, list[str]] = {}
-    _check_storable(value, path, errors)
+    check_storable(metadata, "metadata", errors)
+    if not errors:
+        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > settings.MAX_METADATA_BYTES:
+            errors["metadata"] = [f"Metadata is {size} bytes; the limit is {settings.MAX_METADATA_BYTES}."]
     return errors
 
 
@@ -171,18 +169,14 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
             errors.update(exc.errors)
     params = {} if params is None else params
     metadata = {} if metadata is None else metadata
-    for name, value in (("params", params), ("metadata", metadata)):
-        if not isinstance(value, dict):
-            errors[name] = ["Must be a JSON object."]
-        else:
-            _check_storable(value, name, errors)
+    if not isinstance(params, dict):
+        errors["params"] = ["Must be a JSON object."]
+    else:
+        check_storable(params, "params", errors)
+    errors.update(metadata_errors(metadata))
     attempts = _whole_number("max_attempts", max_attempts, settings.MAX_ATTEMPTS_LIMIT, errors)
     seconds = _whole_number("timeout", timeout, settings.MAX_TIMEOUT, errors)
     when = _instant(run_at, errors)
-    if isinstance(metadata, dict) and not any(k.startswith("metadata") for k in errors):
-        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
-        if size > settings.MAX_METADATA_BYTES:
-            errors["metadata"] = [f"Metadata is {size} bytes; the limit is {settings.MAX_METADATA_BYTES}."]
     validated: dict[str, Any] = {}
     if job_type is not None and isinstance(params, dict) and not any(k.startswith("params") for k in errors):
         try:

@@ -13,24 +13,53 @@ envelope AS (
 )
 
 -- _callback_insert --
--- Fragment (a CTE), the one place a completion callback is queued: for each job row of
+-- Fragment (CTEs), the one place a completion callback is queued: for each job row of
 -- the CTE "job" that has just ended and names a callback_url. Used by every terminal
--- transition (finish, cancel, rescue-fail), in the same statement.
+-- transition (finish, cancel, rescue-fail), in the same statement; it also counts the
+-- ended jobs of a batch down (_batch_job_ended, jobs/sql/batches.sql).
 callback AS (
     INSERT INTO jobs_callback (job_id, url)
     SELECT job.id, job.callback_url FROM job
     WHERE job.callback_url IS NOT NULL AND job.status IN ('succeeded', 'failed', 'cancelled')
+), /* include _batch_job_ended */
+
+-- _unfinished_jobs --
+-- Fragment (an expression): the application's jobs waiting or running, counted up to
+-- %(max_unfinished)s and no further (index-only, jobs_job_app_active): back-pressure of
+-- job_create and batch_create.
+(SELECT count(*) FROM (SELECT 1 FROM jobs_job
+                       WHERE app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
+                       LIMIT %(max_unfinished)s) AS unfinished)
+
+-- _created_events --
+-- Fragment (a CTE): the 'created' and 'queued'/'scheduled' events of each new job of the
+-- CTE "job", 'created' first (with the schedule and fire time of a schedule's job, the job a
+-- re-run re-runs and whether it resumed from its checkpoint). Used by job_create and batch_create.
+events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT job.id, e.kind, 0, e.data
+    FROM job, LATERAL (VALUES
+        (1, 'created', jsonb_strip_nulls(jsonb_build_object(
+            'type', job.type, 'schedule_id', job.schedule_id, 'fire_time', job.fire_time,
+            'rerun_of', job.rerun_of,
+            'resumed', CASE WHEN job.rerun_of IS NOT NULL THEN job.checkpoint_at IS NOT NULL END))),
+        (2, job.status, CASE WHEN job.status = 'scheduled'
+                             THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
+    ) AS e(n, kind, data)
+    ORDER BY e.n
 )
 
 -- job_create --
 -- Insert a job, its delivery envelope (visible at run_at, or now) and its 'created'
 -- and 'queued'/'scheduled' events in one statement (atomic on its own); returns the row,
--- or nothing when the application is at its cap of unfinished jobs. A re-run (rerun_of
--- set) may start from a checkpoint, and adds a 'rerun' event to the job it re-runs.
+-- or nothing when the application is at its cap of unfinished jobs. A schedule's fire
+-- names the schedule and the fire time (jobs_job_schedule_fire: one job per pair). A re-run
+-- (rerun_of set) may start from a checkpoint, and adds a 'rerun' event to the job it re-runs.
 WITH job AS (
     INSERT INTO jobs_job (id, app_id, type, queue, params, metadata, status, max_attempts,
                           timeout_seconds, run_at, envelope_id, enqueued_at, created_at, updated_at,
-                          idempotency_key, request_hash, callback_url, rerun_of, checkpoint, checkpoint_at)
+                          idempotency_key, request_hash, callback_url, schedule_id, fire_time,
+                          rerun_of, checkpoint, checkpoint_at)
     SELECT %(id)s, %(app_id)s, %(type)s, %(queue)s, %(params)s::jsonb, %(metadata)s::jsonb,
            CASE WHEN %(run_at)s::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
            %(max_attempts)s, %(timeout_seconds)s, %(run_at)s::timestamptz,
@@ -38,27 +67,13 @@ WITH job AS (
            -- clock time, so jobs created in one transaction still sort in creation order
            clock_timestamp(), clock_timestamp(),
            %(idempotency_key)s, %(request_hash)s, %(callback_url)s,
+           %(schedule_id)s::uuid, %(fire_time)s::timestamptz,
            %(rerun_of)s::uuid, %(checkpoint)s::jsonb, %(checkpoint_at)s::timestamptz
     -- Back-pressure: no row (and no envelope) once the application has max_unfinished
-    -- jobs waiting or running; counting stops there (index-only, jobs_job_app_active).
-    WHERE %(max_unfinished)s <= 0
-       OR (SELECT count(*) FROM (SELECT 1 FROM jobs_job
-                                 WHERE app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
-                                 LIMIT %(max_unfinished)s) AS unfinished) < %(max_unfinished)s
+    -- jobs waiting or running.
+    WHERE %(max_unfinished)s <= 0 OR /* include _unfinished_jobs */ < %(max_unfinished)s
     RETURNING *
-), /* include _envelope_insert */, events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT job.id, e.kind, 0, e.data
-    FROM job, LATERAL (VALUES
-        (1, 'created', jsonb_build_object('type', job.type)
-                       || CASE WHEN job.rerun_of IS NULL THEN '{}'::jsonb
-                               ELSE jsonb_build_object('rerun_of', job.rerun_of,
-                                                       'resumed', job.checkpoint_at IS NOT NULL) END),
-        (2, job.status, CASE WHEN job.status = 'scheduled'
-                             THEN jsonb_build_object('run_at', job.run_at) ELSE '{}'::jsonb END)
-    ) AS e(n, kind, data)
-    ORDER BY e.n
-), rerun AS (
+), /* include _envelope_insert */, /* include _created_events */, rerun AS (
     -- the new job's id in the history of the job it re-runs (whose row is left as it is)
     INSERT INTO jobs_event (job_id, kind, attempt, data)
     SELECT old.id, 'rerun', old.attempts, jsonb_build_object('job', job.id, 'resumed', job.checkpoint_at IS NOT NULL)
@@ -178,29 +193,39 @@ WITH job AS (
 )
 SELECT * FROM job;
 
+-- _cancel_set --
+-- Fragment (the SET of an UPDATE of jobs_job): the application's cancel. A waiting job is
+-- cancelled at once; a running one is asked to stop (its run ends it, or its rescue).
+SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
+    cancel_requested_at = COALESCE(cancel_requested_at, now()),
+    finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END,
+    updated_at = now()
+
+-- _cancel_events --
+-- Fragment (a CTE): each job of the CTE "job" the application's cancel changed, in its
+-- history: 'cancelled', or 'cancel_requested' while it runs.
+events AS (
+    INSERT INTO jobs_event (job_id, kind, attempt, data)
+    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
+           attempts, '{}'::jsonb
+    FROM job
+)
+
 -- job_cancel --
 -- Cancel a queued or scheduled job at once; ask a running one to stop.
 -- No row back: unknown (for this app) or already terminal.
 WITH job AS (
     UPDATE jobs_job
-    SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
-        cancel_requested_at = COALESCE(cancel_requested_at, now()),
-        finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END,
-        updated_at = now()
+    /* include _cancel_set */
     WHERE id = %(id)s AND app_id = %(app_id)s
       AND status IN ('scheduled', 'queued', 'running')
     RETURNING *
-), events AS (
-    INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
-           attempts, '{}'::jsonb
-    FROM job
-), /* include _callback_insert */
+), /* include _cancel_events */, /* include _callback_insert */
 SELECT * FROM job;
 
 -- job_find_expired --
 -- Running jobs whose lease ran out (their worker died or hung), locked for rescue.
-SELECT id, type, attempts, max_attempts, timeout_seconds, worker, queue,
+SELECT id, type, attempts, max_attempts, timeout_seconds, worker, queue, batch_id,
        cancel_requested_at IS NOT NULL AS cancel_requested
 FROM jobs_job
 WHERE status = 'running' AND lease_expires_at < now()

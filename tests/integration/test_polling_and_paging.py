@@ -188,6 +188,7 @@ def explain(raw, **params) -> str:
         "type": None,
         "queue": None,
         "metadata": None,
+        "batch_id": None,
         "created_after": None,
     }
     defaults |= {"created_before": None, "before_created_at": None, "before_id": None, "limit": 51}
@@ -245,3 +246,32 @@ def _nodes(plan):
             yield plan
         for value in plan.values():
             yield from _nodes(value)
+
+
+@pytest.mark.parametrize("walk", [20, 10_000], ids=["walked-first", "metadata-index"])
+def test_a_metadata_filtered_list_pages_exactly_like_the_plain_query(api, app, raw, settings, walk):
+    """job_list_by_metadata (the newest rows walked first in a large table, the metadata
+    index otherwise or when the walk finds too few) answers exactly the pages the plain
+    query does: a common value (filled by the walk), a rare one (the walk falls back), none."""
+    from jobs import db, selectors
+    from jobs.selectors import JobFilters
+
+    settings.JOBS = {**settings.JOBS, "LIST_WALK_ROWS": walk}
+    for i in range(100):
+        services.job_create(app=app, type="fibonacci", params={"n": 1}, metadata={"every": i % 2, "rare": i % 25 == 0})
+    raw.execute("ANALYZE jobs_job")  # the walk is tried once the table holds 4 times walk rows
+    for metadata in ({"every": 1}, {"rare": True}, {"every": 7}):
+        params = JobFilters(metadata=metadata).query_params(before=None, limit=7)
+        plain = db.fetch_all("job_list", app_id=app.id, app_name=None, **params)
+        assert [row["id"] for row in db.fetch_all("job_list_by_metadata", app_id=app.id, app_name=None, **params)] == [
+            row["id"] for row in plain
+        ]
+        paged, before = [], None
+        while True:
+            page = selectors.job_list(app=app, filters=JobFilters(metadata=metadata), limit=4, before=before)
+            paged += [job.id for job in page]
+            if len(page) < 4:
+                break
+            before = (page[-1].created_at, page[-1].id)
+        everything = db.fetch_all("job_list", app_id=app.id, app_name=None, **{**params, "limit": 200})
+        assert paged == [row["id"] for row in everything]

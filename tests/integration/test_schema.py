@@ -24,7 +24,15 @@ PROBLEM = "application/problem+json"
 #: redirect; a program authenticates with a token and never calls them).
 NOT_DOCUMENTED = {"/schema", "/docs", "/redoc", "/api-auth/login/", "/api-auth/logout/"}
 #: HTML pages for people in a browser (a session, not a token): the dashboard.
-NOT_DOCUMENTED |= {"/dashboard", "/dashboard/", "/dashboard/jobs/", "/dashboard/jobs/{job_id}/"}
+NOT_DOCUMENTED |= {
+    "/dashboard",
+    "/dashboard/",
+    "/dashboard/jobs/",
+    "/dashboard/jobs/{job_id}/",
+    "/dashboard/schedules/",
+    "/dashboard/batches/",
+    "/dashboard/batches/{batch_id}/",
+}
 #: The job page's own log feed (its script's, for the browser's session).
 NOT_DOCUMENTED |= {"/dashboard/jobs/{job_id}/logs"}
 

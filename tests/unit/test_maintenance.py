@@ -72,9 +72,10 @@ def test_redelivery_uses_the_settings(store, job_queue, settings):
     settings.JOBS = {**settings.JOBS, "REDELIVER_AFTER": 42.0}
     lost = {"id": uuid.uuid4(), "attempts": 0, "timeout_seconds": 9, "envelope_id": 5, "queue": "default"}
     store.fetch_all.side_effect = lambda name, **_: [lost] if name == "job_find_undelivered" else []
-    store.fetch_one.side_effect = lambda name, **_: {"promoted": 0} if name == "job_promote_due" else {}
-    assert maintenance.tick() == {"rescued": 0, "redelivered": 1, "promoted": 0}
+    answers = {"job_promote_due": {"promoted": 0}, "schedule_take_due": None}
+    store.fetch_one.side_effect = lambda name, **_: answers.get(name, {})
+    assert maintenance.tick() == {"rescued": 0, "redelivered": 1, "promoted": 0, "fired": 0}
     found = next(c for c in store.fetch_all.call_args_list if c.args[0] == "job_find_undelivered")
     assert found.kwargs["after"] == 42.0 and found.kwargs["retry"] == settings.Q_CLUSTER["retry"]
-    [(name, params)] = [w for w in writes(store) if w[0] != "job_promote_due"]
+    [(name, params)] = [w for w in writes(store) if w[0] not in answers]
     assert name == "job_redeliver" and params["envelope_payload"] == "signed" and params["previous"] == 5

@@ -1,5 +1,6 @@
-"""The operator's view in a terminal: jobs, throughput, running jobs, failures, clusters;
-or, with ``--job``, one job followed: its status, progress, checkpoint and log lines."""
+"""The operator's view in a terminal: jobs, throughput, running jobs, failures, schedules,
+active batches, clusters; or, with ``--job``, one job followed: its status, progress,
+checkpoint and log lines."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from jobs.exceptions import DatabaseUnavailable, JobNotFound
 
 #: Characters of a progress bar, between its brackets.
 BAR_WIDTH = 20
+#: Active batches shown, the oldest first.
+BATCHES_SHOWN = 10
 
 
 def progress_bar(percent: float | None, width: int = BAR_WIDTH) -> str:
@@ -96,6 +99,49 @@ def render_jobs(stats: dict[str, Any], overview: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_batches(active: dict[str, Any]) -> list[str]:
+    """One line per active batch (the oldest first): its progress bar, jobs ended of its
+    total, its age and its jobs per status."""
+    shown = active["batches"]
+    more = f" (the {len(shown)} oldest below)" if active["active"] > len(shown) else ""
+    lines = [f"active batches: {active['active']}{more}"]
+    for batch in shown:
+        counts = batch["counts"] or {}
+        parts = ", ".join(f"{counts[status.value]} {status.value}" for status in Status if counts.get(status.value))
+        cancel = "  cancelling" if batch["cancel_requested_at"] else ""
+        age = (batch["now"] - batch["created_at"]).total_seconds()
+        lines.append(
+            f"  {batch['id']!s}  {batch['app_name'][:16]:16} {progress_bar(float(batch['percent']))}  "
+            f"{batch['total'] - batch['unfinished']:>5}/{batch['total']:<5} {duration(age):>7}  {parts}{cancel}"
+        )
+    return lines
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = (moment - now).total_seconds()
+    return f"in {duration(seconds)}" if seconds >= 0 else f"{duration(-seconds)} late"
+
+
+def render_schedules(figures: dict[str, Any], schedules: list[dict[str, Any]]) -> list[str]:
+    """The schedules section: how many per state, then the soonest to fire (paused last)."""
+    lines = [f"schedules: {figures['active']} active, {figures['paused']} paused, {figures['ended']} ended"]
+    if not schedules:
+        return lines
+    lines.append(f"  {'NAME':24}  {'APP':16}  {'STATE':6}  {'WHEN':22}  {'NEXT FIRE':>12}  LAST JOB")
+    for row in schedules:
+        name = row["name"] or str(row["id"])[:8]
+        when = row["cron"] + f" {row['timezone']}" if row["cron"] else f"every {row['every_seconds']}s"
+        next_fire = _when(row["next_fire_at"], row["db_now"]) if row["state"] == "active" else "-"
+        last = f"{row['last_job_id']!s} {row['last_job_status']}" if row["last_job_id"] else "-"
+        lines.append(
+            f"  {_one_line(name, 24):24}  {_one_line(row['app_name'], 16):16}  {row['state']:6}  "
+            f"{_one_line(when, 22):22}  {next_fire:>12}  {last}"
+        )
+    return lines
+
+
 def render_clusters(clusters: list[monitoring.ClusterStatus]) -> list[str]:
     workers = sum(len(c.workers) for c in clusters)
     lines = [f"clusters (django-q2): {len(clusters)}, workers: {workers}"]
@@ -110,7 +156,7 @@ def render_clusters(clusters: list[monitoring.ClusterStatus]) -> list[str]:
     return lines
 
 
-def render(*, latest: int, now: datetime | None = None) -> str:
+def render(*, latest: int, now: datetime | None = None, schedules: int = 10) -> str:
     """The whole screen as text: each part says so when its source cannot be read."""
     lines = [f"jobplatform — {(now or datetime.now()).strftime('%Y-%m-%d %H:%M:%S')}", ""]
     try:
@@ -120,6 +166,9 @@ def render(*, latest: int, now: datetime | None = None) -> str:
     lines.append("")
     try:
         lines += render_jobs(selectors.platform_stats(latest=latest), selectors.monitor_overview())
+        lines.append("")
+        lines += render_schedules(selectors.schedule_figures(listed=0), selectors.schedule_overview(limit=schedules))
+        lines += ["", *render_batches(selectors.batches_active(limit=BATCHES_SHOWN))]
     except DatabaseUnavailable as exc:
         lines.append(f"database unavailable: {exc}")
     return "\n".join(lines)
@@ -192,13 +241,17 @@ def render_job(job: AdminJob, lines: list[LogLine], *, now: datetime | None = No
 class Command(BaseCommand):
     help = (
         "The operator's view: jobs per status and type, throughput in the last minute, oldest queued job, "
-        "running jobs with progress bars, recent failures, and django-q2's clusters and workers."
+        "running jobs with progress bars, recent failures, schedules (next fire, last job and its status), "
+        "active batches, and django-q2's clusters and workers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=2.0, help="Seconds between refreshes (default 2).")
         parser.add_argument("--once", action="store_true", help="Print one snapshot as plain text and exit.")
         parser.add_argument("--latest", type=int, default=10, help="How many latest jobs to show (default 10).")
+        parser.add_argument(
+            "--schedules", type=int, default=10, help="How many schedules to show, soonest to fire first (default 10)."
+        )
         parser.add_argument(
             "--job", help="Follow this job: its status, progress, checkpoint and log lines as they are written."
         )
@@ -207,14 +260,16 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["interval"] <= 0:
             raise CommandError("--interval must be a positive number of seconds.")
-        if options["latest"] < 0:
-            raise CommandError("--latest must be zero or more.")
+        if options["latest"] < 0 or options["schedules"] < 0:
+            raise CommandError("--latest and --schedules must be zero or more.")
         if options["lines"] < 0:
             raise CommandError("--lines must be zero or more.")
         follower = self._follower(options["job"], options["lines"]) if options["job"] is not None else None
 
         def draw() -> str:
-            return follower.render() if follower is not None else render(latest=options["latest"])
+            if follower is not None:
+                return follower.render()
+            return render(latest=options["latest"], schedules=options["schedules"])
 
         if options["once"]:
             self.stdout.write(draw())

@@ -6,9 +6,10 @@ maintenance services, one module each, in this order:
 
 - :mod:`.rescue` — running jobs whose lease expired (their worker died or hung);
 - :mod:`.redeliver` — waiting jobs whose delivery envelope was lost;
-- :mod:`.promote` — scheduled jobs whose time has come are shown as queued.
+- :mod:`.promote` — scheduled jobs whose time has come are shown as queued;
+- :mod:`.schedule` — each due fire time of a schedule becomes exactly one job.
 
-Each calls its transition in ``jobs.services.recovery`` and is safe to run in many
+Each calls its transition in ``jobs.services`` and is safe to run in many
 clusters at once (``FOR UPDATE SKIP LOCKED``; every write re-checks its condition).
 
 Completion callbacks are not delivered here: a slow receiver would hold up the rescue.
@@ -22,12 +23,12 @@ import logging
 from jobs.conf import settings
 from jobs.runtime.loop import Periodic
 
-from . import promote, redeliver, rescue
+from . import promote, redeliver, rescue, schedule
 
 logger = logging.getLogger(__name__)
 
 #: The maintenance services, in the order a pass runs them.
-SERVICES = (rescue, redeliver, promote)
+SERVICES = (rescue, redeliver, promote, schedule)
 
 
 def tick() -> dict[str, int]:

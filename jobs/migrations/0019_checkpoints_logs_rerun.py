@@ -7,7 +7,7 @@ from django.db import migrations
 
 from jobs.domain import event_kind_check
 
-SQL = (Path(__file__).parent / "sql" / "0014_checkpoints_logs_rerun.sql").read_text()
+SQL = (Path(__file__).parent / "sql" / "0019_checkpoints_logs_rerun.sql").read_text()
 
 #: Every kind as of this migration (0013's and the two new ones).
 KINDS = (
@@ -30,6 +30,6 @@ KINDS = (
 
 
 class Migration(migrations.Migration):
-    dependencies = [("jobs", "0013_event_kinds")]
+    dependencies = [("jobs", "0018_batches")]
 
     operations = [migrations.RunSQL(SQL), migrations.RunSQL(event_kind_check(KINDS))]
