@@ -11,13 +11,13 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from jobs import metrics
 from jobs.conf import metrics_allow
 
 from .rendering import FastJSONRenderer
 from .schema import CHALLENGE, UNAVAILABLE, problems
+from .views import AuthenticatedApi
 
 #: Headers a proxy adds: a request carrying one came through a proxy, so its peer
 #: address is the proxy's, not the client's, and proves nothing.
@@ -61,7 +61,7 @@ class MetricsAccess(permissions.BasePermission):
         return address_allowed(request._request)
 
 
-class MetricsApi(APIView):
+class MetricsApi(AuthenticatedApi):
     """Prometheus metrics: jobs (from the database, at each scrape) and this server's HTTP requests."""
 
     name = "Metrics"

@@ -22,6 +22,7 @@ from jobs.registry import registry
 from jobs.resources import event_output, job_output, job_url
 
 from . import schema
+from .auth import credentials_missing
 from .conditional import job_etag, none_match
 from .errors import NotReady
 from .pagination import keyset_page
@@ -54,7 +55,16 @@ def poll_after(job: Job, now: datetime) -> int | None:
     return int(settings.POLL_INTERVAL)
 
 
-class JobListCreateApi(APIView):
+class AuthenticatedApi(APIView):
+    """An endpoint that needs a token (or a logged-in browser): its 401 says which header to send."""
+
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
+        if request.authenticators and not request.successful_authenticator:
+            raise credentials_missing(request)
+        super().permission_denied(request, message=message, code=code)
+
+
+class JobListCreateApi(AuthenticatedApi):
     """`POST` creates a job of any type; `GET` lists this application's jobs, newest first.
 
     Filters: `status` (several: comma-separated or repeated), `type`, `metadata.<key>=<value>`,
@@ -173,7 +183,7 @@ class JobListCreateApi(APIView):
         )
 
 
-class JobDetailApi(APIView):
+class JobDetailApi(AuthenticatedApi):
     """One job: status, progress, result or error, attempts, params and metadata as sent."""
 
     name = "Job"
@@ -218,7 +228,7 @@ class JobDetailApi(APIView):
         return Response(job_output(job, request), headers=headers)
 
 
-class JobCancelApi(APIView):
+class JobCancelApi(AuthenticatedApi):
     """Cancel a waiting job (200), or ask a running one to stop (202). 409 once finished."""
 
     name = "Cancel a job"
@@ -239,7 +249,7 @@ class JobCancelApi(APIView):
         return Response(job_output(job, request), status=200 if job.status.is_terminal else 202)
 
 
-class JobEventsApi(APIView):
+class JobEventsApi(AuthenticatedApi):
     """The job's append-only history, oldest first."""
 
     name = "Job events"
@@ -255,7 +265,7 @@ class JobEventsApi(APIView):
         return Response({"job": job_url(request, job_id), "events": [event_output(e) for e in events]})
 
 
-class JobTypesApi(APIView):
+class JobTypesApi(AuthenticatedApi):
     """Every registered job type, with its description, limits and params JSON Schema."""
 
     name = "Job types"
