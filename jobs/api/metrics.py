@@ -15,9 +15,9 @@ from rest_framework.request import Request
 from jobs import metrics
 from jobs.conf import metrics_allow
 
+from .base import AuthenticatedApi
 from .rendering import FastJSONRenderer
 from .schema import CHALLENGE, UNAVAILABLE, problems
-from .views import AuthenticatedApi
 
 #: Headers a proxy adds: a request carrying one came through a proxy, so its peer
 #: address is the proxy's, not the client's, and proves nothing.

@@ -16,15 +16,17 @@ from rest_framework.views import APIView
 
 from jobs import monitoring, selectors, services
 from jobs.conf import settings
+from jobs.dashboard.access import is_admin
 from jobs.domain import Job, Status
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
 from jobs.resources import event_output, job_output, job_url
 
 from . import schema
-from .auth import credentials_missing
+from .base import AuthenticatedApi
 from .conditional import job_etag, none_match
 from .errors import NotReady
+from .metrics import MetricsAccess
 from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import CHALLENGE, COMMON, JOB_ID, JSON, UNAVAILABLE, header, ok, problems
@@ -53,15 +55,6 @@ def poll_after(job: Job, now: datetime) -> int | None:
     if job.status is Status.SCHEDULED and job.run_at is not None:
         return max(1, min(MAX_POLL_SECONDS, math.ceil((job.run_at - now).total_seconds())))
     return int(settings.POLL_INTERVAL)
-
-
-class AuthenticatedApi(APIView):
-    """An endpoint that needs a token (or a logged-in browser): its 401 says which header to send."""
-
-    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
-        if request.authenticators and not request.successful_authenticator:
-            raise credentials_missing(request)
-        super().permission_denied(request, message=message, code=code)
 
 
 class JobListCreateApi(AuthenticatedApi):
@@ -338,25 +331,36 @@ class ReadyApi(PublicApi):
         return Response({"status": "ready", "checks": checks})
 
 
-class RootApi(PublicApi):
-    """The API's entry points."""
+class RootApi(APIView):
+    """The API's entry points: links to what this caller may use. No token is needed; one
+    that is sent is checked (an unknown one is 401, as everywhere) and may add links:
+    `metrics` for an admin token or an address in `JOBS_METRICS_ALLOW`, `dashboard` for an
+    admin token or a browser logged in with one."""
 
     name = "Job platform"
+    permission_classes = [permissions.AllowAny]
 
     @extend_schema(
         summary="Entry points",
-        responses={**ok(200, "Root", "Links to the API's entry points."), **problems(406)},
+        parameters=[CHALLENGE, UNAVAILABLE],
+        responses={**ok(200, "Root", "Links to the API's entry points."), **problems(401, 406, 429, 503)},
     )
     def get(self, request: Request) -> Response:
         def url(name: str) -> str:
             return request.build_absolute_uri(reverse(name))
 
-        return Response(
-            {
-                "jobs": url("jobs:job-list"),
-                "job_types": url("jobs:job-types"),
-                "health": url("jobs:health"),
-                "ready": url("jobs:ready"),
-                "login": url("rest_framework:login"),
-            }
-        )
+        links = {
+            "jobs": url("jobs:job-list"),
+            "job_types": url("jobs:job-types"),
+            "health": url("jobs:health"),
+            "ready": url("jobs:ready"),
+            "login": url("rest_framework:login"),
+            "schema": url("schema"),
+            "docs": url("docs"),
+            "redoc": url("redoc"),
+        }
+        if MetricsAccess().has_permission(request, self):
+            links["metrics"] = url("jobs:metrics")
+        if is_admin(request.user):
+            links["dashboard"] = url("dashboard:overview")
+        return Response(links)
