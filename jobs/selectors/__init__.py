@@ -2,7 +2,8 @@
 
 - ``jobs`` — one job, a page of jobs, a job's history;
 - ``tokens`` — which application a token belongs to (cached per process);
-- ``stats`` — the operator's figures (monitor, /metrics, health).
+- ``stats`` — the operator's figures (monitor, /metrics, health);
+- ``monitors`` — what the terminal monitors add (running jobs per worker, qinfo's totals).
 
 Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
 """
@@ -17,6 +18,7 @@ from .jobs import (
     job_list,
     job_list_all,
 )
+from .monitors import job_totals, running_by_worker
 from .stats import database_health, metrics_snapshot, monitor_overview, platform_stats, rate_window, throughput
 from .tokens import (
     app_for_token,
@@ -42,11 +44,13 @@ __all__ = [
     "job_get_any",
     "job_list",
     "job_list_all",
+    "job_totals",
     "metrics_snapshot",
     "monitor_overview",
     "platform_stats",
     "rate_window",
     "remember_token",
+    "running_by_worker",
     "throughput",
     "token_hash",
     "token_list",

@@ -90,7 +90,10 @@ def test_a_revoked_token_is_told_apart_from_a_missing_one(app_and_token):
 @pytest.mark.parametrize(
     ("content_type", "detail"),
     [
-        ("", "The request has no Content-Type: send the body as JSON with the header `Content-Type: application/json`."),
+        (
+            "",
+            "The request has no Content-Type: send the body as JSON with the header `Content-Type: application/json`.",
+        ),
         (
             "application/x-www-form-urlencoded",
             "Unsupported media type 'application/x-www-form-urlencoded': "

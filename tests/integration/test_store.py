@@ -86,6 +86,7 @@ PARAM_TYPES = {
     "token_id": "uuid",
     "type": "text",
     "worker": "text",
+    "workers": "jsonb",
 }
 
 
