@@ -20,6 +20,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -97,6 +98,20 @@ class ClusterReports:
         )
 
 
+def _status_records() -> list[Any]:
+    """The live status records, read without writing. django-q2's ``get_stats`` also prunes
+    its list of record keys while iterating over it, which skips the record after each
+    expired one (a live cluster missing from that read), and writes the list back, which
+    can drop a cluster that registered meanwhile (until its next save). The clusters
+    themselves prune the list when one registers (``set_stat``)."""
+    cache = get_broker().cache
+    if cache is None:
+        return []
+    keys = cache.get(Conf.Q_STAT) or []
+    records = cache.get_many(keys) if keys else {}
+    return [records[key] for key in keys if records.get(key)]
+
+
 def cluster_reports() -> ClusterReports:
     """Every cluster that reported in the last few seconds, from any host, by host and id;
     and how many reports could not be verified (``Stat.get_all`` skips those silently).
@@ -105,7 +120,7 @@ def cluster_reports() -> ClusterReports:
     """
     clusters: list[ClusterStatus] = []
     unreadable = 0
-    for pack in get_broker().get_stats(f"{Conf.Q_STAT}:*") or []:
+    for pack in _status_records():
         try:
             stat = SignedPackage.loads(pack)
         except BadSignature:
