@@ -154,11 +154,6 @@ def refuse_unreadable(monitor: str) -> None:
         raise CommandError(f"{note} {monitor} would leave those clusters out; jobs_top and qinfo show the others.")
 
 
-def cluster_list() -> list[ClusterStatus]:
-    """The clusters of :func:`cluster_reports` this process can read."""
-    return cluster_reports().clusters
-
-
 def with_running_jobs(clusters: list[ClusterStatus]) -> list[ClusterStatus]:
     """``clusters`` with ``running_jobs`` read from the jobs table (raises
     DatabaseUnavailable when it cannot be read)."""

@@ -61,14 +61,14 @@ def other_key(monkeypatch):
 
 def test_a_cluster_django_q2_calls_idle_is_working_while_its_workers_run_jobs(app):
     cluster_id = report_cluster(status=Conf.IDLE, workers=(201, 202, 203))
-    [quiet] = monitoring.with_running_jobs(monitoring.cluster_list())
+    [quiet] = monitoring.with_running_jobs(monitoring.cluster_reports().clusters)
     assert quiet.running_jobs == 0 and quiet.state == "Idle"
 
     running_job(app, f"{HOST}:202")
     running_job(app, f"{HOST}:203")
     running_job(app, "another-host:201")  # the same pid on another machine is another process
     running_job(app, f"{HOST}:999")  # a process no longer in the pool (died; rescued later)
-    [cluster] = monitoring.with_running_jobs(monitoring.cluster_list())
+    [cluster] = monitoring.with_running_jobs(monitoring.cluster_reports().clusters)
     assert cluster.status == "Idle"  # what django-q2 reported
     assert cluster.running_jobs == 2 and cluster.state == "Working"
 
@@ -80,7 +80,7 @@ def test_a_cluster_django_q2_calls_idle_is_working_while_its_workers_run_jobs(ap
 def test_stopping_stays_stopping_whatever_runs(app):
     report_cluster(status=Conf.STOPPING, workers=(301,))
     running_job(app, f"{HOST}:301")
-    [cluster] = monitoring.with_running_jobs(monitoring.cluster_list())
+    [cluster] = monitoring.with_running_jobs(monitoring.cluster_reports().clusters)
     assert cluster.running_jobs == 1 and cluster.state == "Stopping"
 
 
@@ -177,6 +177,6 @@ def test_a_live_cluster_after_an_expired_record_is_still_seen(db):
     gone, live = report_cluster(), report_cluster()
     broker = get_broker()
     broker.cache.delete(Stat.get_key(gone))  # as when its 3-second expiry passes
-    assert [c.id for c in monitoring.cluster_list()] == [live]
+    assert [c.id for c in monitoring.cluster_reports().clusters] == [live]
     assert Stat.get_all(broker=broker) == []  # django-q2's own read misses it (and prunes the list)
-    assert [c.id for c in monitoring.cluster_list()] == [live]
+    assert [c.id for c in monitoring.cluster_reports().clusters] == [live]
