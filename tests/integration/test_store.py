@@ -108,6 +108,7 @@ PARAM_TYPES = {
     "starts_at": "timestamptz",
     "state": "text",
     "timezone": "text",
+    "workers": "jsonb",
 }
 
 
