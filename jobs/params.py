@@ -14,7 +14,7 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 
-from .exceptions import InvalidInput
+from .exceptions import InvalidInput, listing
 
 
 def json_schema(params_class: type[serializers.Serializer]) -> dict[str, Any]:
@@ -86,15 +86,28 @@ def _validate_fields(fields: dict[str, serializers.Field], params: dict[str, Any
     return values, errors
 
 
-def validate(params_class: type[serializers.Serializer], params: dict[str, Any]) -> dict[str, Any]:
+def unknown_parameter(fields: dict[str, serializers.Field], type_name: str) -> str:
+    """What an unknown key in ``params`` is told: the parameters the type does accept."""
+    accepted = [name for name, field in fields.items() if not field.read_only]
+    if not accepted:
+        return f"Unknown parameter; {type_name or 'this type'} takes no parameters."
+    return f"Unknown parameter; {type_name or 'this type'} accepts: {listing(accepted)}."
+
+
+def validate(
+    params_class: type[serializers.Serializer], params: dict[str, Any], *, type_name: str = ""
+) -> dict[str, Any]:
     """Validate params exactly as the type's published JSON Schema says; return the
-    validated values (what is stored). Errors are keyed ``params.<field>``."""
+    validated values (what is stored). Errors are keyed ``params.<field>``; an unknown one
+    is told what ``type_name`` accepts."""
     fields = _params_fields(params_class)
     errors: dict[str, list[str]] = {}
+    unknown: list[str] | None = None  # one list for every unknown key (never mutated)
     for key, value in params.items():
         field = fields.get(key)
         if field is None:
-            errors[f"params.{key}"] = ["Unknown parameter."]
+            unknown = unknown or [unknown_parameter(fields, type_name)]
+            errors[f"params.{key}"] = unknown
         elif (problem := _json_type_error(field, value)) is not None:
             errors[f"params.{key}"] = [problem]
     validated: dict[str, Any] = {}

@@ -89,7 +89,7 @@ class JobType:
         """``values`` checked against the ``Params`` serializer exactly as
         :meth:`params_schema` says; the validated values (what is stored and what
         :meth:`run` gets). Raises InvalidInput naming each ``params.<field>`` at fault."""
-        return job_params.validate(cls.Params, values)
+        return job_params.validate(cls.Params, values, type_name=cls.name)
 
 
 class Registry:
@@ -115,7 +115,7 @@ class Registry:
         try:
             return self._types[name]
         except KeyError:
-            raise UnknownJobType({"type": [f"Unknown job type {name!r}."]}) from None
+            raise UnknownJobType.named(name, self.names()) from None
 
     def names(self) -> list[str]:
         return sorted(self._types)

@@ -256,7 +256,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(JOBS["MAX_BODY_BYTES"])
 # django-q2 publishes each cluster's status (host, workers, state) through a Django
 # cache; qinfo, qmonitor, qmemory, jobs_top and /ready read it from there. It must be
 # one that every process on every machine shares: Django's database cache on our own
-# PostgreSQL (table "django_cache", made by migration 0003; no extra service), or
+# PostgreSQL (table "django_cache", made by migration 0006_cache_table; no extra service), or
 # Redis when CACHE_URL is set (redis://host:6379/0). Django's cache, not project data.
 
 

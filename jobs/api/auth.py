@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication, get_authorization_header
+from rest_framework.request import Request
 
 from jobs import selectors
 from jobs.conf import settings
@@ -18,7 +19,20 @@ from .addresses import client_address
 from .errors import Refused
 from .middleware import note_rate_window
 
-__all__ = ["SESSION_TOKEN_ID", "AppSessionAuthentication", "AppTokenAuthentication"]
+__all__ = ["SESSION_TOKEN_ID", "AppSessionAuthentication", "AppTokenAuthentication", "credentials_missing"]
+
+#: How a token is sent, as every 401 says.
+EXPECTED_HEADER = "`Authorization: Token <token>` (or `Authorization: Bearer <token>`)"
+
+
+def credentials_missing(request: Request) -> exceptions.NotAuthenticated:
+    """The 401 of a request no authentication accepted: nothing sent, or a header without
+    its keyword (a bare token, or another scheme such as ``Basic``)."""
+    if not get_authorization_header(request).strip():
+        return exceptions.NotAuthenticated(f"No token was sent: send the header {EXPECTED_HEADER}.")
+    return exceptions.NotAuthenticated(
+        f"The Authorization header does not start with `Token ` or `Bearer `: send {EXPECTED_HEADER}."
+    )
 
 
 class AppTokenAuthentication(TokenAuthentication):
@@ -37,11 +51,15 @@ class AppTokenAuthentication(TokenAuthentication):
         if not auth or auth[0].lower() not in self.keywords:
             return None
         if len(auth) != 2:
-            raise exceptions.AuthenticationFailed("Invalid token header: give exactly one token after the keyword.")
+            raise exceptions.AuthenticationFailed(
+                f"The Authorization header must hold exactly one token after its keyword: send {EXPECTED_HEADER}."
+            )
         try:
             token = auth[1].decode()
         except UnicodeError:
-            raise exceptions.AuthenticationFailed("Invalid token header: the token has invalid characters.") from None
+            raise exceptions.AuthenticationFailed(
+                f"The token in the Authorization header has invalid characters: send {EXPECTED_HEADER}."
+            ) from None
         return self.authenticate_credentials(token, request._request)
 
     def authenticate_credentials(self, key: str, request: Any = None) -> tuple[App, str]:
@@ -65,7 +83,10 @@ class AppTokenAuthentication(TokenAuthentication):
             note_rate_window(request, failures)
             if failures is not None and failures.hits > failures.limit:
                 raise Refused(failures.refusal())  # another worker counted the last allowed one meanwhile
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise exceptions.AuthenticationFailed(
+                f"The token is unknown or revoked: send a valid one as {EXPECTED_HEADER}; "
+                "`manage.py issue_token` issues one."
+            )
         note_rate_window(request, check.token)
         if check.over_limit:
             assert check.token is not None

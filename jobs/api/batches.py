@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from jobs import selectors, services
 from jobs.conf import settings
@@ -21,6 +20,7 @@ from jobs.resources import batch_output, batch_url, event_output, job_output
 from jobs.selectors import JobFilters
 
 from . import schema
+from .base import AuthenticatedApi
 from .errors import PROBLEM_JSON
 from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
@@ -85,7 +85,7 @@ PAGE = [
 ]
 
 
-class BatchListCreateApi(APIView):
+class BatchListCreateApi(AuthenticatedApi):
     """`POST` creates a batch of jobs, all in one transaction or none; `GET` lists this
     application's batches, newest first (keyset pages)."""
 
@@ -143,7 +143,7 @@ class BatchListCreateApi(APIView):
         return Response({"results": results, "next": next_url}, headers=headers)
 
 
-class BatchDetailApi(APIView):
+class BatchDetailApi(AuthenticatedApi):
     """One batch: its counts by status, its progress, and a page of its jobs."""
 
     name = "Batch"
@@ -161,7 +161,7 @@ class BatchDetailApi(APIView):
         return Response(batch_with_jobs(batch, request, _query(PageQuery, request)))
 
 
-class BatchCancelApi(APIView):
+class BatchCancelApi(AuthenticatedApi):
     """Cancel every job of the batch not yet finished: waiting ones at once (200 when no
     job was running), running ones asked to stop (202). 409 once every job has finished."""
 
@@ -188,7 +188,7 @@ class BatchCancelApi(APIView):
         return Response(batch_with_jobs(batch, request), status=202 if done["stopping"] else 200)
 
 
-class BatchEventsApi(APIView):
+class BatchEventsApi(AuthenticatedApi):
     """The batch's own append-only history, oldest first (each job keeps its own)."""
 
     name = "Batch events"

@@ -11,11 +11,11 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from jobs import metrics
 from jobs.conf import metrics_allow
 
+from .base import AuthenticatedApi
 from .rendering import FastJSONRenderer
 from .schema import CHALLENGE, UNAVAILABLE, problems
 
@@ -61,7 +61,7 @@ class MetricsAccess(permissions.BasePermission):
         return address_allowed(request._request)
 
 
-class MetricsApi(APIView):
+class MetricsApi(AuthenticatedApi):
     """Prometheus metrics: jobs (from the database, at each scrape) and this server's HTTP requests."""
 
     name = "Metrics"

@@ -65,6 +65,20 @@ def _charset(media_type: str | None) -> str | None:
     return params.get("charset")
 
 
+#: Most characters of a refused Content-Type a 415 echoes.
+MEDIA_TYPE_ECHO = 60
+
+
+def unsupported(media_type: str) -> UnsupportedMediaType:
+    """The 415 for a body that is not sent as JSON: what to send instead (``curl -d``
+    alone sends a form, ``application/x-www-form-urlencoded``)."""
+    advice = "send the body as JSON with the header `Content-Type: application/json`."
+    if not media_type.strip():
+        return UnsupportedMediaType(media_type, detail=f"The request has no Content-Type: {advice}")
+    shown = cut(media_type, MEDIA_TYPE_ECHO)
+    return UnsupportedMediaType(media_type, detail=f"Unsupported media type {shown!r}: {advice}")
+
+
 class JSONParser(parsers.JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         charset = _charset(media_type)

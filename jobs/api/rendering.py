@@ -14,7 +14,10 @@ from typing import Any
 
 import orjson
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
+
+from .parsers import unsupported
 
 _PLAIN_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
 
@@ -34,6 +37,13 @@ class FastJSONRenderer(JSONRenderer):
 
 
 class FastContentNegotiation(DefaultContentNegotiation):
+    def select_parser(self, request: Any, parsers: list[BaseParser]) -> BaseParser:
+        """The parser for the body's Content-Type; none: 415 saying to send JSON."""
+        parser = super().select_parser(request, parsers)
+        if parser is None:
+            raise unsupported(request.content_type or "")
+        return parser
+
     def select_renderer(
         self, request: Any, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:

@@ -16,7 +16,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from jobs import selectors, services
 from jobs.conf import settings
@@ -24,6 +23,7 @@ from jobs.domain import CatchUp, ScheduleEventKind, ScheduleState
 from jobs.exceptions import InvalidInput, ScheduleNotFound
 from jobs.resources import schedule_event_output, schedule_output, schedule_url
 
+from .base import AuthenticatedApi
 from .errors import PROBLEM_JSON
 from .pagination import decode_cursor, keyset_page
 from .permissions import ReadsJobs, WritesJobs
@@ -283,7 +283,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
 
 
 # -- views ----------------------------------------------------------------------------------------
-class ScheduleListCreateApi(APIView):
+class ScheduleListCreateApi(AuthenticatedApi):
     """`POST` creates a schedule; `GET` lists this application's schedules, newest first.
 
     Filter: `state`; `limit`; `cursor` (from `next`, also in `Link`). An admin token lists
@@ -350,7 +350,7 @@ class ScheduleListCreateApi(APIView):
         return Response({"results": results, "next": next_url}, headers=headers)
 
 
-class ScheduleDetailApi(APIView):
+class ScheduleDetailApi(AuthenticatedApi):
     """One schedule: its definition, state, next and last fire time, last job and its status.
     `PATCH` pauses, resumes, ends or redefines it."""
 
@@ -389,7 +389,7 @@ class ScheduleDetailApi(APIView):
         return Response(schedule_output(selectors.schedule_get(app=request.user, schedule_id=schedule.id), request))
 
 
-class ScheduleEventsApi(APIView):
+class ScheduleEventsApi(AuthenticatedApi):
     """The schedule's append-only history, newest first: each fire time's job (`fired`),
     the missed ones folded into one job or skipped, and every change."""
 

@@ -72,8 +72,8 @@ PROBLEMS = {
 
 RETRY_AFTER = "Retry-After"
 
-#: The entry points the root lists.
-ROOT_LINKS = ("jobs", "batches", "schedules", "job_types", "health", "login")
+#: The links ``GET /`` always gives.
+ROOT_LINKS = ("jobs", "batches", "schedules", "job_types", "health", "ready", "login", "schema", "docs", "redoc")
 
 #: The components every operation refers to (the create body is added per job type).
 COMPONENTS: dict[str, dict[str, Any]] = {
@@ -296,8 +296,22 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     },
     "Root": {
         "type": "object",
-        "properties": {name: {"type": "string", "format": "uri"} for name in ROOT_LINKS},
+        "description": "Links to the entry points; `metrics` and `dashboard` only for a caller who may use them.",
+        "properties": {
+            **{name: {"type": "string", "format": "uri"} for name in ROOT_LINKS},
+            "metrics": {
+                "type": "string",
+                "format": "uri",
+                "description": "For an `admin` token, or an address in `JOBS_METRICS_ALLOW`.",
+            },
+            "dashboard": {
+                "type": "string",
+                "format": "uri",
+                "description": "For an `admin` token, or a browser logged in with one.",
+            },
+        },
         "required": list(ROOT_LINKS),
+        "additionalProperties": False,
     },
 }
 

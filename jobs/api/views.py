@@ -17,14 +17,17 @@ from rest_framework.views import APIView
 
 from jobs import monitoring, selectors, services
 from jobs.conf import settings
+from jobs.dashboard.access import is_admin
 from jobs.domain import Job, Status
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.registry import registry
 from jobs.resources import event_output, job_output, job_url
 
 from . import schema
+from .base import AuthenticatedApi
 from .conditional import job_etag, none_match
 from .errors import NotReady
+from .metrics import MetricsAccess
 from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import (
@@ -99,7 +102,7 @@ def created_answer(output: dict[str, Any], *, replayed: bool) -> Response:
     return Response(output, status=201, headers=headers)
 
 
-class JobListCreateApi(APIView):
+class JobListCreateApi(AuthenticatedApi):
     """`POST` creates a job of any type; `GET` lists this application's jobs, newest first.
 
     Filters: `status` (several: comma-separated or repeated), `type`, `metadata.<key>=<value>`,
@@ -190,7 +193,7 @@ class JobListCreateApi(APIView):
         )
 
 
-class JobDetailApi(APIView):
+class JobDetailApi(AuthenticatedApi):
     """One job: status, progress, result or error, attempts, params and metadata as sent."""
 
     name = "Job"
@@ -209,7 +212,7 @@ class JobDetailApi(APIView):
         return Response(job_output(job, request), headers=headers)
 
 
-class JobCancelApi(APIView):
+class JobCancelApi(AuthenticatedApi):
     """Cancel a waiting job (200), or ask a running one to stop (202). 409 once finished."""
 
     name = "Cancel a job"
@@ -230,7 +233,7 @@ class JobCancelApi(APIView):
         return Response(job_output(job, request), status=200 if job.status.is_terminal else 202)
 
 
-class JobEventsApi(APIView):
+class JobEventsApi(AuthenticatedApi):
     """The job's append-only history, oldest first."""
 
     name = "Job events"
@@ -246,7 +249,7 @@ class JobEventsApi(APIView):
         return Response({"job": job_url(request, job_id), "events": [event_output(e) for e in events]})
 
 
-class JobTypesApi(APIView):
+class JobTypesApi(AuthenticatedApi):
     """Every registered job type, with its description, limits and params JSON Schema."""
 
     name = "Job types"
@@ -319,27 +322,38 @@ class ReadyApi(PublicApi):
         return Response({"status": "ready", "checks": checks})
 
 
-class RootApi(PublicApi):
-    """The API's entry points."""
+class RootApi(APIView):
+    """The API's entry points: links to what this caller may use. No token is needed; one
+    that is sent is checked (an unknown one is 401, as everywhere) and may add links:
+    `metrics` for an admin token or an address in `JOBS_METRICS_ALLOW`, `dashboard` for an
+    admin token or a browser logged in with one."""
 
     name = "Job platform"
+    permission_classes = [permissions.AllowAny]
 
     @extend_schema(
         summary="Entry points",
-        responses={**ok(200, "Root", "Links to the API's entry points."), **problems(406)},
+        parameters=[CHALLENGE, UNAVAILABLE],
+        responses={**ok(200, "Root", "Links to the API's entry points."), **problems(401, 406, 429, 503)},
     )
     def get(self, request: Request) -> Response:
         def url(name: str) -> str:
             return request.build_absolute_uri(reverse(name))
 
-        return Response(
-            {
-                "jobs": url("jobs:job-list"),
-                "batches": url("jobs:batch-list"),
-                "schedules": url("jobs:schedule-list"),
-                "job_types": url("jobs:job-types"),
-                "health": url("jobs:health"),
-                "ready": url("jobs:ready"),
-                "login": url("rest_framework:login"),
-            }
-        )
+        links = {
+            "jobs": url("jobs:job-list"),
+            "batches": url("jobs:batch-list"),
+            "schedules": url("jobs:schedule-list"),
+            "job_types": url("jobs:job-types"),
+            "health": url("jobs:health"),
+            "ready": url("jobs:ready"),
+            "login": url("rest_framework:login"),
+            "schema": url("schema"),
+            "docs": url("docs"),
+            "redoc": url("redoc"),
+        }
+        if MetricsAccess().has_permission(request, self):
+            links["metrics"] = url("jobs:metrics")
+        if is_admin(request.user):
+            links["dashboard"] = url("dashboard:overview")
+        return Response(links)

@@ -18,7 +18,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
-from jobs import selectors
+from jobs import monitoring, selectors
 from jobs.api.conditional import job_etag, none_match
 from jobs.api.errors import field_errors
 from jobs.api.pagination import keyset_page
@@ -97,36 +97,32 @@ def count_table(counts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"statuses": STATUSES, "rows": rows, "totals": totals, "total": sum(totals)}
 
 
-def clusters() -> tuple[list[dict[str, Any]], str | None]:
-    """What django-q2's ``Stat.get_all()`` reports (each cluster's own report through
-    django-q2's cache), and why it could not be read, if it could not."""
-    from django_q.status import Stat
-
+def clusters() -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """The clusters as they report themselves through the shared cache, each one's state
+    corrected by the jobs its workers run (``jobs.monitoring``); why they could not be read,
+    if they could not; and the note about reports signed with another ``SECRET_KEY``."""
     try:
-        stats = Stat.get_all()
+        reports = monitoring.cluster_reports()
     except Exception as exc:  # the cache it reads may be down: the rest of the page still shows
-        return [], f"{type(exc).__name__}: {exc}"
+        return [], f"{type(exc).__name__}: {exc}", None
     now = datetime.now(UTC)
-    shown = []
-    for stat in stats:
-        workers = list(getattr(stat, "workers", None) or [])
-        born = getattr(stat, "tob", None)
-        shown.append(
-            {
-                "id": str(stat.cluster_id),
-                "host": getattr(stat, "host", ""),
-                "pid": getattr(stat, "pid", None),
-                "status": getattr(stat, "status", ""),
-                "workers": len(workers),
-                "worker_pids": ", ".join(str(pid) for pid in workers),
-                "uptime": duration((now - born).total_seconds()) if born else "-",
-                "reincarnations": getattr(stat, "reincarnations", 0),
-                "task_q_size": getattr(stat, "task_q_size", 0),
-                "reported_at": getattr(stat, "timestamp", None),
-            }
-        )
-    shown.sort(key=lambda cluster: (str(cluster["host"]), cluster["id"]))
-    return shown, None
+    shown = [
+        {
+            "id": str(cluster.id),
+            "host": cluster.host,
+            "pid": cluster.pid,
+            "status": cluster.state,
+            "workers": len(cluster.workers),
+            "worker_pids": ", ".join(str(pid) for pid in cluster.workers),
+            "running_jobs": cluster.running_jobs,
+            "uptime": duration((now - cluster.started_at).total_seconds()) if cluster.started_at else "-",
+            "reincarnations": cluster.reincarnations,
+            "task_q_size": cluster.task_queue,
+            "reported_at": cluster.reported_at,
+        }
+        for cluster in monitoring.with_running_jobs(reports.clusters)
+    ]
+    return shown, None, reports.unreadable_note
 
 
 @admin_required
@@ -134,7 +130,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     stats = selectors.platform_stats(latest=10)
     recent = selectors.throughput(seconds=THROUGHPUT_WINDOW)
     finished = recent["succeeded"] + recent["failed"] + recent["cancelled"]
-    cluster_rows, cluster_error = clusters()
+    cluster_rows, cluster_error, cluster_note = clusters()
     oldest = stats["oldest_queued_seconds"]
     data = {
         "counts": count_table(stats["counts"]),
@@ -151,6 +147,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         ],
         "clusters": cluster_rows,
         "cluster_error": cluster_error,
+        "cluster_note": cluster_note,
     }
     # The version is what the page shows: unchanged figures are a 304.
     digest = hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()

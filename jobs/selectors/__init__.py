@@ -6,6 +6,7 @@
 - ``tokens`` — which application a token belongs to (cached per process);
 - ``stats`` — the operator's figures (monitor, /metrics, health);
 - ``schedules`` — one schedule, a page of them, a schedule's history, their figures.
+- ``monitors`` — what the terminal monitors add (running jobs per worker, qinfo's totals).
 
 Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
 """
@@ -22,6 +23,7 @@ from .jobs import (
     job_list,
     job_list_all,
 )
+from .monitors import job_totals, running_by_worker
 from .schedules import (
     schedule_events,
     schedule_figures,
@@ -65,11 +67,13 @@ __all__ = [
     "job_log_page",
     "job_log_page_any",
     "job_log_tail",
+    "job_totals",
     "metrics_snapshot",
     "monitor_overview",
     "platform_stats",
     "rate_window",
     "remember_token",
+    "running_by_worker",
     "schedule_events",
     "schedule_figures",
     "schedule_get",

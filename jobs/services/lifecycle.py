@@ -276,4 +276,4 @@ def job_cancel(*, app: App, job_id: uuid.UUID) -> Job:
     existing = db.fetch_one("job_get", id=job_id, app_id=app.id)
     if existing is None:
         raise JobNotFound()
-    raise JobAlreadyFinished(f"The job is already {existing['status']}.", job_status=existing["status"])
+    raise JobAlreadyFinished.cancel_refused(existing["status"])

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from jobs import queue as queues
 from jobs.conf import settings
-from jobs.exceptions import InvalidInput, UnknownJobType
+from jobs.exceptions import InvalidInput, UnknownJobType, listing
 from jobs.registry import JobType, registry
 
 from . import callbacks
@@ -161,7 +161,7 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
         errors["queue"] = [f"Unknown queue; use one of: {', '.join(queues.queue_names())} (JOBS_QUEUES)."]
     job_type: type[JobType] | None = None
     if not isinstance(type, str) or not type:
-        errors["type"] = ["A registered job type is required (see /job-types)."]
+        errors["type"] = [f"A job type is required; installed types: {listing(registry.names())} (see GET /job-types)."]
     else:
         try:
             job_type = registry.get(type)

@@ -53,7 +53,8 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
     while time.monotonic() < deadline:
         try:
             last = predicate()
-        except (requests.ConnectionError, psycopg2.OperationalError):
+        # Not yet: nothing listens, or a server still booting its workers holds the request.
+        except (requests.ConnectionError, requests.Timeout, psycopg2.OperationalError):
             last = None
         if last:
             return last

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -103,4 +105,10 @@ def test_scripts_start_says_it_started_an_embedded_postgresql_and_how_to_stop_it
         )
     output = log_path.read_text()
     assert "using the embedded PostgreSQL" in output and str(data) in output
+    # The URL's ":5432" is no TCP port: the output names the Unix socket it stands for.
+    url = re.search(r"^    url:    (\S+)$", output, re.MULTILINE)[1]
+    socket = re.search(r"^    socket: (\S+) \(a Unix socket, no TCP port", output, re.MULTILINE)[1]
+    folder, name = socket.rsplit("/", 1)
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    assert url.startswith(f"postgres://postgres@{quote(folder, safe='')}:{port}/") and name == f".s.PGSQL.{port}"
     assert "python -m jobplatform.embedded stop" in output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import socket
 import uuid
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -180,28 +181,36 @@ def test_overview_shows_the_oldest_queued_jobs_wait(admin, raw):
     assert (int(wait.group(1)), int(wait.group(2))) >= (1, 35)
 
 
-def test_overview_shows_what_django_q2_reports_about_clusters(admin, monkeypatch):
-    from django.utils import timezone
-    from django_q.status import Stat, Status
+def test_overview_shows_the_clusters_and_what_their_workers_run(admin, monkeypatch):
+    from django_q.conf import Conf
 
-    assert "No cluster has reported" in text(admin.get("/dashboard/"))  # Stat.get_all() == [] here
+    from jobs import monitoring
+    from tests.integration.test_monitoring import report_cluster
 
-    reported = Status(pid=4242, cluster_id=uuid.uuid4())
-    reported.host = "worker-host-7"
-    reported.status = "Idle"
-    reported.workers = [5001, 5002, 5003]
-    reported.tob = timezone.now() - timezone.timedelta(minutes=3)
-    reported.reincarnations = 1
-    monkeypatch.setattr(Stat, "get_all", staticmethod(lambda broker=None: [reported]))
+    assert "No cluster has reported" in text(admin.get("/dashboard/"))
+
+    cluster_id = report_cluster(status=Conf.IDLE, workers=(5001, 5002, 5003))
+    app, _ = new_app()
+    job = services.job_claim(job_id=create(app).id, worker=f"{socket.gethostname()}:5002")
+    assert job is not None
     page = admin.get("/dashboard/")
     row = re.search(r'<table id="clusters">.*?<tbody>(.*?)</tbody>', page.content.decode(), re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    assert cells[:7] == [str(reported.cluster_id), "worker-host-7", "4242", "Idle", "3", "3 min 0 s", "1"]
+    # django-q2 reported Idle; its worker 5002 runs a job: Working, 1 running job.
+    assert cells[:6] == [str(cluster_id), socket.gethostname(), "100", "Working", "3", "1"]
+    assert re.fullmatch(r"\d\.\d s", cells[6]) and cells[7] == "0"  # up (just reported), reincarnations
 
-    def broken(broker=None):
+    # A report signed with another SECRET_KEY is said, not left out in silence.
+    monkeypatch.setattr(Conf, "SECRET_KEY", "another-deployment's-key")
+    report_cluster()
+    monkeypatch.undo()
+    note = re.search(r'<p class="notice" id="cluster-note">(.*?)</p>', admin.get("/dashboard/").content.decode())
+    assert note and note[1].startswith("1 cluster status report is signed with another SECRET_KEY")
+
+    def broken():
         raise ConnectionError("cache unreachable")
 
-    monkeypatch.setattr(Stat, "get_all", staticmethod(broken))
+    monkeypatch.setattr(monitoring, "cluster_reports", broken)
     page = admin.get("/dashboard/")
     assert page.status_code == 200 and "Cluster status could not be read: ConnectionError: cache unreachable" in text(
         page

@@ -147,7 +147,8 @@ def test_echoed_text_is_cut(api):
         assert len(error["field"]) <= echo and len(error["pointer"]) <= echo and len(error["detail"]) <= echo
     assert {e["field"] for e in problem["errors"]} == {"type", "k" * (echo - 1) + "…"}
     type_error = next(e for e in problem["errors"] if e["field"] == "type")
-    assert type_error["detail"].endswith("…")  # "Unknown job type 'xxxx…"
+    assert type_error["detail"].startswith("Unknown job type 'xxxx")
+    assert "x…'; installed types: " in type_error["detail"]  # the echoed name is cut, the list follows
     duplicate = post_raw(api, f'{{"{long_key}": 1, "{long_key}": 2}}').json()
     assert len(duplicate["detail"]) <= echo and len(duplicate["errors"][0]["field"]) <= echo
     assert len(json.dumps(duplicate)) < 2_000

@@ -82,7 +82,7 @@ def test_django_q_reports_through_the_database_cache(raw):
     raw.execute("SELECT cache_key FROM django_cache")
     keys = [row[0] for row in raw.fetchall()]
     assert any(key.endswith(f":cluster:{cluster_id}") for key in keys), keys
-    [cluster] = monitoring.cluster_list()
+    [cluster] = monitoring.cluster_reports().clusters
     assert cluster.id == cluster_id and cluster.workers == (101, 102) and cluster.host == socket.gethostname()
     assert cluster.pid == 100 and cluster.serving
 

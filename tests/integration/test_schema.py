@@ -109,9 +109,12 @@ def test_every_error_answer_is_a_problem_json_body(document):
 def test_token_operations_document_401_406_and_503_with_their_headers(document):
     for path, method, operation in operations(document):
         codes = operation["responses"]
-        if path in ("/", "/health", "/ready"):
+        if path in ("/health", "/ready"):
             assert operation["security"] == [{}], path  # no token needed
             continue
+        if path == "/":
+            # No token needed; one that is sent is checked (and may add links).
+            assert {} in operation["security"] and {"tokenAuth": []} in operation["security"]
         # /metrics answers in whichever format Prometheus asks: never 406.
         expected = {"401", "503"} if path == "/metrics" else {"401", "406", "503"}
         assert expected <= set(codes), (path, method)

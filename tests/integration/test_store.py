@@ -117,6 +117,7 @@ PARAM_TYPES = {
     "starts_at": "timestamptz",
     "state": "text",
     "timezone": "text",
+    "workers": "jsonb",
 }
 
 

@@ -227,10 +227,14 @@ def test_create__domain_validation_errors_are_400_with_fields(api, services):
 
 
 def test_create__unknown_type_is_400(api, services):
-    services.job_create.side_effect = UnknownJobType({"type": ["Unknown job type 'nope'."]})
+    services.job_create.side_effect = UnknownJobType.named("nope", ["fibonacci", "pi"])
     response = post_json(api, "/jobs", {"type": "nope"})
     assert response.status_code == 400
-    assert response.json()["errors"][0]["field"] == "type"
+    assert response.json()["errors"][0] == {
+        "field": "type",
+        "pointer": "#/type",
+        "detail": "Unknown job type 'nope'; installed types: fibonacci, pi (see GET /job-types).",
+    }
 
 
 def test_database_down__503_with_retry_after(api, selectors):
@@ -253,7 +257,7 @@ def test_cancel__running_is_202_terminal_is_409(api, services, fake_app):
     assert api.post(f"/jobs/{running.id}/cancel").status_code == 202
     services.job_cancel.return_value = make_job(app_id=fake_app.id, status=Status.CANCELLED)
     assert api.post(f"/jobs/{running.id}/cancel").status_code == 200
-    services.job_cancel.side_effect = JobAlreadyFinished("The job is already succeeded.", job_status="succeeded")
+    services.job_cancel.side_effect = JobAlreadyFinished.cancel_refused("succeeded")
     response = api.post(f"/jobs/{running.id}/cancel")
     assert response.status_code == 409
     assert response.json()["status"] == 409

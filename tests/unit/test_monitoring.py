@@ -54,7 +54,7 @@ def test_duration():
 def test_readiness_when_the_database_is_down_names_each_missing_part():
     with (
         mock.patch("jobs.db.fetch_one", side_effect=DatabaseUnavailable("refused")),
-        mock.patch.object(monitoring, "cluster_list", side_effect=ConnectionError("no cache")),
+        mock.patch.object(monitoring, "cluster_reports", side_effect=ConnectionError("no cache")),
         mock.patch("jobs.db.reset"),
         mock.patch.object(monitoring, "connections"),
     ):

@@ -4,6 +4,7 @@ checkpoint and log lines."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -142,15 +143,23 @@ def render_schedules(figures: dict[str, Any], schedules: list[dict[str, Any]]) -
     return lines
 
 
-def render_clusters(clusters: list[monitoring.ClusterStatus]) -> list[str]:
+def render_clusters(reports: monitoring.ClusterReports) -> list[str]:
+    """The clusters as they report themselves, each one's STATE corrected by its JOBS (the
+    running jobs of its worker processes, from the jobs table; "-" when it cannot be read)."""
+    clusters = reports.clusters
     workers = sum(len(c.workers) for c in clusters)
     lines = [f"clusters (django-q2): {len(clusters)}, workers: {workers}"]
+    if reports.unreadable_note:
+        lines.append(f"  ! {reports.unreadable_note}")
     if clusters:
         host_width = max(4, *(len(c.host) for c in clusters))
-        lines.append(f"  {'HOST':{host_width}}  {'CLUSTER':36}  {'STATE':8}  WORKERS  {'UP':>7}  PID: WORKER PIDS")
+        lines.append(
+            f"  {'HOST':{host_width}}  {'CLUSTER':36}  {'STATE':8}  WORKERS  JOBS  {'UP':>7}  PID: WORKER PIDS"
+        )
         for c in clusters:
+            jobs = "-" if c.running_jobs is None else str(c.running_jobs)
             lines.append(
-                f"  {c.host:{host_width}}  {c.id!s:36}  {c.status:8}  {len(c.workers):>7}  "
+                f"  {c.host:{host_width}}  {c.id!s:36}  {c.state:8}  {len(c.workers):>7}  {jobs:>4}  "
                 f"{duration(c.uptime_seconds):>7}  {c.pid}: {' '.join(str(pid) for pid in c.workers)}"
             )
     return lines
@@ -160,9 +169,15 @@ def render(*, latest: int, now: datetime | None = None, schedules: int = 10) -> 
     """The whole screen as text: each part says so when its source cannot be read."""
     lines = [f"jobplatform — {(now or datetime.now()).strftime('%Y-%m-%d %H:%M:%S')}", ""]
     try:
-        lines += render_clusters(monitoring.cluster_list())
+        reports = monitoring.cluster_reports()
     except Exception as exc:  # the cache may be down; show it, keep going
         lines.append(f"clusters: cannot read the shared cache ({type(exc).__name__}: {exc})")
+    else:
+        try:
+            reports = dataclasses.replace(reports, clusters=monitoring.with_running_jobs(reports.clusters))
+        except DatabaseUnavailable:
+            pass  # django-q2's own states, JOBS "-"; the part below says the database is down
+        lines += render_clusters(reports)
     lines.append("")
     try:
         lines += render_jobs(selectors.platform_stats(latest=latest), selectors.monitor_overview())
