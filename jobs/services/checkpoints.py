@@ -84,7 +84,7 @@ def job_checkpoint(*, job: Job, state: Any, event: bool, skipped: int = 0) -> Ch
         "job_checkpoint",
         id=job.id,
         attempt=job.attempts,
-        state=db.as_json(checkpoint.state),
+        checkpoint=db.as_json(checkpoint.state),
         event=data,
         lease_seconds=settings.LEASE_SECONDS,
     )

@@ -8,7 +8,7 @@
 -- starts from this state, so it must survive a crash of the database too.
 WITH job AS (
     UPDATE jobs_job
-    SET checkpoint = %(state)s::jsonb,
+    SET checkpoint = %(checkpoint)s::jsonb,
         checkpoint_at = now(),
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         updated_at = now()

@@ -50,7 +50,6 @@ PARAM_TYPES = {
     "run_at": "timestamptz",
     "seconds": "int4",
     "secret": "text",
-    "state": "jsonb",
     "envelope_key": "text",
     "expires_at": "timestamptz",
     "envelope_payload": "text",
