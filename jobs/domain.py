@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Self
+
+
+class Record:
+    """A record built from a query row: each field from the column of its name (a column
+    the query did not select leaves the field's default); ``CONVERT`` turns a column's
+    value into the field's type (``None`` stays ``None``)."""
+
+    CONVERT: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Self:
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}  # type: ignore[arg-type]
+        for name, convert in cls.CONVERT.items():
+            if values.get(name) is not None:
+                values[name] = convert(values[name])
+        return cls(**values)
 
 
 class Status(enum.StrEnum):
@@ -98,7 +115,7 @@ DEFAULT_SCOPES = frozenset({Scope.READ, Scope.WRITE})
 
 
 @dataclass(frozen=True)
-class Job:
+class Job(Record):
     id: uuid.UUID
     app_id: uuid.UUID
     type: str
@@ -139,11 +156,7 @@ class Job:
     log_lines: int = 0
     log_dropped: int = 0
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Job:
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
-        values["status"] = Status(values["status"])
-        return cls(**values)
+    CONVERT = {"status": Status}
 
 
 @dataclass(frozen=True)
@@ -157,16 +170,12 @@ class AdminJob(Job):
 
 
 @dataclass(frozen=True)
-class JobEvent:
+class JobEvent(Record):
     id: int
     at: datetime
     kind: str
     attempt: int
     data: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> JobEvent:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 class LogLevel(enum.StrEnum):
@@ -184,7 +193,7 @@ class LogLevel(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class LogLine:
+class LogLine(Record):
     """One line of a job's log (``jobs_log``)."""
 
     id: int
@@ -193,10 +202,6 @@ class LogLine:
     level: str
     message: str
     fields: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> LogLine:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,7 @@ class App:
 
 
 @dataclass(frozen=True)
-class Token:
+class Token(Record):
     id: uuid.UUID
     prefix: str
     app_name: str
@@ -242,12 +247,7 @@ class Token:
     revoked_at: datetime | None
     scopes: tuple[Scope, ...] = tuple(sorted(DEFAULT_SCOPES))
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Token:
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
-        if "scopes" in values:
-            values["scopes"] = tuple(sorted(Scope(s) for s in values["scopes"]))
-        return cls(**values)
+    CONVERT = {"scopes": lambda names: tuple(sorted(Scope(name) for name in names))}
 
 
 # -- batches ---------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ class BatchState(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Batch:
+class Batch(Record):
     """Jobs created together (``POST /batches``), followed as one."""
 
     id: uuid.UUID
@@ -299,21 +299,13 @@ class Batch:
     def state(self) -> BatchState:
         return BatchState.FINISHED if self.unfinished == 0 else BatchState.ACTIVE
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Batch:
-        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
-
 
 @dataclass(frozen=True)
-class BatchEvent:
+class BatchEvent(Record):
     id: int
     at: datetime
     kind: str
     data: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> BatchEvent:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 # -- schedules ------------------------------------------------------------------------------
@@ -359,7 +351,7 @@ class ScheduleEventKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Schedule:
+class Schedule(Record):
     id: uuid.UUID
     app_id: uuid.UUID
     name: str | None
@@ -385,23 +377,12 @@ class Schedule:
     #: The owning application's name (when the query joined it).
     app_name: str = ""
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Schedule:
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
-        values["state"] = ScheduleState(values["state"])
-        values["catch_up"] = CatchUp(values["catch_up"])
-        if values.get("last_job_status") is not None:
-            values["last_job_status"] = Status(values["last_job_status"])
-        return cls(**values)
+    CONVERT = {"state": ScheduleState, "catch_up": CatchUp, "last_job_status": Status}
 
 
 @dataclass(frozen=True)
-class ScheduleEvent:
+class ScheduleEvent(Record):
     id: int
     at: datetime
     kind: str
     data: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ScheduleEvent:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})

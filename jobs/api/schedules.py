@@ -27,7 +27,7 @@ from .base import AuthenticatedApi
 from .errors import PROBLEM_JSON
 from .pagination import decode_cursor, keyset_page
 from .permissions import ReadsJobs, WritesJobs
-from .schema import CHALLENGE, JSON, TIMESTAMP, UNAVAILABLE, header, nullable, ok, ref
+from .schema import CHALLENGE, JSON, TIMESTAMP, UNAVAILABLE, event_of, header, nullable, ok, page_of, ref
 
 
 def parse_schedule_id(raw: str) -> uuid.UUID:
@@ -245,31 +245,12 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "ended_at",
         ],
     },
-    "SchedulePage": {
-        "type": "object",
-        "properties": {
-            "results": {"type": "array", "items": ref("Schedule")},
-            "next": {"type": ["string", "null"], "format": "uri", "description": "The next page, or null."},
-        },
-        "required": ["results", "next"],
-    },
-    "ScheduleEvent": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "at": TIMESTAMP,
-            "kind": {
-                "type": "string",
-                "enum": [kind.value for kind in ScheduleEventKind],
-                "description": "What the entry records: "
-                + "; ".join(f"`{kind.value}`" for kind in ScheduleEventKind)
-                + " (docs/schedules.md).",
-            },
-            "data": {"type": "object"},
-            "job": {"type": ["string", "null"], "format": "uri", "description": "The job the entry is about."},
-        },
-        "required": ["id", "at", "kind", "data", "job"],
-    },
+    "SchedulePage": page_of("Schedule"),
+    "ScheduleEvent": event_of(
+        ScheduleEventKind,
+        " (docs/schedules.md)",
+        job={"type": ["string", "null"], "format": "uri", "description": "The job the entry is about."},
+    ),
     "ScheduleEvents": {
         "type": "object",
         "properties": {

@@ -10,6 +10,7 @@ a new type appears in the document with no code here.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -34,6 +35,27 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
+
+
+def event_of(kinds: type[enum.Enum], note: str = "", **more: dict[str, Any]) -> dict[str, Any]:
+    """A history entry whose ``kind`` is one of ``kinds``; ``more``: its other properties
+    (each required)."""
+    listed = "; ".join(f"`{kind.value}`" for kind in kinds)
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIMESTAMP,
+            "kind": {
+                "type": "string",
+                "enum": [kind.value for kind in kinds],
+                "description": f"What the entry records: {listed}{note}.",
+            },
+            "data": {"type": "object"},
+            **more,
+        },
+        "required": ["id", "at", "kind", "data", *more],
+    }
 
 
 def page_of(component: str) -> dict[str, Any]:
@@ -207,21 +229,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         ],
     },
     "JobPage": page_of("Job"),
-    "JobEvent": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "at": TIMESTAMP,
-            "kind": {
-                "type": "string",
-                "enum": [kind.value for kind in EventKind],
-                "description": "What the entry records: " + "; ".join(f"`{kind.value}`" for kind in EventKind) + ".",
-            },
-            "attempt": {"type": "integer", "minimum": 0},
-            "data": {"type": "object"},
-        },
-        "required": ["id", "at", "kind", "attempt", "data"],
-    },
+    "JobEvent": event_of(EventKind, attempt={"type": "integer", "minimum": 0}),
     "JobEvents": {
         "type": "object",
         "properties": {
@@ -397,22 +405,7 @@ BATCH_COMPONENTS: dict[str, dict[str, Any]] = {
         "required": [*_BATCH_PROPERTIES, "jobs"],
     },
     "BatchPage": page_of("BatchSummary"),
-    "BatchEvent": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "at": TIMESTAMP,
-            "kind": {
-                "type": "string",
-                "enum": [kind.value for kind in BatchEventKind],
-                "description": "What the entry records: "
-                + "; ".join(f"`{kind.value}`" for kind in BatchEventKind)
-                + ".",
-            },
-            "data": {"type": "object"},
-        },
-        "required": ["id", "at", "kind", "data"],
-    },
+    "BatchEvent": event_of(BatchEventKind),
     "BatchEvents": {
         "type": "object",
         "properties": {

@@ -22,7 +22,7 @@ from jobs.exceptions import BatchNotFound
 from jobs.selectors import JobFilters
 
 from .access import admin_required
-from .views import JOB_REFRESH_MS, STATUSES, _conditional_page, _percent, duration, shown_json
+from .views import JOB_REFRESH_MS, STATUSES, _conditional_page, _percent, duration, not_found, shown_json
 
 #: The jobs a batch's page shows, newest first (the job list has them all).
 JOBS_SHOWN = 20
@@ -69,7 +69,7 @@ def batch_detail(request: HttpRequest, batch_id: str) -> HttpResponse:
     try:
         batch = selectors.batch_get_any(batch_id=parse_batch_id(batch_id))
     except BatchNotFound:
-        return render(request, "jobs/dashboard/batch_not_found.html", {"batch_id": batch_id}, status=404)
+        return not_found(request, "batch", batch_id, "dashboard:batch-list", "All batches")
     events = selectors.batch_events(app=None, batch_id=batch.id)
     jobs = selectors.job_list_all(filters=JobFilters(batch=batch.id), limit=JOBS_SHOWN)
     # A batch's page changes with its jobs (a claim, a progress report), not only with its

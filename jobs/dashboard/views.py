@@ -250,12 +250,18 @@ def shown_json(value: Any) -> str:
     return text
 
 
+def not_found(request: HttpRequest, kind: str, ref: str, list_route: str, list_label: str) -> HttpResponse:
+    """404: no such job (batch, …), with a link to the list of them."""
+    context = {"kind": kind, "ref": ref, "list_url": reverse(list_route), "list_label": list_label}
+    return render(request, "jobs/dashboard/not_found.html", context, status=404)
+
+
 @admin_required
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     try:
         job = selectors.job_get_any(job_id=parse_job_id(job_id))
     except JobNotFound:
-        return render(request, "jobs/dashboard/not_found.html", {"job_id": job_id}, status=404)
+        return not_found(request, "job", job_id, "dashboard:job-list", "All jobs")
 
     def context() -> dict[str, Any]:
         events = selectors.job_events_any(job_id=job.id)

@@ -30,13 +30,12 @@ from jobs.domain import App, Batch, Status
 from jobs.exceptions import (
     BatchAlreadyFinished,
     BatchNotFound,
-    IdempotencyKeyReused,
     InvalidInput,
     TooManyUnfinishedJobs,
 )
 
 from . import callbacks
-from .idempotency import idempotent_insert, validated_with_key
+from .idempotency import earlier_row, idempotent_insert, validated_with_key
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, metadata_errors
 
 #: The fields of a batch request (the API refuses any other).
@@ -194,14 +193,9 @@ def _batch_insert(app: App, request: BatchRequest, idempotency_key: str | None, 
 
 
 def _batch_for_idempotency_key(app: App, key: str, fingerprint: str) -> Batch | None:
-    row = db.fetch_one("batch_get_by_idempotency_key", app_id=app.id, idempotency_key=key)
+    row = earlier_row("batch_get_by_idempotency_key", app_id=app.id, key=key, fingerprint=fingerprint, named="batch_id")
     if row is None:
         return None
-    if row["request_hash"] != fingerprint:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used with a different request; use a new key.",
-            batch_id=str(row["id"]),
-        )
     found = db.fetch_one("batch_get", id=row["id"], app_id=app.id)
     assert found is not None  # batches are never deleted
     return Batch.from_row(found)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from jobs import db
-from jobs.exceptions import AlreadyExists, InvalidInput
+from jobs.exceptions import AlreadyExists, IdempotencyKeyReused, InvalidInput
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,3 +53,16 @@ def idempotent_insert(key: str | None, *, insert: Callable[[], T], earlier: Call
         if found is None:
             raise
         return found, False
+
+
+def earlier_row(query: str, *, app_id: Any, key: str, fingerprint: str, named: str) -> dict[str, Any] | None:
+    """The row ``query`` finds for this application's ``key`` (None: the key is new); the
+    key used with another request (another ``fingerprint``) raises IdempotencyKeyReused,
+    naming what it made as ``named`` (``job_id``, ``batch_id``)."""
+    row = db.fetch_one(query, app_id=app_id, idempotency_key=key)
+    if row is not None and row["request_hash"] != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request; use a new key.",
+            **{named: str(row["id"])},
+        )
+    return row

@@ -24,7 +24,6 @@ from jobs import queue as queues
 from jobs.conf import settings
 from jobs.domain import App, Job, Status
 from jobs.exceptions import (
-    IdempotencyKeyReused,
     JobAlreadyFinished,
     JobNotFound,
     StaleRun,
@@ -34,7 +33,7 @@ from jobs.exceptions import (
 from jobs.registry import JobType
 
 from .backoff import backoff_delay
-from .idempotency import idempotent_insert, validated_with_key
+from .idempotency import earlier_row, idempotent_insert, validated_with_key
 from .validation import JobRequest, job_request_validate
 
 
@@ -164,15 +163,8 @@ def job_insert(
 
 
 def _job_for_idempotency_key(app: App, key: str, fingerprint: str) -> Job | None:
-    row = db.fetch_one("job_get_by_idempotency_key", app_id=app.id, idempotency_key=key)
-    if row is None:
-        return None
-    if row["request_hash"] != fingerprint:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used with a different request; use a new key.",
-            job_id=str(row["id"]),
-        )
-    return Job.from_row(row)
+    row = earlier_row("job_get_by_idempotency_key", app_id=app.id, key=key, fingerprint=fingerprint, named="job_id")
+    return Job.from_row(row) if row is not None else None
 
 
 # -- the worker's writes (each fenced by the attempt number) -------------------------------
