@@ -129,6 +129,10 @@ def validate(
             errors[f"params.{key}"] = unknown
         elif (problem := _json_type_error(field, value)) is not None:
             errors[f"params.{key}"] = [problem]
+        elif isinstance(field, serializers.DictField):  # the schema's additionalProperties, per entry
+            for entry, item in value.items():
+                if (problem := _json_type_error(field.child, item)) is not None:
+                    errors[f"params.{key}.{entry}"] = [problem]
     validated: dict[str, Any] = {}
     if not errors and _fields_suffice(params_class):
         validated, errors = _validate_fields(fields, params)
