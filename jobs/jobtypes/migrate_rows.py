@@ -21,8 +21,7 @@ import math
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -38,6 +37,7 @@ from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 from rest_framework import serializers
 
+from jobs import db
 from jobs.conf import settings
 from jobs.exceptions import listing
 from jobs.registry import JobType, PermanentError, registry
@@ -323,11 +323,11 @@ class Source:
     def close(self) -> None:
         self.connection.close()
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
+    def _fetch(self, query: str | sql.Composable, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One query in a read-only transaction of its own, ended at once (no snapshot is
+        held between batches); a lost connection is ``SourceUnavailable``."""
         try:
-            with self.connection.cursor() as cursor:
-                yield cursor
+            return db.fetch_all_on(self.connection, query, params)
         except pg_errors.QueryCanceled:
             raise  # the statement timeout: the caller decides
         except psycopg2.OperationalError as exc:
@@ -335,7 +335,7 @@ class Source:
         finally:
             if not self.connection.closed:
                 try:
-                    self.connection.rollback()  # end the read-only transaction: no snapshot kept
+                    self.connection.rollback()
                 except psycopg2.Error:
                     pass  # a broken connection: the error above says why
 
@@ -345,31 +345,29 @@ class Source:
         else fails the job at once (PermanentError), naming what is wrong."""
         plan = self.plan
         where = f"source {plan.source!r}"
-        with self._cursor() as cursor:
-            cursor.execute(COLUMNS_SQL, {"schema": plan.schema, "table": plan.table})
-            columns = {name: (data_type, nullable == "YES") for name, data_type, nullable in cursor.fetchall()}
-            if not columns:
-                raise PermanentError(
-                    f"table {plan.schema}.{plan.table} does not exist on {where} (or its user may not read it)"
-                )
-            named = [plan.key, *plan.mapping.values(), *plan.where_equals]
-            missing = [name for name in dict.fromkeys(named) if name not in columns]
-            if missing:
-                raise PermanentError(
-                    f"table {plan.schema}.{plan.table} on {where} has no column {listing(missing)}; "
-                    f"its columns: {listing(list(columns))}"
-                )
-            key_type, key_nullable = columns[plan.key]
-            if key_type not in KEY_TYPES:
-                raise PermanentError(
-                    f"key column {plan.key} is {key_type}; a key must be one of {listing(list(KEY_TYPES))}"
-                )
-            cursor.execute(UNIQUE_KEY_SQL, {"schema": plan.schema, "table": plan.table, "key": plan.key})
-            if key_nullable or not cursor.fetchone()[0]:
-                raise PermanentError(
-                    f"key column {plan.key} must be NOT NULL with a unique index on it alone "
-                    "(a primary key is): keyset paging would skip or repeat rows otherwise"
-                )
+        names = {"schema": plan.schema, "table": plan.table}
+        columns = {name: (kind, nullable == "YES") for name, kind, nullable in self._fetch(COLUMNS_SQL, names)}
+        if not columns:
+            raise PermanentError(
+                f"table {plan.schema}.{plan.table} does not exist on {where} (or its user may not read it)"
+            )
+        named = [plan.key, *plan.mapping.values(), *plan.where_equals]
+        missing = [name for name in dict.fromkeys(named) if name not in columns]
+        if missing:
+            raise PermanentError(
+                f"table {plan.schema}.{plan.table} on {where} has no column {listing(missing)}; "
+                f"its columns: {listing(list(columns))}"
+            )
+        key_type, key_nullable = columns[plan.key]
+        if key_type not in KEY_TYPES:
+            supported = listing(list(KEY_TYPES))
+            raise PermanentError(f"key column {plan.key} is {key_type}; a key must be one of {supported}")
+        [(unique,)] = self._fetch(UNIQUE_KEY_SQL, {**names, "key": plan.key})
+        if key_nullable or not unique:
+            raise PermanentError(
+                f"key column {plan.key} must be NOT NULL with a unique index on it alone "
+                "(a primary key is): keyset paging would skip or repeat rows otherwise"
+            )
         for field, name in plan.transforms.items():
             column = plan.mapping[field]
             if TRANSFORMS[name][1] and columns[column][0] not in TEXT_TYPES:
@@ -384,13 +382,11 @@ class Source:
         planner's estimate of the table)."""
         plan = self.plan
         try:
-            with self._cursor() as cursor:
-                cursor.execute(count_query(plan, after=after is not None), query_params(plan, after=after))
-                return cursor.fetchone()[0], True
+            [(count,)] = self._fetch(count_query(plan, after=after is not None), query_params(plan, after=after))
+            return count, True
         except pg_errors.QueryCanceled:
-            with self._cursor() as cursor:
-                cursor.execute(ESTIMATE_SQL, {"schema": plan.schema, "table": plan.table})
-                return cursor.fetchone()[0], False
+            [(estimate,)] = self._fetch(ESTIMATE_SQL, {"schema": plan.schema, "table": plan.table})
+            return estimate, False
         except psycopg2.DataError as exc:
             # The first query with the filter's values: one that cannot be the column's type.
             raise PermanentError(f"where_equals does not fit its columns: {_first_line(exc)}") from exc
@@ -399,11 +395,10 @@ class Source:
         """The next ``batch_size`` rows after ``after`` (from the first, when None)."""
         plan = self.plan
         try:
-            with self._cursor() as cursor:
-                cursor.execute(page_query(plan, after=after is not None), query_params(plan, after=after))
-                rows = [dict(zip(plan.columns, row, strict=True)) for row in cursor.fetchall()]
+            found = self._fetch(page_query(plan, after=after is not None), query_params(plan, after=after))
         except pg_errors.QueryCanceled as exc:
             raise SourceUnavailable(f"reading a page took longer than the statement timeout: {exc}") from exc
+        rows = [dict(zip(plan.columns, row, strict=True)) for row in found]
         for row in rows:  # the key as JSON holds it (a uuid as text): it goes into checkpoints
             row[plan.key] = json_value(row[plan.key])
         return rows

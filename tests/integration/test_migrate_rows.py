@@ -215,8 +215,7 @@ def test_the_source_connection_is_read_only_and_bounded(source, settings):
         assert reader.page(after=1995) and [r["id"] for r in reader.page(after=1995)] == [1996, 1997, 1998, 1999, 2000]
         assert reader.remaining(after=1990) == (10, True)
         # Each page ends its transaction: nothing is held between batches.
-        with reader.connection.cursor() as cur:
-            assert reader.connection.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        assert reader.connection.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
     finally:
         reader.close()
     admin = psycopg2.connect(source_url())

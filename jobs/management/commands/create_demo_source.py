@@ -4,15 +4,19 @@ database as the source ``demo``) and in the tests. Made in one ``INSERT … SELE
 generate_series``: 100,000 rows take about a second.
 
 The SQL is here, not in ``jobs/sql/``: like a migration's, it builds a table (a demo's,
-not the platform's), and its name is the command's argument, quoted as an identifier."""
+not the platform's), and its name is the command's argument, quoted as an identifier; it
+runs through ``jobs.db.fetch_all_on`` on a connection of its own."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg2
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, transaction
+from django.db import connection
 from psycopg2 import sql
+
+from jobs import db
 
 TABLE = sql.SQL(
     """
@@ -58,13 +62,21 @@ class Command(BaseCommand):
         if name.startswith(("jobs_", "django_")) or not name or len(name) > 63:
             raise CommandError("--table needs 1 to 63 characters and may not start with jobs_ or django_")
         table = sql.Identifier(name)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [sql.Identifier(name).as_string(cursor.cursor)])
-            if cursor.fetchone()[0]:
-                if not options["replace"]:
-                    raise CommandError(f"table {name} exists; --replace drops it first")
-                cursor.execute(sql.SQL("DROP TABLE {table}").format(table=table).as_string(cursor.cursor))
-            cursor.execute(TABLE.format(table=table).as_string(cursor.cursor))
-            cursor.execute(ROWS.format(table=table).as_string(cursor.cursor), {"rows": rows})
-            cursor.execute(sql.SQL("ANALYZE {table}").format(table=table).as_string(cursor.cursor))
+        # A connection of its own to the platform's database (what Django's settings name),
+        # committed once the table is full.
+        raw = psycopg2.connect(**connection.get_connection_params())
+        try:
+            quoted = {"name": table.as_string(raw)}
+            [(exists,)] = db.fetch_all_on(raw, "SELECT to_regclass(%(name)s) IS NOT NULL", quoted)
+            if exists and not options["replace"]:
+                raise CommandError(f"table {name} exists; --replace drops it first")
+            if exists:
+                db.fetch_all_on(raw, sql.SQL("DROP TABLE {table}").format(table=table))
+            db.fetch_all_on(raw, TABLE.format(table=table))
+            db.fetch_all_on(raw, ROWS.format(table=table), {"rows": rows})
+            raw.commit()
+            raw.autocommit = True
+            db.fetch_all_on(raw, sql.SQL("ANALYZE {table}").format(table=table))
+        finally:
+            raw.close()
         self.stdout.write(f"table {name}: {rows} rows (key: id, 1 to {rows})")
