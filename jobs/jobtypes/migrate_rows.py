@@ -6,9 +6,10 @@ after a crash (or a re-run with ``"resume": true``) continues after the last bat
 A source is a database the operator names in ``JOBS_SOURCES``; a request only names it.
 The target's host must be in ``JOBS_MIGRATION_TARGET_HOSTS``. Reading is read-only, on a
 connection of its own (not Django's) with a statement timeout. The queries below run on
-the *source*, not on the platform's store: they are composed here with quoted
-identifiers (``psycopg2.sql``) for the table the params name, after checking every name
-against the source's ``information_schema``; nothing from a request is ever SQL text.
+the *source*, not on the platform's store, so they are not named queries of jobs/sql/:
+they are composed here with quoted identifiers (``psycopg2.sql``) for the table the
+params name, after checking every name against the source's ``information_schema``, and
+run through ``jobs.db.fetch_all_on``; nothing from a request is ever SQL text.
 See docs/job-types.md ("migrate_rows").
 """
 

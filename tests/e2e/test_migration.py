@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -60,6 +61,24 @@ def api(platform):
     platform.stop_clusters()
 
 
+class KillingReceiver(Receiver):
+    """The demo receiver, which kills ``cluster`` (kill -9 of its process group) right after
+    answering the batch that brings it to ``at_rows`` rows."""
+
+    def __init__(self, *, at_rows: int, **options) -> None:
+        super().__init__(**options)
+        self.at_rows = at_rows
+        self.cluster = None
+        self.killed = threading.Event()
+        self.held_at_kill = 0
+
+    def answered(self, status: int, answer: dict) -> None:
+        if not self.killed.is_set() and len(self.rows) >= self.at_rows:
+            self.held_at_kill = len(self.rows)
+            Platform.kill9(self.cluster)
+            self.killed.set()
+
+
 def all_lines(api, job_url: str) -> list[dict]:
     lines, url = [], f"{job_url}/logs?limit=500"
     while url:
@@ -95,8 +114,11 @@ def test_a_migration_killed_mid_way_and_refused_for_a_while_delivers_every_row_e
     started = time.monotonic()
     # The receiver answers 503 for 3 seconds once it holds 60,000 rows: longer than one
     # attempt's retries (3 sends over 0.75 s), so attempts fail and the platform retries them.
-    with Receiver(outage_after=60_000, outage_seconds=3.0) as receiver:
-        cluster = platform.start_cluster()
+    # And right after acknowledging the batch that brings it to 30,000 rows, it kills the
+    # whole cluster (every process of its group): the worker dies between the 2xx and its
+    # checkpoint (or, if it was quicker, just after the checkpoint).
+    with KillingReceiver(at_rows=30_000, outage_after=60_000, outage_seconds=3.0) as receiver:
+        receiver.cluster = platform.start_cluster()
         job = platform.create_job(
             api,
             {
@@ -116,21 +138,14 @@ def test_a_migration_killed_mid_way_and_refused_for_a_while_delivers_every_row_e
         )
         url = job["url"]
 
-        # Kill the whole cluster (every process of its group) once 30 % has been acknowledged.
-        wait_for(
-            lambda: (platform.job(job["id"])["checkpoint"] or {}).get("rows_done", 0) >= 30_000,
-            timeout=60,
-            interval=0.05,
-            what="30,000 rows checkpointed",
-        )
-        platform.kill9(cluster)
-        platform.clusters.remove(cluster)
+        assert receiver.killed.wait(timeout=60), "the migration never reached 30,000 rows"
+        platform.clusters.remove(receiver.cluster)
         killed = platform.job(job["id"])
         assert killed["status"] == "running" and killed["attempts"] == 1
         kill_point = killed["checkpoint"]["last_key"]
-        assert 30_000 <= killed["checkpoint"]["rows_done"] == kill_point < 60_000, killed["checkpoint"]
-        held_at_kill = len(receiver.rows)
-        assert kill_point <= held_at_kill <= kill_point + 1000  # at most the batch in flight went past it
+        held_at_kill = receiver.held_at_kill
+        assert held_at_kill == 30_000 and kill_point in (29_000, 30_000), killed["checkpoint"]
+        assert killed["checkpoint"]["rows_done"] == kill_point
 
         platform.start_cluster()  # its maintenance rescues the job once the dead attempt's lease runs out
         done = platform.wait_status(job["id"], ("succeeded", "failed"), timeout=120)
@@ -157,6 +172,10 @@ def test_a_migration_killed_mid_way_and_refused_for_a_while_delivers_every_row_e
     sent_rows = sum(b["rows"] for b in acknowledged)
     replayed = [b for b in acknowledged if b["replayed"]]
     assert ROWS <= sent_rows <= ROWS + 1000 and len(replayed) <= 1, (sent_rows, replayed)
+    if kill_point == 29_000:  # killed between the 2xx and the checkpoint: batch 30 went again, same key
+        assert [(b["first"], b["last"]) for b in replayed] == [(29_001, 30_000)]
+    else:
+        assert replayed == []
     refused = [b for b in receiver.batches if b["status"] == 503]
     assert refused and all(b["first"] > 60_000 for b in refused)
 
@@ -196,8 +215,8 @@ def test_a_migration_killed_mid_way_and_refused_for_a_while_delivers_every_row_e
     final = api.get(url, timeout=10).json()
     assert final["checkpoint"]["state"]["rows_done"] == ROWS and final["logs"]["dropped"] == 0
     MEASURED["migration e2e"] = (
-        f"{ROWS} rows in 100 batches; killed after key {kill_point} "
-        f"({held_at_kill} rows held by the receiver); {sent_rows - ROWS} rows sent twice "
+        f"{ROWS} rows in 100 batches; cluster killed (SIGKILL) right after the receiver acknowledged "
+        f"{held_at_kill} rows, the checkpoint at key {kill_point}; {sent_rows - ROWS} rows sent twice "
         f"({len(replayed)} batch replayed); {len(refused)} sends refused with 503 over {len(failed)} failed attempts; "
         f"{done['attempts']} attempts; {elapsed:.1f} s from creation to success"
     )

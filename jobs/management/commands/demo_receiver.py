@@ -60,6 +60,8 @@ class Receiver:
                 body = self.rfile.read(length)
                 status, answer = receiver.receive(self.headers.get("Idempotency-Key"), body)
                 self._answer(status, answer)
+                self.wfile.flush()
+                receiver.answered(status, answer)
 
             def _answer(self, status: int, answer: dict[str, Any]) -> None:
                 data = json.dumps(answer).encode()
@@ -110,6 +112,10 @@ class Receiver:
             what = "replayed" if answer.get("replayed") else "stored" if status == 200 else f"answered {status}"
             self.report(f"batch {keys[0] if keys else '-'}…{keys[-1] if keys else '-'}: {what} (holding {held} rows)")
         return status, answer
+
+    def answered(self, status: int, answer: dict[str, Any]) -> None:
+        """Called once an answer is sent (a test kills the sender's worker here: between the
+        2xx and the sender's checkpoint)."""
 
     def fail_for(self, seconds: float) -> None:
         """Answer 503 to every batch for ``seconds`` from now."""
