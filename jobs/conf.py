@@ -9,6 +9,7 @@ override ``JOBS``), and a test checks the README's settings table against this t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,24 @@ TUNABLES: tuple[Tunable, ...] = (
     ),
     Tunable("CALLBACK_BACKOFF_BASE", 2.0, "Backoff between deliveries: like `JOBS_BACKOFF_BASE`, for callbacks."),
     Tunable("CALLBACK_BACKOFF_CAP", 600.0, "Longest wait between two deliveries of a callback (seconds)."),
+    # -- the migrate_rows job type (docs/job-types.md) ------------------------------------------
+    Tunable(
+        "MIGRATION_STATEMENT_TIMEOUT",
+        30.0,
+        "Longest one query of `migrate_rows` may run on its source (seconds; its `statement_timeout`).",
+    ),
+    Tunable("MIGRATION_TARGET_TIMEOUT", 30.0, "Seconds a migration target has to answer one batch."),
+    Tunable(
+        "MIGRATION_TARGET_RETRIES",
+        4,
+        "Times `migrate_rows` sends a batch again within one attempt (5xx, 408, 429, timeout, refused) "
+        "before the attempt fails and the job's own retry takes over.",
+    ),
+    Tunable(
+        "MIGRATION_TARGET_BACKOFF",
+        1.0,
+        "Wait before the first of those (seconds); it doubles each time, at most 60 (or the target's `Retry-After`).",
+    ),
     # -- keeping the no-loss promise ---------------------------------------------------------
     Tunable(
         "MAINTENANCE_INTERVAL",
@@ -232,6 +251,35 @@ DJANGO_Q_DEFAULT_RETRY = 60
 def address_list(raw: str | None) -> list[str]:
     """A comma-separated list of addresses or networks, blanks dropped."""
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+#: A migration source's name: what a job's params say instead of a database URL.
+SOURCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def named_sources(raw: str | None, *, variable: str = "JOBS_SOURCES") -> dict[str, str]:
+    """``JOBS_SOURCES``: whitespace-separated ``name=postgres://…`` pairs (whitespace, not
+    commas: a multi-host URL holds commas). A mistake is refused at start-up, naming the
+    entry by its position and name, never echoing a URL (it may hold a password)."""
+    sources: dict[str, str] = {}
+    for position, entry in enumerate((raw or "").split(), start=1):
+        name, _, url = entry.partition("=")
+        if not SOURCE_NAME.fullmatch(name):
+            raise ImproperlyConfigured(
+                f"{variable}: entry {position} must be name=postgres://… with a name of lower-case letters, "
+                "digits and _ (at most 40, starting with a letter)"
+            )
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise ImproperlyConfigured(f"{variable}: source {name!r} needs a postgres:// or postgresql:// URL")
+        if name in sources:
+            raise ImproperlyConfigured(f"{variable}: source {name!r} is named twice")
+        sources[name] = url
+    return sources
+
+
+def host_list(raw: str | None) -> list[str]:
+    """A comma-separated list of exact host names, lower-cased, blanks dropped."""
+    return [part.strip().lower() for part in (raw or "").split(",") if part.strip()]
 
 
 def trusted_proxies() -> str:

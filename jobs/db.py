@@ -234,3 +234,19 @@ def ping(raw_connection: Any) -> None:
     """Raise a psycopg2 error unless a psycopg2 connection still answers."""
     with raw_connection.cursor() as cursor:
         cursor.execute(queries["health_check"])
+
+
+# Another database altogether, on a connection of its own: a job type's source
+# (``migrate_rows`` reads the table its params name there, with SQL composed in the type
+# from quoted identifiers; not the platform's store, so not a named query of jobs/sql/).
+
+
+def fetch_all_on(
+    raw_connection: Any, query: str | sql.Composable, params: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Run one query on a psycopg2 connection that is not Django's and return its rows as
+    tuples. Transactions are the caller's; driver errors come as they are (only the caller
+    knows what its database's failures mean)."""
+    with raw_connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall() if cursor.description else []

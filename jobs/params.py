@@ -21,8 +21,16 @@ def json_schema(params_class: type[serializers.Serializer]) -> dict[str, Any]:
     """The JSON Schema of a ``Params`` serializer (no property beyond its fields)."""
     from rest_framework.schemas.openapi import AutoSchema
 
-    schema = AutoSchema().map_serializer(params_class())
+    generator = AutoSchema()
+    instance = params_class()
+    schema = generator.map_serializer(instance)
     schema["additionalProperties"] = False
+    for name, field in instance.fields.items():
+        # DRF says only "object" for a dict; its values' rule is the child field's.
+        if isinstance(field, serializers.DictField) and name in schema["properties"]:
+            child = generator.map_field(field.child)
+            generator.map_field_validators(field.child, child)
+            schema["properties"][name]["additionalProperties"] = child
     return schema
 
 
@@ -86,6 +94,17 @@ def _validate_fields(fields: dict[str, serializers.Field], params: dict[str, Any
     return values, errors
 
 
+def _flat_errors(key: str, messages: Any) -> dict[str, list[str]]:
+    """A field's errors keyed by path: a dict's (``DictField``, nested serializer) under
+    ``<key>.<entry>``, so each message names the entry at fault."""
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for entry, inner in messages.items():
+            flat.update(_flat_errors(key if entry == "non_field_errors" else f"{key}.{entry}", inner))
+        return flat
+    return {key: [str(m) for m in (messages if isinstance(messages, list) else [messages])]}
+
+
 def unknown_parameter(fields: dict[str, serializers.Field], type_name: str) -> str:
     """What an unknown key in ``params`` is told: the parameters the type does accept."""
     accepted = [name for name, field in fields.items() if not field.read_only]
@@ -110,6 +129,10 @@ def validate(
             errors[f"params.{key}"] = unknown
         elif (problem := _json_type_error(field, value)) is not None:
             errors[f"params.{key}"] = [problem]
+        elif isinstance(field, serializers.DictField):  # the schema's additionalProperties, per entry
+            for entry, item in value.items():
+                if (problem := _json_type_error(field.child, item)) is not None:
+                    errors[f"params.{key}.{entry}"] = [problem]
     validated: dict[str, Any] = {}
     if not errors and _fields_suffice(params_class):
         validated, errors = _validate_fields(fields, params)
@@ -119,7 +142,7 @@ def validate(
             validated = dict(serializer.validated_data)
         for field_name, messages in serializer.errors.items():
             key = "params" if field_name == "non_field_errors" else f"params.{field_name}"
-            errors[key] = [str(m) for m in (messages if isinstance(messages, list) else [messages])]
+            errors.update(_flat_errors(key, messages))
     if errors:
         raise InvalidInput(errors, "The params are invalid.")
     return validated

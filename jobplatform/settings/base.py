@@ -13,7 +13,15 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from jobs.conf import DEFAULT_METRICS_ALLOW, DEFAULT_TRUSTED_PROXIES, address_list, env_number, jobs_from_environment
+from jobs.conf import (
+    DEFAULT_METRICS_ALLOW,
+    DEFAULT_TRUSTED_PROXIES,
+    address_list,
+    env_number,
+    host_list,
+    jobs_from_environment,
+    named_sources,
+)
 from jobs.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -239,6 +247,11 @@ JOBS_QUEUES = [q.strip() for q in (env("JOBS_QUEUES", "default") or "").split(",
 JOBS_CALLBACK_ALLOWED_HOSTS = [
     h.strip().lower() for h in (env("JOBS_CALLBACK_ALLOWED_HOSTS", "") or "").split(",") if h.strip()
 ]
+# The PostgreSQL databases the migrate_rows job type may read, by name (whitespace-separated
+# name=postgres://… pairs): a job's params name a source, so no URL or password ever comes
+# from a request. Its targets go only to these hosts (comma-separated exact names; empty: none).
+JOBS_SOURCES = named_sources(env("JOBS_SOURCES", ""))
+JOBS_MIGRATION_TARGET_HOSTS = host_list(env("JOBS_MIGRATION_TARGET_HOSTS", ""))
 # Where clients reach the API, for the job URLs inside callbacks (e.g. https://jobs.example.com).
 JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
 # Addresses and networks that may read /metrics without a token (comma-separated), when

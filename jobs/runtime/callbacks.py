@@ -30,14 +30,15 @@ from .loop import Periodic
 logger = logging.getLogger(__name__)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect could point anywhere (the internal network): it counts as a failure."""
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect could point anywhere (the internal network): it counts as a failure
+    (an HTTPError with the 3xx status). ``migrate_rows`` sends its batches through it too."""
 
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+_opener = urllib.request.build_opener(NoRedirects)
 
 
 def _deliver(callback: dict[str, Any]) -> tuple[int | None, str | None]:

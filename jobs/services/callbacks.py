@@ -48,20 +48,36 @@ def allowed_hosts() -> list[str]:
 def url_problem(value: Any) -> str | None:
     """What is wrong with ``value`` as a callback URL (None: an http(s) URL, without
     credentials, on an allowed host)."""
+    return http_url_problem(
+        value,
+        allowed=allowed_hosts(),
+        setting="JOBS_CALLBACK_ALLOWED_HOSTS",
+        subject="Callbacks",
+        why_no_credentials="callbacks are signed instead",
+    )
+
+
+def http_url_problem(
+    value: Any, *, allowed: list[str], setting: str, subject: str, why_no_credentials: str
+) -> str | None:
+    """The rule for any URL the platform itself calls (callbacks, migration targets): an
+    http or https URL of at most ``URL_MAX`` characters, without credentials, on a host
+    the operator lists in ``setting`` (``allowed``), so a client cannot make the platform
+    call into the internal network. None when ``value`` passes."""
     if not isinstance(value, str) or len(value) > URL_MAX:
         return f"Give an http or https URL of at most {URL_MAX} characters."
     try:
         url = urlsplit(value)
         host = (url.hostname or "").lower()
+        url.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         return f"Give an http or https URL of at most {URL_MAX} characters."
     if url.scheme not in ("http", "https") or not host or "\x00" in value:
         return f"Give an http or https URL of at most {URL_MAX} characters."
     if url.username is not None or url.password is not None:
-        return "No user name or password in the URL: callbacks are signed instead."
-    allowed = allowed_hosts()
+        return f"No user name or password in the URL: {why_no_credentials}."
     if host not in allowed:
-        return f"Callbacks may only go to the hosts JOBS_CALLBACK_ALLOWED_HOSTS lists ({', '.join(allowed) or 'none'})."
+        return f"{subject} may only go to the hosts {setting} lists ({', '.join(allowed) or 'none'})."
     return None
 
 
