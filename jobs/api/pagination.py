@@ -8,7 +8,7 @@ import binascii
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rest_framework.request import Request
@@ -35,11 +35,13 @@ def decode_cursor(raw: str) -> Cursor:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         created, job_id = text.split("|")
+        # In UTC, as every stored instant: PostgreSQL refuses offsets beyond ±15:59 (a
+        # hand-made cursor with +20:00 was a 500).
         when = datetime.fromisoformat(created)
         if when.tzinfo is None:
             raise ValueError("naive time")
-        return when, uuid.UUID(job_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return when.astimezone(UTC), uuid.UUID(job_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValueError("Invalid cursor; use the 'next' link of a previous page.") from None
 
 

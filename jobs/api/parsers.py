@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.utils.http import parse_header_parameters
@@ -58,6 +59,37 @@ def duplicate_keys(document: Any) -> list[str]:
     return found
 
 
+#: A JSON escape of a UTF-16 surrogate: only text with one can hold a lone surrogate
+#: (valid UTF-8 cannot encode one), so only such bodies are searched.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _shown(text: str) -> str:
+    """``text`` with every lone surrogate shown as U+FFFD (an error body must be encodable)."""
+    return "".join("\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
+
+
+def lone_surrogates(document: Any) -> list[str]:
+    """The dotted path of every key or text holding a lone surrogate (``"\\ud800"``), which
+    no UTF-8 text, PostgreSQL or an error body can hold. Iterative, like duplicate_keys."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _shown(value) != value:
+                found.append(path)
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                child_path = f"{path}.{_shown(key)}" if path else _shown(key)
+                if _shown(key) != key:
+                    found.append(child_path)
+                stack.append((child, child_path))
+        elif isinstance(value, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(value))
+    return found
+
+
 def _charset(media_type: str | None) -> str | None:
     if not media_type:
         return None
@@ -109,6 +141,11 @@ class JSONParser(parsers.JSONParser):
             raise ParseError("JSON parse error - the body is not valid UTF-8.") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        if _SURROGATE_ESCAPE.search(text) and (paths := lone_surrogates(document)):
+            raise InvalidInput(
+                {path: ["Text must be valid Unicode: a lone surrogate (\\ud800 to \\udfff) is not."] for path in paths},
+                "The JSON body holds text that is not valid Unicode.",
+            )
         if found_twice:
             paths = duplicate_keys(document)
             raise InvalidInput(

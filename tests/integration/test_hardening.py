@@ -321,3 +321,32 @@ def test_the_pages_log_out_is_a_plain_form_that_works_without_script(db):
     response = browser.post(action, {"csrfmiddlewaretoken": csrf})
     assert response.status_code == 302 and response["Location"] == "/jobs"
     assert replay(cookie) == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/jobs", '{"type": "fibonacci", "params": {"n": 1}, "\\ud800": 1}', "\ufffd"),
+        ("/jobs", '{"type": "fibonacci", "params": {"n": 1}, "metadata": {"note": "a\\udc00b"}}', "metadata.note"),
+        ("/batches", '{"jobs": [{"type": "fibonacci", "params": {"n": 1}}], "\\udfff": true}', "\ufffd"),
+        (
+            "/schedules",
+            '{"job": {"type": "fibonacci", "params": {"n": 1}}, "every": 60, "catch_up": "skip", "name": "\\ud800"}',
+            "name",
+        ),
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_a_body_is_a_400_naming_it(api, path, body, field):
+    """JSON may escape a lone UTF-16 surrogate, which no UTF-8 text (nor PostgreSQL, nor the
+    error body that would echo it) can hold: 400 naming where it is, never a 500."""
+    response = api.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    problem = response.json()
+    assert problem["detail"] == "The JSON body holds text that is not valid Unicode."
+    assert [error["field"] for error in problem["errors"]] == [field]
+
+
+def test_a_paired_surrogate_escape_is_ordinary_text(api):
+    body = '{"type": "fibonacci", "params": {"n": 1}, "metadata": {"smile": "\\ud83d\\ude00"}}'
+    response = api.post("/jobs", data=body, content_type="application/json")
+    assert response.status_code == 201 and response.json()["metadata"] == {"smile": "\U0001f600"}

@@ -275,3 +275,20 @@ def test_a_metadata_filtered_list_pages_exactly_like_the_plain_query(api, app, r
             before = (page[-1].created_at, page[-1].id)
         everything = db.fetch_all("job_list", app_id=app.id, app_name=None, **{**params, "limit": 200})
         assert paged == [row["id"] for row in everything]
+
+
+@pytest.mark.parametrize(
+    "position",
+    ["2020-01-01T00:00:00+20:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59", "2020-01-01T00:00:00"],
+)
+@pytest.mark.parametrize("path", ["/jobs", "/batches", "/schedules"])
+def test_a_hand_made_cursor_is_a_page_or_a_400_never_a_500(api, path, position):
+    """PostgreSQL refuses offsets beyond ±15:59 (a +20:00 cursor was a 500): a cursor's
+    instant is taken in UTC, and one out of range is refused like any malformed cursor."""
+    import base64
+
+    raw = base64.urlsafe_b64encode(f"{position}|{uuid.uuid4()}".encode()).decode().rstrip("=")
+    response = api.get(f"{path}?cursor={raw}")
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["errors"][0]["field"] == "cursor"
