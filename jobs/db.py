@@ -99,18 +99,27 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) or isinstance(cause, pg_errors.OperationalError)
 
 
+def _raise_if_unavailable(exc: DatabaseError) -> None:
+    """DatabaseUnavailable when ``exc`` means the database cannot take this now (gone,
+    refusing, or a read-only standby, SQLSTATE 25006); the connection is then retired, so
+    the next request or retry opens a new one (after a failover, to the new primary)
+    rather than keep a live connection to a standby."""
+    if is_unavailable(exc):
+        connection.close_at = time.monotonic()  # closed when this request (or retry) ends
+        raise DatabaseUnavailable(str(exc).strip() or None) from exc
+
+
 @contextmanager
 def _cursor() -> Iterator[Any]:
     try:
         with connection.cursor() as cursor:
             yield cursor
-    except (OperationalError, InterfaceError) as exc:
-        if is_unavailable(exc):
-            raise DatabaseUnavailable(str(exc).strip() or None) from exc
-        raise
     except IntegrityError as exc:
         if isinstance(exc.__cause__, pg_errors.UniqueViolation):
             raise AlreadyExists(exc.__cause__.diag.constraint_name or None) from exc
+        raise
+    except DatabaseError as exc:
+        _raise_if_unavailable(exc)
         raise
 
 
@@ -189,9 +198,8 @@ def atomic() -> Iterator[None]:
     try:
         with transaction.atomic():
             yield
-    except (OperationalError, InterfaceError) as exc:
-        if is_unavailable(exc):
-            raise DatabaseUnavailable(str(exc).strip() or None) from exc
+    except DatabaseError as exc:
+        _raise_if_unavailable(exc)
         raise
 
 

@@ -7,7 +7,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from jobs import selectors
 from jobs.conf import settings
@@ -15,6 +14,7 @@ from jobs.domain import LogLevel
 from jobs.exceptions import InvalidInput
 from jobs.resources import job_url, log_line_output
 
+from .base import AuthenticatedApi
 from .conditional import job_etag
 from .permissions import ReadsJobs
 from .schema import CHALLENGE, COMMON, JOB_ID, NOT_MODIFIED, UNAVAILABLE, header, ok, polled, problems
@@ -44,7 +44,7 @@ class JobLogQuery(StrictQuery):
             ) from None
 
 
-class JobLogsApi(APIView):
+class JobLogsApi(AuthenticatedApi):
     """The job's log: what its code wrote with `ctx.log()`, oldest first, a page at a time."""
 
     name = "Job logs"

@@ -6,19 +6,19 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from jobs import services
 from jobs.resources import job_output
 
 from . import schema
+from .base import AuthenticatedApi
 from .errors import PROBLEM_JSON
 from .permissions import WritesJobs
 from .schema import COMMON, JOB_ID, JSON, ok, problems
 from .views import create_request, created_answer, parse_job_id
 
 
-class JobRerunApi(APIView):
+class JobRerunApi(AuthenticatedApi):
     """Run a finished job again: a new job, linked to this one both ways."""
 
     name = "Re-run a job"

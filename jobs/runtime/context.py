@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from jobs import db
 from jobs.conf import settings
 from jobs.exceptions import DatabaseUnavailable, JobCancelled, StaleRun
 from jobs.services.joblog import log_line
@@ -103,7 +104,7 @@ class JobContext:
         :class:`~jobs.exceptions.InvalidCheckpoint` (nothing is cut to fit). Log lines
         written before it are stored before it."""
         journal = self._require_journal()
-        self._flush_log(blocking=True)
+        self._flush_log(blocking=True, wait=True)
         now = self._clock()
         since = None if self._checkpoint_event_at is None else now - self._checkpoint_event_at
         event = since is None or since >= settings.CHECKPOINT_EVENT_INTERVAL
@@ -170,12 +171,18 @@ class JobContext:
             self.lost()
             raise
 
-    def _flush_log(self, *, blocking: bool) -> None:
-        """A flush from the job's own calls: an outage is not the job's failure."""
+    def _flush_log(self, *, blocking: bool, wait: bool = False) -> None:
+        """A flush from the job's own calls: an outage is not the job's failure. With
+        ``wait`` (before a checkpoint, so the lines logged before it are stored before it)
+        the flush waits out an outage, as the checkpoint itself does."""
         if self._log is None:
             return
+        log = self._log
         try:
-            self._log.flush(blocking=blocking)
+            if wait:
+                db.retrying(lambda: log.flush(blocking=blocking), what="log lines", limit=settings.DB_WAIT_SECONDS)
+            else:
+                log.flush(blocking=blocking)
         except StaleRun:
             self.lost()
             raise

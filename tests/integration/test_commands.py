@@ -179,3 +179,17 @@ def test_the_job_follower_reads_only_new_lines(db):
     write("five")
     screen = follower.render()
     assert [line.message for line in follower.lines] == ["four", "five"] and "five" in screen
+
+
+def test_jobs_top_draws_no_escape_sequence_a_job_wrote(db):
+    """A job's progress message and log line holding terminal escapes are drawn inert."""
+    token, _ = services.token_issue(app_name=f"escapes-{uuid.uuid4().hex[:8]}")
+    app = selectors.app_for_token(token=token)
+    job = services.job_create(app=app, type="countdown", params={"seconds": 5}, metadata={})[0]
+    running = services.job_claim(job_id=job.id, worker="host:78")
+    services.job_progress(job=running, percent=10.0, message="half\x1b[2Jway", milestone=False)
+    line = services.log_line(message="title\x1b]0;owned\x07", level="info", fields={}, at=running.started_at)
+    services.job_log_append(job=running, lines=[line], dropped=0)
+    for screen in (run("jobs_top", "--once"), run("jobs_top", "--job", str(job.id), "--once")):
+        assert "\x1b" not in screen and "\x07" not in screen
+    assert "half[2Jway" in run("jobs_top", "--job", str(job.id), "--once")

@@ -127,3 +127,20 @@ def test_cancelling_a_finished_job_says_it_finished_and_what_can_be_cancelled(ap
         "The job has already finished (succeeded); only queued, scheduled or running jobs can be cancelled."
     )
     assert body["job_status"] == "succeeded"
+
+
+def test_every_endpoint_that_needs_a_token_says_which_header_to_send():
+    """Every route of the API whose view needs a token answers the fixed 401 texts (its
+    view is an AuthenticatedApi), so a new endpoint cannot fall back to DRF's own."""
+    from rest_framework.permissions import IsAuthenticated
+
+    from jobs.api.base import AuthenticatedApi
+    from jobs.api.urls import urlpatterns
+
+    needing = {
+        str(route.pattern): route.callback.view_class
+        for route in urlpatterns
+        if IsAuthenticated in getattr(route.callback.view_class, "permission_classes", [])
+    }
+    assert len(needing) >= 10, needing
+    assert [path for path, view in needing.items() if not issubclass(view, AuthenticatedApi)] == []

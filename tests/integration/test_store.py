@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -419,3 +420,34 @@ def test_stats_for_monitor(app):
     assert any(row["status"] == "queued" and row["type"] == "fibonacci" for row in stats["counts"])
     assert stats["oldest_queued_seconds"] >= 0
     assert len(stats["latest"]) <= 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_a_read_only_server_refuses_is_unavailable_and_retires_the_connection():
+    """SQLSTATE 25006 (a standby after a failover, reached without target_session_attrs):
+    DatabaseUnavailable, which workers wait out (db.retrying) and the API answers 503, and
+    the connection is closed once this request or retry ends, never kept for CONN_MAX_AGE."""
+    from django.db import connection
+
+    from jobs.exceptions import DatabaseUnavailable
+    from tests.integration.conftest import new_app
+
+    app, _ = new_app()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+        with pytest.raises(DatabaseUnavailable):
+            services.job_create(app=app, type="fibonacci", params={"n": 1})
+    assert connection.close_at is not None and connection.close_at <= time.monotonic()
+    attempts = []
+
+    def create_once_writable():
+        attempts.append(1)
+        with transaction.atomic():
+            if len(attempts) == 1:  # the first try reaches the "standby"
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION READ ONLY")
+            return services.job_create(app=app, type="fibonacci", params={"n": 1})
+
+    _, created = db.retrying(create_once_writable, what="create", limit=5)
+    assert created and len(attempts) == 2

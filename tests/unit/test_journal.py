@@ -116,6 +116,28 @@ def test_log_lines_are_written_before_the_checkpoint():
     assert journal.messages() == ["batch 1 sent"] and journal.batches[0][0][0]["fields"] == {"rows": 500}
 
 
+def test_a_checkpoint_waits_for_its_log_lines_through_an_outage(monkeypatch):
+    """The lines logged before a checkpoint are stored before it, even when the database
+    blinks between the two: the flush is retried, the checkpoint does not go first."""
+    monkeypatch.setattr("jobs.db.reset", lambda: None)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    ctx, journal, _ = make_ctx()
+    ctx.log("batch 1 sent")
+    writes = []
+    real_log = journal.log
+
+    def log_fails_once(lines, *, dropped):
+        writes.append(len(lines))
+        if len(writes) == 1:
+            raise DatabaseUnavailable("blink")
+        return real_log(lines, dropped=dropped)
+
+    journal.log = log_fails_once
+    ctx.checkpoint({"batch": 1})
+    assert writes == [1, 1] and journal.messages() == ["batch 1 sent"]
+    assert journal.checkpoints == [({"batch": 1}, True, 0)]
+
+
 @pytest.mark.parametrize(
     ("state", "reason"),
     [

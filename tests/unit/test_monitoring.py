@@ -75,3 +75,12 @@ def test_ready_view_answers_503_problem_json_naming_the_failures(client):
     body = response.json()
     assert body["checks"] == checks and body["status"] == 503
     assert body["detail"] == "Not ready: migrations pending: jobs.0009_x; cluster none seen."
+
+
+def test_the_monitor_shows_no_control_character_a_client_sent():
+    """A log line, progress message or schedule name holding ESC sequences must not drive
+    the operator's terminal: jobs_top draws every screen through printable()."""
+    from jobs.management.commands.jobs_top import printable
+
+    hostile = "batch 1\x1b]0;owned\x07 sent\x1b[2J\r\x08\n next\x9b31m"
+    assert printable(hostile) == "batch 1]0;owned sent[2J\n next31m"

@@ -40,6 +40,16 @@ def duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+#: Control characters but the line break: a client's text (a log line, a progress or
+#: error message, a schedule's name) must not drive the operator's terminal.
+_CONTROLS = dict.fromkeys(c for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c != 0x0A)
+
+
+def printable(screen: str) -> str:
+    """``screen`` without control characters (escape sequences above all) but line breaks."""
+    return screen.translate(_CONTROLS)
+
+
 def _one_line(text: Any, limit: int) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -283,8 +293,8 @@ class Command(BaseCommand):
 
         def draw() -> str:
             if follower is not None:
-                return follower.render()
-            return render(latest=options["latest"], schedules=options["schedules"])
+                return printable(follower.render())
+            return printable(render(latest=options["latest"], schedules=options["schedules"]))
 
         if options["once"]:
             self.stdout.write(draw())
