@@ -3,7 +3,7 @@
 The envelope is django-q2's own signed task package, written into its database
 broker table (``django_q_ormq``) by the same SQL statement that changes the job
 (``job_create``, ``job_retry``, ``job_rescue_requeue``, ``job_redeliver``, each through
-the one ``_envelope_insert`` fragment of ``jobs/sql/jobs.sql``): the job row and its
+the one ``_envelope_insert`` fragment of ``jobs/sql/jobs_write.sql``): the job row and its
 envelope commit together or not at all. The job's ``run_at`` becomes the envelope's
 ``lock`` time, which the broker honours: no cluster takes it before then. Plugin code
 paths never travel through the queue, only a job id.

@@ -6,13 +6,11 @@ from pathlib import Path
 from django.db import migrations
 
 SQL = (Path(__file__).parent / "sql" / "0017_schedules.sql").read_text()
-INDEX = (Path(__file__).parent / "sql" / "0017_schedules_index.sql").read_text()
 
 
 class Migration(migrations.Migration):
-    # CREATE INDEX CONCURRENTLY cannot run inside a transaction.
-    atomic = False
-
+    # One transaction: all of it or none. The unique index on the jobs a schedule creates
+    # is built (CONCURRENTLY) and the jobs table's new constraints checked by 0020.
     dependencies = [("jobs", "0013_event_kinds")]
 
-    operations = [migrations.RunSQL(SQL), migrations.RunSQL(INDEX)]
+    operations = [migrations.RunSQL(SQL)]

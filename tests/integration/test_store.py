@@ -451,3 +451,41 @@ def test_a_write_a_read_only_server_refuses_is_unavailable_and_retires_the_conne
 
     _, created = db.retrying(create_once_writable, what="create", limit=5)
     assert created and len(attempts) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_concurrent_migration_can_run_again_and_rebuilds_an_index_a_failed_build_left_invalid():
+    """0020 builds the jobs table's indexes CONCURRENTLY and validates the constraints the
+    migrations before it added NOT VALID: a run that failed half-way is simply run again,
+    and an index a failed build left INVALID (unusable, and IF NOT EXISTS would keep it) is
+    dropped and built anew."""
+    import importlib
+
+    import psycopg2
+    from django.db import connection
+
+    statements = importlib.import_module("jobs.migrations.0020_indexes_and_checks").STATEMENTS
+    settings_dict = connection.settings_dict
+    raw = psycopg2.connect(
+        dbname=settings_dict["NAME"],
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        user=settings_dict["USER"] or None,
+    )
+    raw.autocommit = True
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'jobs_job_batch'::regclass")
+            for statement in (*statements, *statements):  # each its own operation, twice
+                cursor.execute(statement)
+            cursor.execute(
+                "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname IN ('jobs_job_batch', 'jobs_job_schedule_fire') ORDER BY 1"
+            )
+            assert cursor.fetchall() == [("jobs_job_batch", True), ("jobs_job_schedule_fire", True)]
+            cursor.execute(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid::regclass::text LIKE 'jobs_%' AND NOT convalidated"
+            )
+            assert cursor.fetchone() == (0,)
+    finally:
+        raw.close()

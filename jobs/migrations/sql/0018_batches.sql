@@ -56,7 +56,7 @@ CREATE TRIGGER jobs_batch_event_no_truncate BEFORE TRUNCATE ON jobs_batch_event
     FOR EACH STATEMENT EXECUTE FUNCTION jobs_forbid_delete();
 
 -- A job's batch. The foreign keys are added NOT VALID (no scan of existing rows under the
--- ALTER's lock; every existing row is NULL) and validated by the next operation.
+-- ALTER's lock; every existing row is NULL) and validated by migration 0020.
 ALTER TABLE jobs_job ADD COLUMN batch_id uuid;
 ALTER TABLE jobs_job ADD CONSTRAINT jobs_job_batch_fk FOREIGN KEY (batch_id) REFERENCES jobs_batch (id) NOT VALID;
 
@@ -67,3 +67,8 @@ ALTER TABLE jobs_callback ADD CONSTRAINT jobs_callback_batch_fk
     FOREIGN KEY (batch_id) REFERENCES jobs_batch (id) NOT VALID;
 ALTER TABLE jobs_callback ADD CONSTRAINT jobs_callback_one_subject
     CHECK (num_nonnulls(job_id, batch_id) = 1) NOT VALID;
+-- At most one callback per batch, enforced by the database itself. Built here, in this
+-- migration's transaction (not CONCURRENTLY): every existing row's batch_id is NULL, so
+-- the partial index is empty; the build only reads the outbox once, blocking its writes
+-- (jobs ending) for that long.
+CREATE UNIQUE INDEX jobs_callback_batch_once ON jobs_callback (batch_id) WHERE batch_id IS NOT NULL;

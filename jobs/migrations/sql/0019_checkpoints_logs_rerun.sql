@@ -2,13 +2,17 @@
 
 -- The latest checkpoint of a job (any JSON, written by its running attempt, read by the
 -- next one); the job it re-runs; its log's line count and the lines dropped over a bound.
--- Constant defaults: no table rewrite.
+-- Constant defaults: no table rewrite. The constraints are added NOT VALID (no scan of
+-- the existing rows under this ALTER's lock: they all hold NULL or 0) and checked by 0020.
 ALTER TABLE jobs_job
     ADD COLUMN checkpoint     jsonb,
     ADD COLUMN checkpoint_at  timestamptz,
-    ADD COLUMN rerun_of       uuid REFERENCES jobs_job (id),
-    ADD COLUMN log_lines      integer NOT NULL DEFAULT 0 CHECK (log_lines >= 0),
-    ADD COLUMN log_dropped    bigint NOT NULL DEFAULT 0 CHECK (log_dropped >= 0);
+    ADD COLUMN rerun_of       uuid,
+    ADD COLUMN log_lines      integer NOT NULL DEFAULT 0,
+    ADD COLUMN log_dropped    bigint NOT NULL DEFAULT 0;
+ALTER TABLE jobs_job ADD CONSTRAINT jobs_job_rerun_of_fk FOREIGN KEY (rerun_of) REFERENCES jobs_job (id) NOT VALID;
+ALTER TABLE jobs_job ADD CONSTRAINT jobs_job_log_lines_check CHECK (log_lines >= 0) NOT VALID;
+ALTER TABLE jobs_job ADD CONSTRAINT jobs_job_log_dropped_check CHECK (log_dropped >= 0) NOT VALID;
 
 -- A job's log: what its code said, line by line, per attempt. Append-only, never deleted.
 CREATE TABLE jobs_log (
