@@ -203,7 +203,12 @@ TUNABLES: tuple[Tunable, ...] = (
         "A schedule's fire time first reached more than this many seconds late (every cluster was down) "
         "is missed: the schedule's `catch_up` decides (one job for all, or none).",
     ),
-    Tunable("SCHEDULE_MIN_EVERY", 1, "Shortest `every` a schedule may ask for (seconds)."),
+    Tunable(
+        "SCHEDULE_MIN_EVERY",
+        10,
+        "Shortest `every` a schedule may ask for (seconds): with `JOBS_MAX_SCHEDULES_PER_APP`, it bounds "
+        "the jobs one application's schedules can start per second.",
+    ),
     Tunable(
         "MAX_SCHEDULES_PER_APP",
         1000,

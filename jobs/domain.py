@@ -350,6 +350,9 @@ class ScheduleEventKind(enum.StrEnum):
     FOLDED = "folded"
     #: Fire times that created no job (``data.reason``: ``catch_up`` or ``too_many_unfinished``; ``data.missed``).
     SKIPPED = "skipped"
+    #: A pass could not fire it (``data.error``); it is tried again at ``data.retry_at``
+    #: (the fire times meanwhile follow its ``catch_up``).
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)

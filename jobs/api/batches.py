@@ -25,7 +25,7 @@ from .errors import PROBLEM_JSON
 from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import CHALLENGE, COMMON, JSON, UNAVAILABLE, header, ok, problems
-from .serializers import BatchListQuery, PageQuery
+from .serializers import BATCH_PAGE_MAX, BatchListQuery, PageQuery
 from .views import create_request, created_answer
 
 
@@ -118,7 +118,14 @@ class BatchListCreateApi(AuthenticatedApi):
         "it is null. Each batch comes with its counts, without its jobs (`jobs_url` lists them). An admin token "
         "lists every application's batches, or one application's with `app`.",
         parameters=[
-            *PAGE,
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": BATCH_PAGE_MAX},
+                OpenApiParameter.QUERY,
+                description=f"Batches per page (default {min(settings.PAGE_SIZE, BATCH_PAGE_MAX)}; each comes "
+                "with its jobs counted).",
+            ),
+            PAGE[1],
             OpenApiParameter(
                 "app", str, OpenApiParameter.QUERY, description="Admin tokens: this application's batches only."
             ),
@@ -134,7 +141,7 @@ class BatchListCreateApi(AuthenticatedApi):
             selectors.batch_list,
             app=request.user,
             after=query.get("cursor"),
-            limit=query.get("limit", settings.PAGE_SIZE),
+            limit=query.get("limit", min(settings.PAGE_SIZE, BATCH_PAGE_MAX)),
             app_name=query.get("app"),
         )
         next_url = page.next_url(request)

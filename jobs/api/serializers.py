@@ -78,11 +78,19 @@ class PageQuery(StrictQuery):
             raise serializers.ValidationError(str(exc)) from None
 
 
+#: Most batches on one page of ``GET /batches``: each comes with its jobs counted per
+#: status (up to JOBS_BATCH_MAX jobs each), so a page costs what its batches hold.
+BATCH_PAGE_MAX = 100
+
+
 class BatchListQuery(PageQuery):
-    """The query parameters of ``GET /batches``: a page, and ``app`` (an application's
-    name) for admin tokens only."""
+    """The query parameters of ``GET /batches``: a page (``limit`` up to
+    :data:`BATCH_PAGE_MAX`), and ``app`` (an application's name) for admin tokens only."""
 
     app = serializers.CharField(max_length=100, required=False)
+
+    def validate_limit(self, value: str) -> int:
+        return whole_number(value, 1, BATCH_PAGE_MAX)
 
 
 class JobListQuery(PageQuery):

@@ -21,13 +21,22 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobs import db
 from jobs.conf import settings
 from jobs.domain import App, CatchUp, Job, Schedule, ScheduleEventKind, ScheduleState
-from jobs.exceptions import AlreadyExists, InvalidInput, ScheduleEnded, ScheduleNotFound, TooManySchedules
+from jobs.exceptions import (
+    AlreadyExists,
+    DatabaseUnavailable,
+    InvalidInput,
+    ScheduleEnded,
+    ScheduleNotFound,
+    TooManySchedules,
+    error_payload,
+)
 
 from . import lifecycle
 from .timing import MISSED_LISTED, Missed, Timing, cron_problem, plan, timezone_problem
@@ -180,8 +189,10 @@ def _unknown(fields: Iterable[str]) -> dict[str, list[str]]:
 
 
 def _stored_job(job: dict[str, Any]) -> JobRequest:
-    """The job request a schedule stores (as it passed the create validation)."""
-    return JobRequest(**{**job, "run_at": None})
+    """The job request a schedule stores (as it passed the create validation): the fields
+    JobRequest has now (one added later takes its default; one dropped is ignored)."""
+    known = {f.name for f in dataclass_fields(JobRequest)} - {"run_at"}
+    return JobRequest(**{name: value for name, value in job.items() if name in known}, run_at=None)
 
 
 def _job_data(request: JobRequest) -> dict[str, Any]:
@@ -388,6 +399,10 @@ def _changed(
 
 
 # -- fire (the maintenance pass) ---------------------------------------------------------------
+#: How long a schedule a pass failed on is left alone before the next try.
+FAILED_RETRY_SECONDS = 60
+
+
 class _Moved(Exception):
     """The schedule changed under this pass (its next fire time is no longer the one the
     pass started from): its transaction is rolled back, nothing is fired."""
@@ -400,6 +415,7 @@ def schedules_fire_due(*, limit: int, grace: float | None = None) -> int:
     grace = float(settings.SCHEDULE_MISFIRE_GRACE if grace is None else grace)
     created = 0
     for _ in range(limit):
+        row = None
         try:
             with db.atomic():
                 row = db.fetch_one("schedule_take_due")
@@ -407,6 +423,20 @@ def schedules_fire_due(*, limit: int, grace: float | None = None) -> int:
                     break
                 jobs = _fire(Schedule.from_row(row), now=row["db_now"], grace=grace, limit=limit)
         except _Moved:
+            continue
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:  # this schedule's own fault: it must not stop the others
+            if row is None:
+                raise
+            logger.exception("schedule %s could not fire; tried again in %ss", row["id"], FAILED_RETRY_SECONDS)
+            db.fetch_one(
+                "schedule_fire_failed",
+                id=row["id"],
+                expected=row["next_fire_at"],
+                delay=FAILED_RETRY_SECONDS,
+                error=error_payload(exc),
+            )
             continue
         for job in jobs:  # logged once committed
             lifecycle.job_created_log(job)

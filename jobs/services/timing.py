@@ -152,6 +152,8 @@ class Missed:
         """As a history entry records them (ISO 8601, UTC)."""
         return {
             "count": self.count,
+            # The floor when they were too many to count (the metrics add it up).
+            **({"at_least": MISSED_COUNTED} if self.count is None else {}),
             "first": self.first.isoformat(),
             "last": self.last.isoformat(),
             "fire_times": [t.isoformat() for t in self.listed],

@@ -79,7 +79,7 @@ ORDER BY e.n;
 -- The active schedule whose next fire time came first, by the database's clock, locked
 -- for this pass; a schedule another pass holds is skipped, not waited for.
 SELECT *, now() AS db_now FROM jobs_schedule
-WHERE state = 'active' AND next_fire_at <= now()
+WHERE state = 'active' AND next_fire_at <= now() AND (failing_until IS NULL OR failing_until <= now())
 ORDER BY next_fire_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED;
@@ -95,9 +95,23 @@ SET next_fire_at = %(next_fire_at)s::timestamptz,
     fires = fires + %(created)s,
     state = CASE WHEN %(next_fire_at)s::timestamptz IS NULL THEN 'ended' ELSE state END,
     ended_at = CASE WHEN %(next_fire_at)s::timestamptz IS NULL THEN now() END,
+    failing_until = NULL,
     updated_at = now()
 WHERE id = %(id)s AND state = 'active' AND next_fire_at = %(expected)s::timestamptz
 RETURNING id;
+
+-- schedule_fire_failed --
+-- A pass failed on this schedule (its own fault, not the database's): it is left alone for
+-- %(delay)s seconds, so it cannot hold up the other schedules, and its history says why.
+-- Fenced like schedule_advance; its next fire time is unchanged.
+WITH schedule AS (
+    UPDATE jobs_schedule SET failing_until = now() + make_interval(secs => %(delay)s), updated_at = now()
+    WHERE id = %(id)s AND state = 'active' AND next_fire_at = %(expected)s::timestamptz
+    RETURNING id, failing_until
+)
+INSERT INTO jobs_schedule_event (schedule_id, kind, data)
+SELECT id, 'failed', jsonb_build_object('error', %(error)s::jsonb, 'retry_at', failing_until) FROM schedule
+RETURNING schedule_id;
 
 -- schedule_events --
 -- A page of a schedule's history, newest first (keyset on id), if the schedule belongs to
@@ -147,7 +161,9 @@ SELECT (SELECT count(*) FROM jobs_schedule WHERE state = 'active') AS active,
 -- Fire times missed while no cluster could fire them, by what became of them: 'folded'
 -- (catch_up once) or 'skipped' (catch_up skip, or refused at the application's cap).
 SELECT kind, COALESCE(data ->> 'reason', 'catch_up') AS reason,
-       sum(COALESCE((data -> 'missed' ->> 'count')::bigint, 0)) AS fire_times
+       -- too many to count: at least the floor the entry records
+       sum(COALESCE((data -> 'missed' ->> 'count')::bigint, (data -> 'missed' ->> 'at_least')::bigint, 0))
+           AS fire_times
 FROM jobs_schedule_event
 WHERE kind IN ('folded', 'skipped')
 GROUP BY kind, COALESCE(data ->> 'reason', 'catch_up');

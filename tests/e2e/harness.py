@@ -34,6 +34,8 @@ FAST = {
     "JOBS_BACKOFF_BASE": "0.2",
     "JOBS_BACKOFF_CAP": "1",
     "JOBS_SHUTDOWN_GRACE": "3",
+    # Schedules that fire every second (the default floor is 10 s).
+    "JOBS_SCHEDULE_MIN_EVERY": "1",
     "Q_WORKERS": "2",
     "LOG_LEVEL": "INFO",
     # Misbehaving job types for crash tests, installed like any extra app.

@@ -781,3 +781,15 @@ def test_post_batches_never_500(api):
     check()
     assert sum(reached.values()) >= EXAMPLES
     assert reached["created (stored)"] >= EXAMPLES * 0.05 and reached["400 naming an item"] >= EXAMPLES * 0.2, reached
+
+
+def test_a_page_of_batches_holds_at_most_a_hundred(api):
+    """Each listed batch comes with its jobs counted per status: a page of 500 batches of
+    1,000 jobs would count half a million rows, so the page is bounded at 100."""
+    from jobs.api.serializers import BATCH_PAGE_MAX
+
+    assert BATCH_PAGE_MAX == 100
+    assert api.get(f"/batches?limit={BATCH_PAGE_MAX}").status_code == 200
+    response = api.get(f"/batches?limit={BATCH_PAGE_MAX + 1}")
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "limit"
+    assert "100" in response.json()["errors"][0]["detail"]

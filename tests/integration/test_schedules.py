@@ -29,6 +29,12 @@ PROBLEM = "application/problem+json"
 JOB = {"type": "fibonacci", "params": {"n": 10}, "metadata": {"from": "schedule"}}
 
 
+@pytest.fixture(autouse=True)
+def _schedules_every_second(settings):
+    """These tests fire schedules every second (the default floor, 10 s, is tested below)."""
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MIN_EVERY": 1}
+
+
 def sql(query: str, params=None):
     with connection.cursor() as cur:
         cur.execute(query, params)
@@ -617,3 +623,53 @@ def test_the_dashboard_has_a_schedules_page(operated):
     assert "paused" in paused and "every 60 s" in paused and "every 1 s" not in paused
     assert browser.get("/dashboard/schedules/?state=asleep").status_code == 400
     assert '<a href="/dashboard/schedules/"' in browser.get("/dashboard/").content.decode()
+
+
+def test_every_has_a_floor_of_ten_seconds_by_default(api, settings):
+    """With JOBS_MAX_SCHEDULES_PER_APP (1,000), the floor bounds how many jobs one
+    application's schedules can start: 100 a second at most, by default."""
+    from jobs.conf import TUNABLES_BY_NAME
+
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MIN_EVERY": TUNABLES_BY_NAME["SCHEDULE_MIN_EVERY"].default}
+    response = post(api, {"job": JOB, "every": 5, "catch_up": "skip"})
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["field"] == "every" and "10" in error["detail"]
+    assert post(api, {"job": JOB, "every": 10, "catch_up": "skip"}).status_code == 201
+
+
+def test_a_schedule_that_cannot_fire_does_not_hold_up_the_others(api):
+    """A pass that fails on one schedule (here its stored job no longer makes a request)
+    records why, leaves it alone for a while and fires the others; once it can fire again
+    it does, its missed fire times following its catch_up."""
+    broken = created(api, every=60, catch_up="once", name="broken")
+    fine = created(api, every=60, catch_up="once", name="fine")
+    due_in_past(broken["id"], 5)
+    due_in_past(fine["id"], 1)  # the broken one comes first in every pass
+    sql("UPDATE jobs_schedule SET job = job - 'type' WHERE id = %s", [broken["id"]])
+    assert services.schedules_fire_due(limit=10) == 1
+    assert len(fired_jobs(fine["id"])) == 1 and fired_jobs(broken["id"]) == []
+    [failed] = [e for e in events(api, broken["id"]) if e["kind"] == ScheduleEventKind.FAILED]
+    assert failed["data"]["error"]["type"] == "TypeError" and failed["data"]["retry_at"]
+    assert services.schedules_fire_due(limit=10) == 0  # left alone meanwhile
+    sql(
+        "UPDATE jobs_schedule SET job = job || '{\"type\": \"fibonacci\"}', failing_until = now() - interval '1 s' "
+        "WHERE id = %s",
+        [broken["id"]],
+    )
+    assert services.schedules_fire_due(limit=10) == 1
+    assert len(fired_jobs(broken["id"])) == 1
+    assert sql("SELECT failing_until FROM jobs_schedule WHERE id = %s", [broken["id"]]) == [(None,)]
+
+
+def test_missed_fire_times_too_many_to_count_add_their_floor_to_the_metric(api):
+    """An outage past MISSED_COUNTED cron fire times records count null, at_least N: the
+    counter adds N (a floor), not 0."""
+    schedule = created(api, every=60, catch_up="once")
+    before = scrape()["jobplatform_schedule_missed_fire_times_total"][(("outcome", "folded"),)]
+    sql(
+        "INSERT INTO jobs_schedule_event (schedule_id, kind, data) VALUES (%s, 'folded', %s::jsonb)",
+        [schedule["id"], '{"missed": {"count": null, "at_least": 10000}}'],
+    )
+    after = scrape()["jobplatform_schedule_missed_fire_times_total"][(("outcome", "folded"),)]
+    assert after - before == 10000

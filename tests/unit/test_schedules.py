@@ -19,6 +19,12 @@ NEW_YORK = ZoneInfo("America/New_York")
 LISBON = ZoneInfo("Europe/Lisbon")
 
 
+@pytest.fixture(autouse=True)
+def _schedules_every_second(settings):
+    """These tests fire schedules every second (the default floor, 10 s, is tested below)."""
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MIN_EVERY": 1}
+
+
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
@@ -187,6 +193,8 @@ def test_plan__too_many_missed_cron_fire_times_are_counted_as_unknown(monkeypatc
     assert steps.missed.last == utc(2026, 1, 1, 23, 58) and steps.fold_into == steps.missed.last
     assert steps.fire == (utc(2026, 1, 1, 23, 59), utc(2026, 1, 2))
     assert steps.next_fire_at == utc(2026, 1, 2, 0, 1)
+    recorded = steps.missed.as_data()
+    assert recorded["count"] is None and recorded["at_least"] == 100  # what /metrics adds up
 
 
 def test_plan__ends_at_ends_the_schedule():

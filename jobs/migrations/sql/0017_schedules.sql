@@ -25,6 +25,9 @@ CREATE TABLE jobs_schedule (
     last_job_id    uuid REFERENCES jobs_job (id),
     -- Jobs this schedule created.
     fires          bigint NOT NULL DEFAULT 0 CHECK (fires >= 0),
+    -- A pass that failed on this schedule (not on the database: on the schedule itself)
+    -- leaves it alone until then, so it cannot hold up the others.
+    failing_until  timestamptz,
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
     ended_at       timestamptz,
@@ -45,7 +48,7 @@ CREATE TABLE jobs_schedule_event (
     schedule_id  uuid NOT NULL REFERENCES jobs_schedule (id),
     at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     kind         text NOT NULL CONSTRAINT jobs_schedule_event_kind_known CHECK (kind IN
-                   ('created', 'changed', 'paused', 'resumed', 'ended', 'fired', 'folded', 'skipped')),
+                   ('created', 'changed', 'paused', 'resumed', 'ended', 'fired', 'folded', 'skipped', 'failed')),
     data         jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 CREATE INDEX jobs_schedule_event_schedule ON jobs_schedule_event (schedule_id, id);
