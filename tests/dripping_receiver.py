@@ -1,0 +1,62 @@
+"""A receiver that never finishes answering (tests only): it reads the request, sends a
+status line, then one header line every ``interval`` seconds and never the blank line that
+ends the headers. Each line arrives well within any per-read socket timeout, so only a
+deadline on the whole exchange ends the request (the review's receiver sent one every 2 s)."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+from typing import Any
+
+
+class DrippingReceiver:
+    def __init__(self, *, interval: float = 0.4, lines: int = 1000, host: str = "127.0.0.1") -> None:
+        self.interval = interval
+        self.lines = lines
+        #: One entry per request: when it arrived and when the platform hung up (monotonic).
+        self.requests: list[dict[str, float | None]] = []
+        self.closing = threading.Event()
+        receiver = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                entry: dict[str, float | None] = {"arrived": time.monotonic(), "closed": None}
+                receiver.requests.append(entry)
+                sock: socket.socket = self.request
+                data = b""
+                while b"\r\n\r\n" not in data:  # the request's head; its body is not waited for
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                try:
+                    sock.sendall(b"HTTP/1.1 200 OK\r\n")
+                    for n in range(receiver.lines):
+                        if receiver.closing.wait(receiver.interval):
+                            return
+                        sock.sendall(f"X-Drip-{n}: still answering\r\n".encode())
+                except OSError:
+                    pass  # the platform hung up: what a deadline does
+                finally:
+                    entry["closed"] = time.monotonic()
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server((host, 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> DrippingReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
