@@ -22,6 +22,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SLACK = 1.0
 
 
+@pytest.fixture(autouse=True)
+def only_this_tests_callbacks_due():
+    """Callbacks committed by earlier tests stay in the outbox (it refuses DELETE and
+    TRUNCATE), some still due: taken here for an hour, so a take below finds this test's."""
+    services.callbacks_take(limit=10_000, lease=3600)
+
+
 def finished_job_with_callback(app, url: str):
     job, _ = services.job_create(app=app, type="fibonacci", params={"n": 1}, callback_url=url)
     running = services.job_claim(job_id=job.id, worker="w")
@@ -68,10 +75,9 @@ def test_the_callback_lease_outlasts_the_delivery_so_no_second_deliverer_posts_m
     deliverer.stop(timeout=15)
     requests = receiver.requests
     assert len(requests) >= 2, requests  # each attempt ended at its deadline, then was retried
-    # The receiver notices a hang-up at its next line (0.3 s) or the one after: "closed" is
-    # up to 0.6 s late. Never two at once: each attempt arrived after the one before ended.
+    # Never two at once: each attempt arrived after the one before was hung up on.
     for earlier, later in itertools.pairwise(requests):
-        assert later["arrived"] > earlier["closed"] - 0.7, requests
+        assert later["arrived"] >= earlier["closed"], requests
     durations = [r["closed"] - r["arrived"] for r in requests[:-1]]
     assert all(d < 1.0 + SLACK for d in durations), durations
     assert callbacks.lease() >= 1.0 + 10  # the deadline, and room for the body's query and the record
