@@ -8,25 +8,44 @@ from __future__ import annotations
 import select
 import socket
 import socketserver
+import ssl
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 
 class DrippingReceiver:
-    def __init__(self, *, interval: float = 0.4, lines: int = 1000, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        interval: float = 0.4,
+        lines: int = 1000,
+        host: str = "127.0.0.1",
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """``tls``: a certificate and its key, to answer over HTTPS."""
         self.interval = interval
         self.lines = lines
         #: One entry per request: when it arrived and when the platform hung up (monotonic).
         self.requests: list[dict[str, float | None]] = []
         self.closing = threading.Event()
         receiver = self
+        context = None
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 entry: dict[str, float | None] = {"arrived": time.monotonic(), "closed": None}
                 receiver.requests.append(entry)
                 sock: socket.socket = self.request
+                if context is not None:
+                    try:
+                        sock = context.wrap_socket(sock, server_side=True)
+                    except OSError:
+                        return
                 data = b""
                 while b"\r\n\r\n" not in data:  # the request's head; its body is not waited for
                     chunk = sock.recv(65536)
@@ -58,7 +77,7 @@ class DrippingReceiver:
 
         self.server = Server((host, 0), Handler)
         self.port = self.server.server_address[1]
-        self.url = f"http://{host}:{self.port}/hook"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> DrippingReceiver:

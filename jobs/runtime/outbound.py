@@ -93,14 +93,17 @@ class _Watchdog:
 
 def _shut(sock: socket.socket) -> None:
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        # The socket's own shutdown, a TLS socket's included: ssl.SSLSocket.shutdown would
+        # also drop its TLS state under the thread that is reading it.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
-        pass  # already closed, or never connected
+        pass  # already closed, never connected, or taken over by TLS (then watched as such)
 
 
 # The raw TCP socket is watched as soon as it is connected (``_create_connection`` is
 # http.client's own hook for making it): before a proxy tunnel or the TLS handshake, so
-# neither can drip past the deadline either.
+# neither can drip past the deadline either. TLS then takes the socket over (the plain one
+# is detached): the TLS socket is watched from then on.
 class _WatchedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -110,7 +113,12 @@ class _WatchedHTTPConnection(http.client.HTTPConnection):
 class _WatchedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._watchdog = watchdog
         self._create_connection = watchdog.wrap(self._create_connection)
+
+    def connect(self) -> None:
+        super().connect()
+        self._watchdog.watch(self.sock)
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):

@@ -6,6 +6,7 @@ migrate_rows batch. Real sockets, the real deliverer and the real outbox."""
 from __future__ import annotations
 
 import itertools
+import subprocess
 import time
 
 import pytest
@@ -92,3 +93,24 @@ def test_a_dripping_migration_target_is_hung_up_on_at_the_deadline(settings):
     assert elapsed < 1.0 + SLACK, elapsed
     assert answer.status is None and answer.verdict == "retry"
     assert answer.detail == "TimeoutError: no complete answer within 1 s"
+
+
+def test_an_https_receiver_dripping_its_answer_is_hung_up_on_at_the_deadline(tmp_path, monkeypatch):
+    """The same receiver behind TLS. The TLS layer takes the connected socket over (the
+    plain one is detached), so the watchdog watches the TLS socket too once connected."""
+    from jobs.runtime import outbound
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *files, *subject]
+    subprocess.run(openssl, check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this certificate alone
+    with DrippingReceiver(interval=0.3, lines=40, tls=(cert, key)) as receiver:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="no complete answer within 1 s"):
+            outbound.post(receiver.url, b"{}", headers={}, deadline=1.0)
+        elapsed = time.monotonic() - started
+        # The answer had started: the handshake succeeded and the status line came.
+        assert len(receiver.requests) == 1
+    assert elapsed < 1.0 + SLACK, elapsed
