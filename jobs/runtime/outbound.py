@@ -44,9 +44,12 @@ class Reply:
 
 
 class _Watchdog:
-    """Shuts down every socket it watches once ``seconds`` have passed (a socket watched
+    """Shuts down every connection it watches once ``seconds`` have passed (one watched
     after that is shut down at once). ``shutdown`` rather than ``close``: it wakes a thread
-    blocked reading or writing that socket, which a close from another thread does not."""
+    blocked reading or writing the connection, which a close from another thread does not.
+    It keeps a duplicate of each socket and shuts that down (a shutdown acts on the
+    connection, whichever descriptor names it): TLS takes a socket over by detaching it,
+    before its handshake, and the duplicate still names the connection."""
 
     def __init__(self, seconds: float) -> None:
         self._lock = threading.Lock()
@@ -60,7 +63,11 @@ class _Watchdog:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self._timer.cancel()
+            for twin in self._sockets:
+                twin.close()
+            self._sockets.clear()
 
     def disarm(self) -> None:
         """Fire no more; afterwards ``fired`` says for good whether it did."""
@@ -68,11 +75,11 @@ class _Watchdog:
             self._timer.cancel()
 
     def watch(self, sock: socket.socket) -> None:
+        twin = sock.dup()
         with self._lock:
+            self._sockets.append(twin)
             if self.fired:
-                _shut(sock)
-            else:
-                self._sockets.append(sock)
+                _shut(twin)
 
     def wrap(self, create: Callable[..., socket.socket]) -> Callable[..., socket.socket]:
         """``create`` (``socket.create_connection``), each socket it makes watched."""
@@ -93,17 +100,14 @@ class _Watchdog:
 
 def _shut(sock: socket.socket) -> None:
     try:
-        # The socket's own shutdown, a TLS socket's included: ssl.SSLSocket.shutdown would
-        # also drop its TLS state under the thread that is reading it.
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
-        pass  # already closed, never connected, or taken over by TLS (then watched as such)
+        pass  # the connection is already gone
 
 
-# The raw TCP socket is watched as soon as it is connected (``_create_connection`` is
-# http.client's own hook for making it): before a proxy tunnel or the TLS handshake, so
-# neither can drip past the deadline either. TLS then takes the socket over (the plain one
-# is detached): the TLS socket is watched from then on.
+# The TCP connection is watched as soon as it is made (``_create_connection`` is
+# http.client's own hook for making it): before a proxy tunnel and the TLS handshake, so
+# neither can drip past the deadline either.
 class _WatchedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,12 +117,7 @@ class _WatchedHTTPConnection(http.client.HTTPConnection):
 class _WatchedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._watchdog = watchdog
         self._create_connection = watchdog.wrap(self._create_connection)
-
-    def connect(self) -> None:
-        super().connect()
-        self._watchdog.watch(self.sock)
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
