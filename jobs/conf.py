@@ -152,7 +152,12 @@ TUNABLES: tuple[Tunable, ...] = (
     ),
     # -- completion callbacks ----------------------------------------------------------------
     Tunable("CALLBACK_MAX_ATTEMPTS", 8, "Deliveries tried per completion callback before giving up."),
-    Tunable("CALLBACK_TIMEOUT", 5.0, "Seconds a callback receiver has to answer one delivery."),
+    Tunable(
+        "CALLBACK_TIMEOUT",
+        5.0,
+        "Seconds one delivery may take in all (connecting, sending, the answer's status and headers): a hard "
+        "deadline, however slowly the receiver answers. A taken callback's lease is this plus 10.",
+    ),
     Tunable(
         "CALLBACK_CONCURRENCY",
         4,
@@ -171,7 +176,12 @@ TUNABLES: tuple[Tunable, ...] = (
         30.0,
         "Longest one query of `migrate_rows` may run on its source (seconds; its `statement_timeout`).",
     ),
-    Tunable("MIGRATION_TARGET_TIMEOUT", 30.0, "Seconds a migration target has to answer one batch."),
+    Tunable(
+        "MIGRATION_TARGET_TIMEOUT",
+        30.0,
+        "Seconds one batch's POST may take in all (connecting, sending, the answer's status and headers): a hard "
+        "deadline, however slowly the target answers.",
+    ),
     Tunable(
         "MIGRATION_TARGET_RETRIES",
         4,
@@ -282,9 +292,86 @@ def named_sources(raw: str | None, *, variable: str = "JOBS_SOURCES") -> dict[st
     return sources
 
 
-def host_list(raw: str | None) -> list[str]:
-    """A comma-separated list of exact host names, lower-cased, blanks dropped."""
-    return [part.strip().lower() for part in (raw or "").split(",") if part.strip()]
+#: What a source's application list holds to open it to every application.
+EVERY_APP = "*"
+
+
+def source_apps(
+    raw: str | None, *, sources: dict[str, str], variable: str = "JOBS_SOURCE_APPS"
+) -> dict[str, tuple[str, ...]]:
+    """``JOBS_SOURCE_APPS``: whitespace-separated ``source=app1,app2`` entries naming the
+    applications that may use each source of ``JOBS_SOURCES`` (``source=*``: every one).
+    Every source must have one, so that opening a source is always a decision; a mistake
+    is refused at start-up. Kept apart from the URLs, so a multi-host URL's commas and a
+    password never meet this syntax (an application whose name holds whitespace or a
+    comma cannot be named here)."""
+    apps: dict[str, tuple[str, ...]] = {}
+    for position, entry in enumerate((raw or "").split(), start=1):
+        name, equals, listed = entry.partition("=")
+        if not equals or not SOURCE_NAME.fullmatch(name) or not listed:
+            raise ImproperlyConfigured(
+                f"{variable}: entry {position} must be source=app1,app2 (or source={EVERY_APP} for every application)"
+            )
+        if name not in sources:
+            raise ImproperlyConfigured(f"{variable}: source {name!r} is not in JOBS_SOURCES")
+        if name in apps:
+            raise ImproperlyConfigured(f"{variable}: source {name!r} is named twice")
+        names = tuple(listed.split(","))
+        if "" in names:
+            raise ImproperlyConfigured(f"{variable}: source {name!r} lists an empty application name")
+        if EVERY_APP in names and len(names) > 1:
+            raise ImproperlyConfigured(f"{variable}: source {name!r}: {EVERY_APP} stands alone (every application)")
+        apps[name] = names
+    for name in sources:
+        if name not in apps:
+            raise ImproperlyConfigured(
+                f"{variable}: source {name!r} of JOBS_SOURCES names no application: give {name}=app1,app2 "
+                f"(or {name}={EVERY_APP} for every application; a source gives them whatever its role may read)"
+            )
+    return apps
+
+
+#: A host name or IPv4 address (an IPv6 address goes in brackets when a port follows).
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
+
+
+def host_entry(entry: str) -> tuple[str, int | None]:
+    """One entry of an allowed-host list as ``(host, port)``: ``host`` (any port),
+    ``host:port``, ``[v6]`` or ``[v6]:port``, or a bare IPv6 address (any port). The host
+    lower-cased as ``urlsplit().hostname`` gives it (an IPv6 address without brackets).
+    ValueError when it is none of these."""
+    entry = entry.strip().lower()
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket or ":" not in host or (rest and not rest.startswith(":")):
+            raise ValueError(entry)
+        port_text = rest[1:] if rest else None
+    elif entry.count(":") > 1:  # a bare IPv6 address
+        host, port_text = entry, None
+    else:
+        host, colon, port_text_or_empty = entry.partition(":")
+        port_text = port_text_or_empty if colon else None
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError(entry)
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(entry)
+    return host, int(port_text)
+
+
+def host_list(raw: str | None, *, variable: str = "JOBS_CALLBACK_ALLOWED_HOSTS") -> list[str]:
+    """A comma-separated list of allowed hosts, each ``host`` (any port) or ``host:port``
+    (that port only), lower-cased, blanks dropped; a malformed entry is refused at start-up."""
+    entries = [part.strip().lower() for part in (raw or "").split(",") if part.strip()]
+    for entry in entries:
+        try:
+            host_entry(entry)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{variable}: {entry!r} is not a host or host:port (an IPv6 address with a port: [::1]:9000)"
+            ) from None
+    return entries
 
 
 def trusted_proxies() -> str:

@@ -114,11 +114,15 @@ def unknown_parameter(fields: dict[str, serializers.Field], type_name: str) -> s
 
 
 def validate(
-    params_class: type[serializers.Serializer], params: dict[str, Any], *, type_name: str = ""
+    params_class: type[serializers.Serializer],
+    params: dict[str, Any],
+    *,
+    type_name: str = "",
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate params exactly as the type's published JSON Schema says; return the
     validated values (what is stored). Errors are keyed ``params.<field>``; an unknown one
-    is told what ``type_name`` accepts."""
+    is told what ``type_name`` accepts. ``context`` is the serializer's (its hooks read it)."""
     fields = _params_fields(params_class)
     errors: dict[str, list[str]] = {}
     unknown: list[str] | None = None  # one list for every unknown key (never mutated)
@@ -137,7 +141,7 @@ def validate(
     if not errors and _fields_suffice(params_class):
         validated, errors = _validate_fields(fields, params)
     elif not errors:
-        serializer = params_class(data=params)
+        serializer = params_class(data=params, context=context or {})
         if serializer.is_valid():
             validated = dict(serializer.validated_data)
         for field_name, messages in serializer.errors.items():

@@ -22,6 +22,7 @@ from .conf import settings
 from .exceptions import DuplicateJobType, PermanentError, UnknownJobType
 
 if TYPE_CHECKING:
+    from .domain import App
     from .runtime.context import JobContext
 
 logger = logging.getLogger(__name__)
@@ -85,11 +86,13 @@ class JobType:
         return job_params.json_schema(cls.Params)
 
     @classmethod
-    def validate_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+    def validate_params(cls, values: dict[str, Any], *, app: App | None = None) -> dict[str, Any]:
         """``values`` checked against the ``Params`` serializer exactly as
         :meth:`params_schema` says; the validated values (what is stored and what
-        :meth:`run` gets). Raises InvalidInput naming each ``params.<field>`` at fault."""
-        return job_params.validate(cls.Params, values, type_name=cls.name)
+        :meth:`run` gets). Raises InvalidInput naming each ``params.<field>`` at fault.
+        The serializer's ``context["app"]`` is ``app``, the application creating the job
+        (None when the worker checks a stored job's params again)."""
+        return job_params.validate(cls.Params, values, type_name=cls.name, context={"app": app})
 
 
 class Registry:

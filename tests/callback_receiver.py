@@ -1,6 +1,6 @@
 """A local HTTP receiver for completion callbacks (tests only): records what arrives and
-answers with the status it is told to, after ``delay`` seconds (a slow receiver; it
-stops waiting when the receiver closes)."""
+answers with the status (and ``body``) it is told to, after ``delay`` seconds (a slow
+receiver; it stops waiting when the receiver closes)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,16 @@ from typing import Any
 
 class Receiver:
     def __init__(
-        self, status: int = 200, location: str | None = None, *, delay: float = 0.0, host: str = "127.0.0.1"
+        self,
+        status: int = 200,
+        location: str | None = None,
+        *,
+        delay: float = 0.0,
+        host: str = "127.0.0.1",
+        body: bytes = b"",
     ) -> None:
         self.status = status
+        self.body = body
         self.location = location
         self.delay = delay
         self.received: list[dict[str, Any]] = []
@@ -32,8 +39,9 @@ class Receiver:
                 self.send_response(receiver.status)
                 if receiver.location:
                     self.send_header("Location", receiver.location)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(receiver.body)))
                 self.end_headers()
+                self.wfile.write(receiver.body)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -21,6 +21,7 @@ from jobs.conf import (
     host_list,
     jobs_from_environment,
     named_sources,
+    source_apps,
 )
 from jobs.logs import logging_config
 
@@ -242,16 +243,17 @@ JOBS = jobs_from_environment()
 # Named queues a job may ask for ("default" always exists); each is served by the
 # clusters started with `qcluster --queue NAME`.
 JOBS_QUEUES = [q.strip() for q in (env("JOBS_QUEUES", "default") or "").split(",") if q.strip()]
-# Completion callbacks go only to these hosts (exact names, comma-separated; empty: none),
-# so a client cannot make the platform call into the internal network.
-JOBS_CALLBACK_ALLOWED_HOSTS = [
-    h.strip().lower() for h in (env("JOBS_CALLBACK_ALLOWED_HOSTS", "") or "").split(",") if h.strip()
-]
+# Completion callbacks go only to these hosts (comma-separated exact names, each host:port
+# for that port only, a bare host for any port; empty: none), so a client cannot make the
+# platform call into the internal network.
+JOBS_CALLBACK_ALLOWED_HOSTS = host_list(env("JOBS_CALLBACK_ALLOWED_HOSTS", ""))
 # The PostgreSQL databases the migrate_rows job type may read, by name (whitespace-separated
 # name=postgres://… pairs): a job's params name a source, so no URL or password ever comes
-# from a request. Its targets go only to these hosts (comma-separated exact names; empty: none).
+# from a request. Each source serves only the applications JOBS_SOURCE_APPS names for it
+# (source=app1,app2 or source=*). Its targets go only to these hosts (as callbacks').
 JOBS_SOURCES = named_sources(env("JOBS_SOURCES", ""))
-JOBS_MIGRATION_TARGET_HOSTS = host_list(env("JOBS_MIGRATION_TARGET_HOSTS", ""))
+JOBS_SOURCE_APPS = source_apps(env("JOBS_SOURCE_APPS", ""), sources=JOBS_SOURCES)
+JOBS_MIGRATION_TARGET_HOSTS = host_list(env("JOBS_MIGRATION_TARGET_HOSTS", ""), variable="JOBS_MIGRATION_TARGET_HOSTS")
 # Where clients reach the API, for the job URLs inside callbacks (e.g. https://jobs.example.com).
 JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
 # Addresses and networks that may read /metrics without a token (comma-separated), when

@@ -3,9 +3,14 @@ keyset-paged batches, maps each row to a new shape, POSTs each batch to an HTTP 
 with an idempotency key, and checkpoints after each acknowledged batch, so an attempt
 after a crash (or a re-run with ``"resume": true``) continues after the last batch.
 
-A source is a database the operator names in ``JOBS_SOURCES``; a request only names it.
-The target's host must be in ``JOBS_MIGRATION_TARGET_HOSTS``. Reading is read-only, on a
-connection of its own (not Django's) with a statement timeout. The queries below run on
+A source is a database the operator names in ``JOBS_SOURCES``; a request only names it,
+and only an application ``JOBS_SOURCE_APPS`` names for that source may (checked at create
+and again when the job runs). A source gives those applications whatever its role may read,
+so it is never the platform's own database: a job refuses a source holding the platform's
+tables. The target's host (and port) must be in ``JOBS_MIGRATION_TARGET_HOSTS``; each POST
+ends within ``JOBS_MIGRATION_TARGET_TIMEOUT`` (``jobs.runtime.outbound``) and nothing of
+the target's answer but its status reaches the job. Reading is read-only, on a connection
+of its own (not Django's) with a statement timeout. The queries below run on
 the *source*, not on the platform's store, so they are not named queries of jobs/sql/:
 they are composed here with quoted identifiers (``psycopg2.sql``) for the table the
 params name, after checking every name against the source's ``information_schema``, and
@@ -17,11 +22,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
+import http
 import math
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -38,11 +41,11 @@ from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 from rest_framework import serializers
 
-from jobs import db
-from jobs.conf import settings
+from jobs import db, selectors
+from jobs.conf import EVERY_APP, settings
 from jobs.exceptions import listing
 from jobs.registry import JobType, PermanentError, registry
-from jobs.runtime.callbacks import NoRedirects
+from jobs.runtime import outbound
 from jobs.runtime.context import JobContext
 from jobs.services.callbacks import http_url_problem
 
@@ -56,8 +59,6 @@ IDENTIFIER_MAX = 63
 FIELD_NAME_MAX = 100
 #: Longest wait between two sends of a batch within an attempt (seconds).
 BACKOFF_CAP = 60.0
-#: How much of a refusing target's answer is kept in the job's error and log.
-ANSWER_ECHO = 300
 
 #: Key column types and the JSON type their values take in a checkpoint: keyset paging
 #: compares ``key > last_key`` in the column's own order, and the checkpoint keeps
@@ -94,19 +95,35 @@ def sources() -> dict[str, str]:
     return dict(getattr(django_settings, "JOBS_SOURCES", {}))
 
 
+def sources_for(app_name: str) -> list[str]:
+    """The sources the application ``app_name`` may use, sorted: those whose
+    ``JOBS_SOURCE_APPS`` entry names it or is ``*``. A source with no entry serves none."""
+    apps = getattr(django_settings, "JOBS_SOURCE_APPS", {})
+    return sorted(name for name in sources() if {app_name, EVERY_APP} & set(apps.get(name, ())))
+
+
 def target_hosts() -> list[str]:
     """The hosts batches may go to (``JOBS_MIGRATION_TARGET_HOSTS``; none by default)."""
     return list(getattr(django_settings, "JOBS_MIGRATION_TARGET_HOSTS", []))
 
 
-def source_problem(name: str) -> str | None:
-    """What is wrong with ``name`` as a source (None: it is configured)."""
-    configured = sorted(sources())
-    if name in configured:
+def source_problem(name: str, *, app_name: str | None) -> str | None:
+    """What is wrong with ``name`` as a source of the application ``app_name`` (None: it
+    may use it). The message names only sources open to that application: another's are
+    none of its business, not even their names. Without an application (the worker
+    re-checking a job's params; the type's run then checks the job's application), only
+    whether the source exists, naming none."""
+    if app_name is None:
+        return None if name in sources() else "Unknown source: no source of that name is configured (JOBS_SOURCES)."
+    usable = sources_for(app_name)
+    if name in usable:
         return None
-    if not configured:
-        return "No source is configured: the operator names them in JOBS_SOURCES (name=postgres://…)."
-    return f"Unknown source; the configured sources are: {listing(configured)} (JOBS_SOURCES)."
+    if not usable:
+        return (
+            "No source is open to this application: the operator names sources in JOBS_SOURCES "
+            "and the applications that may use each in JOBS_SOURCE_APPS."
+        )
+    return f"Unknown source; the sources this application may use are: {listing(usable)} (JOBS_SOURCES)."
 
 
 def target_problem(url: Any) -> str | None:
@@ -252,6 +269,16 @@ SELECT EXISTS (
       AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = %(key)s
 ) AS unique_key
 """
+#: The platform's own tables (migration 0001). A source database holding every one of them
+#: is the platform's own (or another platform's), however its URL spells the host (a
+#: socket, an alias, a proxy in front): pg_class lists every schema's tables to any role,
+#: whatever it may read. All four, so that a legacy database with a table named like one
+#: of them is not taken for it.
+PLATFORM_TABLES = ("jobs_app", "jobs_event", "jobs_job", "jobs_token")
+PLATFORM_TABLES_SQL = """
+SELECT DISTINCT relname::text FROM pg_catalog.pg_class
+WHERE relname = ANY(%(tables)s) AND relkind IN ('r', 'p')
+"""
 #: The planner's estimate of the table's rows, when counting takes too long.
 ESTIMATE_SQL = """
 SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class
@@ -340,10 +367,25 @@ class Source:
                 except psycopg2.Error:
                     pass  # a broken connection: the error above says why
 
+    def refuse_platform_database(self) -> None:
+        """Fail the job at once (PermanentError) when the source is the platform's own
+        database: any application allowed the source would read every application's jobs,
+        tokens and callback secrets through it."""
+        found = {name for (name,) in self._fetch(PLATFORM_TABLES_SQL, {"tables": list(PLATFORM_TABLES)})}
+        if found == set(PLATFORM_TABLES):
+            raise PermanentError(
+                f"source {self.plan.source!r} is the platform's own database (it holds the tables "
+                f"{', '.join(PLATFORM_TABLES)}): a source must never be the platform's database, whose tables hold "
+                "every application's jobs, tokens and callback secrets; give the source a database of its own and "
+                "a role that may only read the tables to migrate (docs/job-types.md)"
+            )
+
     def check(self) -> str:
-        """Every name the params give exists on the source, the key is unique, not null and
-        of a supported type, each transform fits its column; the key's type. Anything
-        else fails the job at once (PermanentError), naming what is wrong."""
+        """The source is not the platform's database; every name the params give exists on
+        it, the key is unique, not null and of a supported type, each transform fits its
+        column; the key's type. Anything else fails the job at once (PermanentError),
+        naming what is wrong."""
+        self.refuse_platform_database()
         plan = self.plan
         where = f"source {plan.source!r}"
         names = {"schema": plan.schema, "table": plan.table}
@@ -428,12 +470,14 @@ def resume_point(state: Any, plan: Plan, key_type: str) -> tuple[Any, int, int]:
 
 
 # -- the target ------------------------------------------------------------------------------
-_opener = urllib.request.build_opener(NoRedirects)
-
-
 @dataclass(frozen=True)
 class Answer:
-    """What the target answered to one POST (``status`` None: no answer at all)."""
+    """What the target answered to one POST (``status`` None: no answer at all, and
+    ``detail`` says why in words of this side). Nothing the target wrote is kept: not its
+    body, not even its own reason phrase. A target is an allowed host, maybe an internal
+    service, and whatever reaches the job (its error, its log) the client reads: echoing
+    an answer would make the platform a way to read internal pages. The status alone
+    says what the target decided."""
 
     status: int | None
     detail: str
@@ -455,36 +499,39 @@ class Answer:
     def describe(self) -> str:
         return self.detail if self.status is None else f"HTTP {self.status}"
 
+    def status_text(self) -> str:
+        """``HTTP 422 (Unprocessable Entity)``: the status and its standard reason phrase."""
+        try:
+            phrase = http.HTTPStatus(self.status or 0).phrase
+        except ValueError:
+            phrase = "a status without a standard meaning"
+        return f"HTTP {self.status} ({phrase})"
+
 
 def post_batch(url: str, body: bytes, *, idempotency_key: str, job_id: Any) -> Answer:
-    """One POST of a batch, with a bounded timeout and no redirects followed. Never raises
-    for what the network or the target does: that is the answer."""
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "jobplatform-migrate_rows",
-            "Idempotency-Key": idempotency_key,
-            "Jobplatform-Job": str(job_id),
-        },
-    )
+    """One POST of a batch, over within ``JOBS_MIGRATION_TARGET_TIMEOUT`` whatever the
+    target does (a hard deadline on the whole exchange), no redirects followed. Never
+    raises for what the network or the target does: that is the answer."""
     started = time.monotonic()
 
     def answer(status: int | None, detail: str = "", retry_after: str | None = None) -> Answer:
         return Answer(status, detail, retry_after, int((time.monotonic() - started) * 1000))
 
     try:
-        with _opener.open(request, timeout=settings.MIGRATION_TARGET_TIMEOUT) as response:
-            return answer(response.status)
-    except urllib.error.HTTPError as exc:
-        text = exc.read(ANSWER_ECHO).decode("utf-8", "replace") if exc.fp is not None else ""
-        return answer(exc.code, text, exc.headers.get("Retry-After"))
-    except urllib.error.URLError as exc:
-        return answer(None, f"{type(exc.reason).__name__}: {exc.reason}")
-    except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, garbled answers
-        return answer(None, f"{type(exc).__name__}: {exc}")
+        reply = outbound.post(
+            url,
+            body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "jobplatform-migrate_rows",
+                "Idempotency-Key": idempotency_key,
+                "Jobplatform-Job": str(job_id),
+            },
+            deadline=float(settings.MIGRATION_TARGET_TIMEOUT),
+        )
+    except Exception as exc:  # the deadline, refused connections, resets, answers that are not HTTP
+        return answer(None, outbound.failure(exc))
+    return answer(reply.status, "", reply.headers.get("Retry-After"))
 
 
 def retry_delay(retry: int, retry_after: str | None = None) -> float:
@@ -521,7 +568,9 @@ class MigrateRows(JobType):
 
     class Params(serializers.Serializer):
         source = serializers.CharField(
-            max_length=40, help_text="The name of a source the operator configured (JOBS_SOURCES), never a URL."
+            max_length=40,
+            help_text="The name of a source the operator configured (JOBS_SOURCES) and opened to this application "
+            "(JOBS_SOURCE_APPS), never a URL.",
         )
         schema = _identifier("The table's schema.", default="public")
         table = _identifier("The table to read.")
@@ -549,14 +598,16 @@ class MigrateRows(JobType):
         target_url = serializers.CharField(
             max_length=2000,
             trim_whitespace=False,
-            help_text="Where each batch is POSTed; its host must be in JOBS_MIGRATION_TARGET_HOSTS.",
+            help_text="Where each batch is POSTed; its host (or host and port) must be in JOBS_MIGRATION_TARGET_HOSTS.",
         )
         batch_size = serializers.IntegerField(
             min_value=1, max_value=BATCH_SIZE_MAX, default=500, help_text="Rows per batch (one POST each)."
         )
 
         def validate_source(self, value: str) -> str:
-            if (problem := source_problem(value)) is not None:
+            # The application creating the job (None when the worker re-checks the params).
+            app = self.context.get("app")
+            if (problem := source_problem(value, app_name=None if app is None else app.name)) is not None:
                 raise serializers.ValidationError(problem)
             return value
 
@@ -589,13 +640,18 @@ class MigrateRows(JobType):
 
     def run(self, ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         plan = Plan.from_params(params)
-        # Checked at create, and again here: the operator may have changed either since.
+        # Checked at create, and again here, for the job's own application: the operator may
+        # have changed either since (and the worker's re-check of the params knows no app).
+        app_name = None if ctx.app_id is None else selectors.app_name_get(app_id=ctx.app_id)
+        if app_name is None:
+            raise PermanentError(
+                "the job's application is unknown: a source is read only for the applications JOBS_SOURCE_APPS names"
+            )
+        if (problem := source_problem(plan.source, app_name=app_name)) is not None:
+            raise PermanentError(f"source {plan.source!r}: {problem}")
         if (problem := target_problem(plan.target_url)) is not None:
             raise PermanentError(f"target_url: {problem}")
-        dsn = sources().get(plan.source)
-        if dsn is None:
-            raise PermanentError(f"source {plan.source!r}: {source_problem(plan.source)}")
-        source = Source(plan, dsn=dsn, job_id=ctx.job_id)
+        source = Source(plan, dsn=sources()[plan.source], job_id=ctx.job_id)
         try:
             return self._migrate(ctx, plan, source)
         finally:
@@ -667,16 +723,18 @@ class MigrateRows(JobType):
                 return answer
             what = answer.describe()
             if answer.verdict == "refused":
-                ctx.log(f"batch {number}: the target refused it ({what})", level="error", status=answer.status)
-                raise PermanentError(
-                    f"the target refused batch {number} with HTTP {answer.status}: {answer.detail[:ANSWER_ECHO]}"
+                ctx.log(
+                    f"batch {number}: the target refused it with {answer.status_text()}",
+                    level="error",
+                    status=answer.status,
                 )
+                raise PermanentError(f"the target refused batch {number} with {answer.status_text()}")
             if retry == retries:
                 ctx.log(
                     f"batch {number}: {what}; giving up on this attempt after {retries + 1} tries",
                     level="error",
                     status=answer.status,
-                    error=answer.detail[:ANSWER_ECHO],
+                    error=answer.detail or None,
                     ms=answer.ms,
                 )
                 resume = "the start" if after is None else f"key {after}"
@@ -689,7 +747,7 @@ class MigrateRows(JobType):
                 f"batch {number}: {what}; retry {retry + 1} of {retries} in {delay:g} s",
                 level="warning",
                 status=answer.status,
-                error=answer.detail[:ANSWER_ECHO],
+                error=answer.detail or None,
                 ms=answer.ms,
                 retry=retry + 1,
             )

@@ -6,7 +6,8 @@ Deliveries run on their own threads in the cluster's main process, never on the
 maintenance pass: a receiver that answers slowly (or never) must not hold up the rescue of
 jobs whose worker died. At most ``JOBS_CALLBACK_CONCURRENCY`` deliveries run at once per
 cluster, and at most ``JOBS_CALLBACK_PER_HOST`` of them to one host, so one slow host
-cannot take every slot from the others.
+cannot take every slot from the others; and each ends within ``JOBS_CALLBACK_TIMEOUT``
+(a hard deadline, however slowly the receiver answers), so a slot is never held for ever.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,51 +24,49 @@ from jobs.conf import settings
 from jobs.exceptions import DatabaseUnavailable
 from jobs.services import callbacks as outbox
 
+from . import outbound
 from .loop import Periodic
 
 logger = logging.getLogger(__name__)
 
 
-class NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect could point anywhere (the internal network): it counts as a failure
-    (an HTTPError with the 3xx status). ``migrate_rows`` sends its batches through it too."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(NoRedirects)
-
-
 def _deliver(callback: dict[str, Any]) -> tuple[int | None, str | None]:
-    """One POST; the receiver's status, or what went wrong. Never raises: whatever a
-    receiver (or the job's content) does, the attempt is recorded."""
+    """One POST, over within ``JOBS_CALLBACK_TIMEOUT`` whatever the receiver does (a hard
+    deadline on the whole exchange: ``jobs.runtime.outbound``); the receiver's status, or
+    what went wrong. Never raises: whatever a receiver (or the job's content) does, the
+    attempt is recorded."""
     try:
         if outbox.url_problem(callback["url"]) is not None:
             return None, "the host is no longer in JOBS_CALLBACK_ALLOWED_HOSTS"
         body = outbox.body(callback["job_id"], batch_id=callback.get("batch_id"))
-        request = urllib.request.Request(
+        reply = outbound.post(
             callback["url"],
-            data=body,
-            method="POST",
+            body,
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": "jobplatform-callback",
                 outbox.SIGNATURE_HEADER: outbox.signature(callback["callback_secret"], int(time.time()), body),
                 outbox.DELIVERY_HEADER: str(callback["id"]),
             },
+            deadline=float(settings.CALLBACK_TIMEOUT),
         )
-        with _opener.open(request, timeout=settings.CALLBACK_TIMEOUT) as response:
-            return response.status, None
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
     except Exception as exc:  # a misbehaving receiver, a bad URL, anything: recorded, retried
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, outbound.failure(exc)
+    return reply.status, None if 200 <= reply.status < 300 else f"HTTP {reply.status}"
 
 
-def _lease() -> float:
-    """How long a taken callback is hidden from other deliverers: its own attempt, with room."""
-    return settings.CALLBACK_TIMEOUT * 2 + 5
+#: What a taken callback's lease holds beyond the POST's deadline: the body's query and the
+#: attempt's record (database round trips, retried through a short outage), and resolving
+#: the host name, which no deadline cuts short.
+LEASE_MARGIN = 10.0
+
+
+def lease() -> float:
+    """How long a taken callback is hidden from other deliverers: the POST's hard deadline
+    (``JOBS_CALLBACK_TIMEOUT``) and ``LEASE_MARGIN``, so that no other deliverer takes it
+    while this one may still be posting it. Should an attempt outlast it all the same, its
+    record is fenced by the attempt count: only the deliverer that took it last writes."""
+    return float(settings.CALLBACK_TIMEOUT) + LEASE_MARGIN
 
 
 def attempt(callback: dict[str, Any]) -> bool:
@@ -90,7 +87,7 @@ def deliver_due(*, limit: int) -> int:
     this thread; returns how many. (Clusters deliver with :class:`CallbackDeliverer`.)"""
     attempted = 0
     for _ in range(limit):
-        taken = outbox.callbacks_take(limit=1, lease=_lease())
+        taken = outbox.callbacks_take(limit=1, lease=lease())
         if not taken:
             break
         attempt(taken[0])
@@ -129,7 +126,7 @@ class CallbackDeliverer(Periodic):
                 if sum(self._in_flight.values()) >= self.concurrency:
                     break
                 busy = sorted(host for host, n in self._in_flight.items() if n >= self.per_host)
-            taken = outbox.callbacks_take(limit=1, lease=_lease(), busy_hosts=busy)
+            taken = outbox.callbacks_take(limit=1, lease=lease(), busy_hosts=busy)
             if not taken:
                 break
             callback = taken[0]

@@ -45,8 +45,11 @@ class JobContext:
         journal: Journal | None = None,
         checkpoint_state: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        app_id: uuid.UUID | None = None,
     ) -> None:
         self.job_id = job_id
+        #: The application the job belongs to (what a type checks its access against).
+        self.app_id = app_id
         self.attempt = attempt
         self.type = job_type
         self.metadata = metadata

@@ -114,6 +114,7 @@ def _run(job: Job, started: float) -> Outcome:
 
     ctx = JobContext(
         job_id=job.id,
+        app_id=job.app_id,
         attempt=job.attempts,
         job_type=job.type,
         metadata=job.metadata,

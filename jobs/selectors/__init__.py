@@ -4,6 +4,7 @@
 - ``batches`` — one batch with its counts, a page of batches, a batch's history;
 - ``joblog`` — a job's log lines;
 - ``tokens`` — which application a token belongs to (cached per process);
+- ``apps`` — an application's name by its id;
 - ``stats`` — the operator's figures (monitor, /metrics, health);
 - ``schedules`` — one schedule, a page of them, a schedule's history, their figures.
 - ``monitors`` — what the terminal monitors add (running jobs per worker, qinfo's totals).
@@ -11,6 +12,7 @@
 Writes are in ``jobs.services``. Callers use the names below (``selectors.job_get``).
 """
 
+from .apps import app_name_get
 from .batches import batch_events, batch_get, batch_get_any, batch_list, batches_active, batches_metrics
 from .joblog import LogPage, job_log_page, job_log_page_any, job_log_tail
 from .jobs import (
@@ -48,6 +50,7 @@ __all__ = [
     "LogPage",
     "app_for_token",
     "app_for_token_id",
+    "app_name_get",
     "batch_events",
     "batch_get",
     "batch_get_any",

@@ -61,7 +61,7 @@ class BatchRequest:
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _job_errors(index: int, body: Any, errors: dict[str, list[str]]) -> JobRequest | None:
+def _job_errors(index: int, body: Any, errors: dict[str, list[str]], app: App | None) -> JobRequest | None:
     """One item of ``jobs``, checked as ``POST /jobs`` checks a body; its faults are named
     under ``jobs[<index>]`` (``jobs[17].params.n``)."""
     prefix = f"jobs[{index}]"
@@ -71,6 +71,7 @@ def _job_errors(index: int, body: Any, errors: dict[str, list[str]]) -> JobReque
     try:
         return job_request_validate(
             {name: body[name] for name in JOB_FIELDS if name in body},
+            app=app,
             unknown_fields=[name for name in body if name not in JOB_FIELDS],
         )
     except InvalidInput as exc:
@@ -79,9 +80,11 @@ def _job_errors(index: int, body: Any, errors: dict[str, list[str]]) -> JobReque
         return None
 
 
-def batch_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[str] = ()) -> BatchRequest:
-    """Check a whole batch request (``fields``: any of :data:`BATCH_FIELDS`) and name every
-    fault of every item at once (one InvalidInput)."""
+def batch_request_validate(
+    fields: Mapping[str, Any], *, app: App | None = None, unknown_fields: Iterable[str] = ()
+) -> BatchRequest:
+    """Check a whole batch request (``fields``: any of :data:`BATCH_FIELDS`) of the
+    application ``app`` and name every fault of every item at once (one InvalidInput)."""
     errors: dict[str, list[str]] = {}
     limit = int(settings.BATCH_MAX)
     cap = int(settings.MAX_UNFINISHED_PER_APP)
@@ -98,7 +101,7 @@ def batch_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterabl
                 f"An application may have at most {cap} unfinished jobs (JOBS_MAX_UNFINISHED_PER_APP); "
                 f"this batch has {len(jobs)}."
             ]
-        requests = [_job_errors(index, body, errors) for index, body in enumerate(jobs)]
+        requests = [_job_errors(index, body, errors, app) for index, body in enumerate(jobs)]
     metadata = {} if fields.get("metadata") is None else fields["metadata"]
     errors.update(metadata_errors(metadata))
     callback_url = fields.get("callback_url")
@@ -136,7 +139,9 @@ def batch_create(
     key with a different request raises :class:`IdempotencyKeyReused`.
     """
     fields = {"jobs": jobs, "metadata": metadata, "callback_url": callback_url}
-    request = validated_with_key(lambda: batch_request_validate(fields, unknown_fields=unknown_fields), idempotency_key)
+    request = validated_with_key(
+        lambda: batch_request_validate(fields, app=app, unknown_fields=unknown_fields), idempotency_key
+    )
     fingerprint = None if idempotency_key is None else request.fingerprint()
     return idempotent_insert(
         idempotency_key,

@@ -28,7 +28,7 @@ import orjson
 from django.conf import settings as django_settings
 
 from jobs import db, selectors
-from jobs.conf import settings
+from jobs.conf import host_entry, settings
 from jobs.resources import batch_output, job_output
 
 from .backoff import backoff_delay
@@ -63,22 +63,39 @@ def http_url_problem(
     """The rule for any URL the platform itself calls (callbacks, migration targets): an
     http or https URL of at most ``URL_MAX`` characters, without credentials, on a host
     the operator lists in ``setting`` (``allowed``), so a client cannot make the platform
-    call into the internal network. None when ``value`` passes."""
+    call into the internal network. An entry ``host:port`` allows that port only (the
+    URL's, or its scheme's default); a bare ``host`` allows every port of it, the
+    database's and the cache's included. None when ``value`` passes."""
     if not isinstance(value, str) or len(value) > URL_MAX:
         return f"Give an http or https URL of at most {URL_MAX} characters."
     try:
         url = urlsplit(value)
         host = (url.hostname or "").lower()
-        url.port  # noqa: B018 - raises ValueError for a port out of range
+        port = url.port  # raises ValueError for a port out of range
     except ValueError:
         return f"Give an http or https URL of at most {URL_MAX} characters."
     if url.scheme not in ("http", "https") or not host or "\x00" in value:
         return f"Give an http or https URL of at most {URL_MAX} characters."
     if url.username is not None or url.password is not None:
         return f"No user name or password in the URL: {why_no_credentials}."
-    if host not in allowed:
+    if not host_allowed(host, port or DEFAULT_PORTS[url.scheme], allowed):
         return f"{subject} may only go to the hosts {setting} lists ({', '.join(allowed) or 'none'})."
     return None
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_allowed(host: str, port: int, allowed: list[str]) -> bool:
+    """Whether an entry of ``allowed`` names ``host`` with ``port`` or with no port."""
+    for entry in allowed:
+        try:
+            allowed_host, allowed_port = host_entry(entry)
+        except ValueError:  # refused at start-up; a list set another way never matches
+            continue
+        if allowed_host == host and allowed_port in (None, port):
+            return True
+    return False
 
 
 # -- what is sent -------------------------------------------------------------------------

@@ -61,7 +61,9 @@ def job_create(
     """
     fields = {"type": type, "queue": queue, "params": params, "metadata": metadata, "callback_url": callback_url}
     fields |= {"max_attempts": max_attempts, "timeout": timeout, "run_at": run_at}
-    request = validated_with_key(lambda: job_request_validate(fields, unknown_fields=unknown_fields), idempotency_key)
+    request = validated_with_key(
+        lambda: job_request_validate(fields, app=app, unknown_fields=unknown_fields), idempotency_key
+    )
     return job_create_checked(app=app, request=request, idempotency_key=idempotency_key)
 
 

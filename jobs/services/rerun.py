@@ -68,7 +68,7 @@ def job_rerun(
     def validate() -> JobRequest:
         errors = {} if isinstance(resume, bool) else {"resume": ["Must be true or false."]}
         try:
-            request = job_request_validate(fields, unknown_fields=unknown)
+            request = job_request_validate(fields, app=app, unknown_fields=unknown)
         except InvalidInput as exc:
             raise InvalidInput({**errors, **exc.errors}, str(exc)) from None
         if errors:

@@ -68,8 +68,9 @@ class ScheduleRequest:
 
 
 # -- checking a definition ------------------------------------------------------------------
-def _job_body(value: Any, errors: dict[str, list[str]]) -> JobRequest | None:
-    """The job each fire creates, checked as ``POST /jobs`` checks it (faults under ``job.``)."""
+def _job_body(value: Any, errors: dict[str, list[str]], app: App | None) -> JobRequest | None:
+    """The job each fire creates, checked as ``POST /jobs`` checks it for ``app`` (faults
+    under ``job.``)."""
     if not isinstance(value, dict):
         errors["job"] = ["A job body, as POST /jobs takes it: an object with type, params, …"]
         return None
@@ -79,7 +80,7 @@ def _job_body(value: Any, errors: dict[str, list[str]]) -> JobRequest | None:
     if value.get("run_at") is not None:
         problems["run_at"] = ["A schedule decides when its jobs run: leave run_at out (see starts_at)."]
     try:
-        request = job_request_validate(fields, unknown_fields=unknown)
+        request = job_request_validate(fields, app=app, unknown_fields=unknown)
     except InvalidInput as exc:
         problems.update(exc.errors)
         request = None
@@ -223,17 +224,17 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def schedule_request_validate(
-    fields: Mapping[str, Any], *, now: datetime, unknown_fields: Iterable[str] = ()
+    fields: Mapping[str, Any], *, now: datetime, app: App | None = None, unknown_fields: Iterable[str] = ()
 ) -> tuple[ScheduleRequest, datetime]:
-    """Check a whole create request (``fields``: any of :data:`SCHEDULE_FIELDS`), naming
-    every fault at once; returns the request and its first fire time (after ``now``, the
-    database's clock)."""
+    """Check a whole create request (``fields``: any of :data:`SCHEDULE_FIELDS`) of the
+    application ``app``, naming every fault at once; returns the request and its first fire
+    time (after ``now``, the database's clock)."""
     errors: dict[str, list[str]] = {}
     if "job" not in fields or fields["job"] is None:
         errors["job"] = ["Required: the job each fire time creates, as POST /jobs takes it."]
         job = None
     else:
-        job = _job_body(fields["job"], errors)
+        job = _job_body(fields["job"], errors, app)
     name = _name(fields.get("name"), errors)
     timing = _timing(fields, errors)
     catch_up = _catch_up(fields.get("catch_up"), errors)
@@ -258,7 +259,7 @@ def schedule_create(*, app: App, fields: Mapping[str, Any], unknown_fields: Iter
     fire time computed against the database's clock, stored with its ``created`` event."""
     with db.atomic():
         now = _clock()
-        request, first = schedule_request_validate(fields, now=now, unknown_fields=unknown_fields)
+        request, first = schedule_request_validate(fields, now=now, app=app, unknown_fields=unknown_fields)
         row = db.fetch_one(
             "schedule_create",
             id=uuid.uuid4(),
@@ -328,7 +329,7 @@ def schedule_change(
         current, now = Schedule.from_row(row), row["db_now"]
         if current.state is ScheduleState.ENDED:
             raise ScheduleEnded("The schedule is ended and can no longer change.", schedule_state="ended")
-        updated, events = _changed(current, fields, now=now, unknown_fields=unknown_fields)
+        updated, events = _changed(current, fields, app=app, now=now, unknown_fields=unknown_fields)
         if not events:
             return current
         stored = db.fetch_one("schedule_update", id=schedule_id, **updated)
@@ -338,7 +339,7 @@ def schedule_change(
 
 
 def _changed(
-    current: Schedule, patch: Mapping[str, Any], *, now: datetime, unknown_fields: Iterable[str]
+    current: Schedule, patch: Mapping[str, Any], *, app: App, now: datetime, unknown_fields: Iterable[str]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The schedule's new columns and the history entries of a change (none: no change)."""
     errors: dict[str, list[str]] = {}
@@ -348,7 +349,7 @@ def _changed(
             state = ScheduleState(patch["state"])
         except ValueError:
             errors["state"] = ["Give active (resume), paused (pause) or ended (end it for good)."]
-    job = _job_body(patch["job"], errors) if "job" in patch else _stored_job(current.job)
+    job = _job_body(patch["job"], errors, app) if "job" in patch else _stored_job(current.job)
     name = _name(patch["name"], errors) if "name" in patch else current.name
     catch_up = _catch_up(patch["catch_up"], errors) if "catch_up" in patch else current.catch_up
     metadata = _metadata(patch["metadata"], errors) if "metadata" in patch else current.metadata

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from jobs import queue as queues
 from jobs.conf import settings
+from jobs.domain import App
 from jobs.exceptions import InvalidInput, UnknownJobType, listing
 from jobs.registry import JobType, registry
 
@@ -147,9 +148,13 @@ def _callback_url(value: Any, errors: dict[str, list[str]]) -> str | None:
 _UNKNOWN_FIELD = ["Unknown field."]
 
 
-def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[str] = ()) -> JobRequest:
-    """Check a whole create request (``fields``: any of :data:`JOB_FIELDS`) and name every
-    fault at once (one InvalidInput)."""
+def job_request_validate(
+    fields: Mapping[str, Any], *, app: App | None = None, unknown_fields: Iterable[str] = ()
+) -> JobRequest:
+    """Check a whole create request (``fields``: any of :data:`JOB_FIELDS`) of the
+    application ``app`` and name every fault at once (one InvalidInput). The type's params
+    are checked for ``app`` (a migration's source must be open to it); every service that
+    creates a job passes it."""
     # Unknown fields are named first but added last: the checks below scan ``errors``, and
     # a body may hold a megabyte of unknown keys.
     errors: dict[str, list[str]] = {}
@@ -180,7 +185,7 @@ def job_request_validate(fields: Mapping[str, Any], *, unknown_fields: Iterable[
     validated: dict[str, Any] = {}
     if job_type is not None and isinstance(params, dict) and not any(k.startswith("params") for k in errors):
         try:
-            validated = job_type.validate_params(params)
+            validated = job_type.validate_params(params, app=app)
         except InvalidInput as exc:
             errors.update(exc.errors)
     # One message list shared by every unknown field (never mutated): 100,000 of them

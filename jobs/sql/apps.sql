@@ -21,3 +21,7 @@ RETURNING id, name, max_running;
 -- Give an application a new callback signing secret.
 UPDATE jobs_app SET callback_secret = %(secret)s WHERE name = %(name)s
 RETURNING name, callback_secret;
+
+-- app_name_get --
+-- The name of the application with this id (what JOBS_SOURCE_APPS names it by).
+SELECT name FROM jobs_app WHERE id = %(id)s;

@@ -118,15 +118,23 @@ class Platform:
             self.manage("migrate", "--no-input", "-v", "0")
 
     def drop_database(self) -> None:
+        """This platform's database, and the demo source create_demo_source made beside it."""
+        from jobs.services.demo_source import DemoSource
+
+        demo = DemoSource.beside(self.name)
         conn = self._admin()
         try:
             with conn.cursor() as cur:
                 cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                cur.execute(f'DROP DATABASE IF EXISTS "{demo.database}" WITH (FORCE)')
+                cur.execute(f'DROP ROLE IF EXISTS "{demo.role}"')
         finally:
             conn.close()
 
-    def sql(self, query: str, params: Any = None) -> list[dict[str, Any]]:
-        conn = psycopg2.connect(self.database_url)
+    def sql(self, query: str, params: Any = None, *, database: str | None = None) -> list[dict[str, Any]]:
+        """A query on this platform's database (or on ``database``, of the same server)."""
+        url = self.database_url if database is None else database_url(self.server, database)
+        conn = psycopg2.connect(url)
         try:
             conn.autocommit = True
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:

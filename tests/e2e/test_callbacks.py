@@ -12,6 +12,7 @@ from django.conf import settings
 
 from jobs.services.callbacks import SIGNATURE_HEADER, verify
 from tests.callback_receiver import Receiver
+from tests.dripping_receiver import DrippingReceiver
 
 from .harness import Platform, running_platform, wait_for
 
@@ -96,3 +97,26 @@ def test_receivers_that_never_answer_in_time_do_not_delay_the_rescue(platform):
         assert done["status"] == "succeeded" and done["attempts"] == 2
         assert running["worker"] != done["worker"]
         platform.stop_clusters()
+
+
+def test_a_receiver_that_drips_its_answer_is_hung_up_on_at_the_deadline(platform):
+    """The review's receiver: one header line every 2 s, never the end of the headers. Each
+    line comes well within any socket timeout; before the hard deadline a 5 s delivery was
+    held 24 s, past its lease, while another deliverer posted the same callback. Now the
+    cluster hangs up at JOBS_CALLBACK_TIMEOUT (20 s here), within the lease (30 s), and the
+    next attempt comes only after it."""
+    deadline = float(platform.env["JOBS_CALLBACK_TIMEOUT"])
+    api = platform.client(platform.token("dripping-hooks"))
+    with DrippingReceiver(interval=2.0, lines=60) as receiver:
+        job = platform.create_job(api, {"type": "test_short", "params": {"index": 1}, "callback_url": receiver.url})
+        platform.start_cluster()
+        first = wait_for(lambda: receiver.requests and receiver.requests[0], timeout=60, what="a delivery")
+        wait_for(lambda: first["closed"] is not None, timeout=deadline + 15, what="the cluster hanging up")
+        held = first["closed"] - first["arrived"]
+        failed = wait_for(lambda: callback_events(platform, job["id"]), timeout=15, what="the attempt recorded")
+        arrived_before_hang_up = [r for r in receiver.requests[1:] if r["arrived"] < first["closed"]]
+        platform.stop_clusters()
+    assert deadline - 0.5 <= held <= deadline + 2, held
+    assert arrived_before_hang_up == []  # no second deliverer posted it meanwhile
+    assert failed[0]["data"]["error"] == f"TimeoutError: no complete answer within {deadline:g} s"
+    assert failed[0]["data"]["delivered"] is False

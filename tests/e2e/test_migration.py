@@ -20,6 +20,7 @@ import requests
 from django.conf import settings
 
 from jobs.management.commands.demo_receiver import Receiver
+from jobs.services.demo_source import DemoSource
 from tests.conftest import MEASURED
 
 from .harness import ROOT, Platform, free_port, wait_for
@@ -33,8 +34,9 @@ MAPPING = {"id": "id", "email": "email", "name": "full_name", "region": "region"
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Iterator[Platform]:
-    """A private platform whose own database is also the source ``legacy`` (read-only, by
-    name), holding a table of 100,000 customers; batches may go to 127.0.0.1."""
+    """A private platform whose demo database (beside its own, never its own) is the source
+    ``legacy``, read as a role that may only read its table of 100,000 customers, by every
+    application; batches may go to 127.0.0.1."""
     instance = Platform(
         settings.DATABASES["default"],
         tmp_path_factory.mktemp("e2e-migration"),
@@ -44,9 +46,10 @@ def platform(tmp_path_factory) -> Iterator[Platform]:
             "JOBS_MIGRATION_TARGET_BACKOFF": "0.25",
         },
     )
-    instance.env["JOBS_SOURCES"] = f"legacy={instance.database_url}"
     instance.create_database()
     try:
+        source_url = instance.manage("create_demo_source", "--print-source-url").strip()
+        instance.env |= {"JOBS_SOURCES": f"legacy={source_url}", "JOBS_SOURCE_APPS": "legacy=*"}
         instance.start_web()
         instance.manage("create_demo_source", "--rows", str(ROWS), "--table", TABLE)
         yield instance
@@ -105,7 +108,8 @@ def keys_digest(keys) -> str:
 def source_digest(platform: Platform, where: str = "true") -> tuple[int, str]:
     """The count and checksum of the source's keys, computed by PostgreSQL itself."""
     [row] = platform.sql(
-        f"SELECT count(*) AS n, md5(string_agg(id::text, ',' ORDER BY id)) AS md5 FROM {TABLE} WHERE {where}"
+        f"SELECT count(*) AS n, md5(string_agg(id::text, ',' ORDER BY id)) AS md5 FROM {TABLE} WHERE {where}",
+        database=DemoSource.beside(platform.name).database,
     )
     return row["n"], row["md5"]
 
@@ -274,11 +278,15 @@ def test_a_migration_out_of_attempts_while_the_target_was_down_is_rerun_from_its
 
 
 def test_the_readmes_migration_walkthrough_runs_through_scripts_start(platform, tmp_path):
-    """scripts/start makes its database the source ``demo`` and allows 127.0.0.1; the demo
-    commands (a real demo_receiver process) and the README's request do the rest."""
+    """scripts/start makes the demo database beside its own the source ``demo`` (every
+    application, a role that may only read the demo tables) and allows the demo receiver's
+    port on 127.0.0.1 only; the demo commands (a real demo_receiver process) and the
+    README's request do the rest. The platform's own tables stay out of reach."""
     port, receiver_port = free_port(), free_port()
-    env = {k: v for k, v in platform.env.items() if k not in ("JOBS_SOURCES", "JOBS_MIGRATION_TARGET_HOSTS")}
+    unset = ("JOBS_SOURCES", "JOBS_SOURCE_APPS", "JOBS_MIGRATION_TARGET_HOSTS")
+    env = {k: v for k, v in platform.env.items() if k not in unset}
     env |= {"HOST": "127.0.0.1", "PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    env["DEMO_RECEIVER_PORT"] = str(receiver_port)  # the README's 9000 may be taken on a shared machine
     env.pop("DJANGO_SETTINGS_MODULE")  # the script's own default (dev settings), as a user runs it
     start = subprocess.Popen(
         [str(ROOT / "scripts" / "start")],
@@ -309,21 +317,18 @@ def test_the_readmes_migration_walkthrough_runs_through_scripts_start(platform, 
         assert made.returncode == 0 and "table demo_customers: 20000 rows" in made.stdout, made.stderr
         wait_for(lambda: requests.get(f"{base}/health", timeout=2).status_code == 200, timeout=120, what="start")
         api = platform.client(platform.token("walkthrough"))
+        params = {
+            "source": "demo",
+            "table": "demo_customers",
+            "key": "id",
+            "batch_size": 500,
+            "mapping": {"id": "id", "email": "email", "name": "full_name"},
+            "transforms": {"email": "lower"},
+            "target_url": f"http://127.0.0.1:{receiver_port}/customers",
+        }
         created = api.post(
             f"{base}/jobs",
-            json={
-                "type": "migrate_rows",
-                "params": {
-                    "source": "demo",
-                    "table": "demo_customers",
-                    "key": "id",
-                    "batch_size": 500,
-                    "mapping": {"id": "id", "email": "email", "name": "full_name"},
-                    "transforms": {"email": "lower"},
-                    "target_url": f"http://127.0.0.1:{receiver_port}/customers",
-                },
-                "metadata": {"migration": "customers-demo"},
-            },
+            json={"type": "migrate_rows", "params": params, "metadata": {"migration": "customers-demo"}},
             timeout=10,
         )
         assert created.status_code == 201, created.text
@@ -351,6 +356,37 @@ def test_the_readmes_migration_walkthrough_runs_through_scripts_start(platform, 
             "starting: 20000 rows of demo:public.demo_customers(id) to 127.0.0.1",
             "batch 1 sent",
         ]
+
+        # The review's attack on this configuration: the platform's table of applications
+        # (callback secrets) through the source "demo". It is not in the demo database.
+        attack = api.post(
+            f"{base}/jobs",
+            json={
+                "type": "migrate_rows",
+                "params": params
+                | {"table": "jobs_app", "key": "name", "mapping": {"name": "name", "secret": "callback_secret"}}
+                | {"transforms": {}},
+            },
+            timeout=10,
+        )
+        assert attack.status_code == 201, attack.text
+        refused = wait_for(
+            lambda: (job := api.get(attack.headers["Location"], timeout=5).json())["status"] == "failed" and job,
+            timeout=60,
+            what="the attack's job failing",
+        )
+        assert refused["error"]["message"] == (
+            "table public.jobs_app does not exist on source 'demo' (or its user may not read it)"
+        )
+        # And another port of this machine (the platform's own) is no target.
+        elsewhere = api.post(
+            f"{base}/jobs",
+            json={"type": "migrate_rows", "params": params | {"target_url": f"{base}/jobs"}},
+            timeout=10,
+        )
+        assert elsewhere.status_code == 400
+        assert [e["field"] for e in elsewhere.json()["errors"]] == ["params.target_url"]
+        assert requests.get(f"http://127.0.0.1:{receiver_port}/", timeout=5).json()["rows"] == 20_000
     finally:
         for proc in (start, receiver):
             os.killpg(proc.pid, signal.SIGTERM)

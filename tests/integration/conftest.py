@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
+import psycopg2
 import pytest
 from rest_framework.test import APIClient
 
 from jobs import selectors, services
 from jobs.domain import App
+from tests.conftest import database_url
 
 
 def new_app(name: str | None = None) -> tuple[App, str]:
@@ -42,3 +47,57 @@ def raw(db):
 
     with connection.cursor() as cursor:
         yield cursor
+
+
+@dataclass(frozen=True)
+class SourceDatabase:
+    """A database of its own beside the test database (never the platform's: migrate_rows
+    refuses that), with a login role that may read only what a test grants it."""
+
+    name: str
+    role: str
+    admin_url: str
+    reader_url: str
+
+    def admin(self) -> Any:
+        conn = psycopg2.connect(self.admin_url)
+        conn.autocommit = True
+        return conn
+
+    def grant_select(self, *tables: str) -> None:
+        """Let the reader role read ``tables`` (names as SQL already quoted where needed)."""
+        conn = self.admin()
+        try:
+            with conn.cursor() as cur:
+                for table in tables:
+                    cur.execute(f'GRANT SELECT ON {table} TO "{self.role}"')
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def source_database(django_db_setup) -> Iterator[SourceDatabase]:
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    name = f"{settings_dict['NAME']}_source"[:63]
+    role = f"{name}_reader"[:63]
+    password = uuid.uuid4().hex
+    admin_url = database_url(settings_dict, name)
+    reader = {**settings_dict, "USER": role, "PASSWORD": password}
+    conn = psycopg2.connect(database_url(settings_dict, settings_dict["NAME"]))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'DROP ROLE IF EXISTS "{role}"')
+            cur.execute(f'CREATE DATABASE "{name}"')
+            cur.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+            cur.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+            cur.execute(f'GRANT CONNECT ON DATABASE "{name}" TO "{role}"')
+        yield SourceDatabase(name=name, role=role, admin_url=admin_url, reader_url=database_url(reader, name))
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'DROP ROLE IF EXISTS "{role}"')
+        conn.close()

@@ -1,5 +1,6 @@
-"""migrate_rows against real parts in one process: a real PostgreSQL source (tables in the
-test database, read through the type's own read-only connection), a real local HTTP
+"""migrate_rows against real parts in one process: a real PostgreSQL source (tables in a
+database of their own beside the test database, read through the type's own read-only
+connection as a role that may only read them), a real local HTTP
 receiver, and the real worker (execute_job), the API and the commands."""
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from jobs.jobtypes import migrate_rows as mr
 from jobs.management.commands.demo_receiver import Receiver
 from jobs.runtime.worker import execute_job
 from tests.callback_receiver import Receiver as ScriptedReceiver
-from tests.conftest import database_url
 from tests.integration.conftest import new_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,19 +30,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROWS = 2_000
 
 
-def source_url() -> str:
-    return database_url(connection.settings_dict, connection.settings_dict["NAME"])
-
-
 @pytest.fixture
-def source(settings):
-    """Tables committed in the test database (a real source, read by its own connection):
+def source(settings, source_database):
+    """Tables committed in a source database of their own (never the platform's: the type
+    refuses that), read by its own read-only connection as a role that may only SELECT them:
     ``t`` (bigint key, 2,000 rows, every kind of value), ``odd`` (names needing quotes),
     ``loose`` (a key that is not unique), ``words`` (a text key)."""
     suffix = uuid.uuid4().hex[:8]
     names = {"t": f"mr_{suffix}", "odd": f"Odd Table {suffix}", "loose": f"mr_loose_{suffix}", "words": f"w_{suffix}"}
-    admin = psycopg2.connect(source_url())
-    admin.autocommit = True
+    admin = source_database.admin()
     with admin.cursor() as cur:
         cur.execute(
             f"""CREATE TABLE {names["t"]} (id bigint PRIMARY KEY, email text NOT NULL, region text NOT NULL,
@@ -57,7 +53,9 @@ def source(settings):
                 CREATE TABLE {names["words"]} (word text PRIMARY KEY, v integer);
                 INSERT INTO {names["words"]} SELECT 'w' || lpad(i::text, 4, '0'), i FROM generate_series(1, 45) AS i"""
         )
-    settings.JOBS_SOURCES = {"legacy": source_url()}
+    source_database.grant_select(*(f'"{name}"' for name in names.values()))
+    settings.JOBS_SOURCES = {"legacy": source_database.reader_url}
+    settings.JOBS_SOURCE_APPS = {"legacy": ("*",)}
     settings.JOBS_MIGRATION_TARGET_HOSTS = ["127.0.0.1"]
     settings.JOBS = {**settings.JOBS, "MIGRATION_TARGET_BACKOFF": 0.05, "MIGRATION_TARGET_RETRIES": 2}
     yield names
@@ -195,11 +193,11 @@ def test_a_key_that_is_not_unique_is_refused(source):
     assert "key column id must be NOT NULL with a unique index on it alone" in job_of(app, job).error["message"]
 
 
-def test_the_source_connection_is_read_only_and_bounded(source, settings):
+def test_the_source_connection_is_read_only_and_bounded(source, settings, source_database):
     settings.JOBS = {**settings.JOBS, "MIGRATION_STATEMENT_TIMEOUT": 1.5}
     params = {"source": "legacy", "table": source["t"], "key": "id", "mapping": {"e": "email"}}
     plan = mr.Plan.from_params(params | {"target_url": "http://127.0.0.1/", "batch_size": 5})
-    reader = mr.Source(plan, dsn=source_url(), job_id="test")
+    reader = mr.Source(plan, dsn=source_database.reader_url, job_id="test")
     try:
         with reader.connection.cursor() as cur:
             cur.execute("SHOW statement_timeout")
@@ -218,7 +216,7 @@ def test_the_source_connection_is_read_only_and_bounded(source, settings):
         assert reader.connection.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
     finally:
         reader.close()
-    admin = psycopg2.connect(source_url())
+    admin = source_database.admin()
     with admin.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM {source['t']}")
         assert cur.fetchone()[0] == ROWS
@@ -361,7 +359,7 @@ def test_the_api_names_what_is_wrong_with_a_migration_at_create(source, api):
     response = api.post("/jobs", data=json.dumps(body), content_type="application/json")
     errors = {e["field"]: e["detail"] for e in response.json()["errors"]}
     assert errors == {
-        "params.source": "Unknown source; the configured sources are: legacy (JOBS_SOURCES).",
+        "params.source": "Unknown source; the sources this application may use are: legacy (JOBS_SOURCES).",
         "params.target_url": "Migration targets may only go to the hosts JOBS_MIGRATION_TARGET_HOSTS lists "
         "(127.0.0.1).",
     }
@@ -371,25 +369,83 @@ def test_the_api_names_what_is_wrong_with_a_migration_at_create(source, api):
 
 
 # -- the demo commands ---------------------------------------------------------------------------
-def test_create_demo_source_makes_its_table_in_one_statement():
+def test_create_demo_source_makes_its_table_in_a_database_of_its_own_that_only_its_role_reads(
+    settings, tmp_path, monkeypatch
+):
+    """The walkthrough's source: a database beside the platform's, a role that may read its
+    demo tables and nothing else (not the platform's tables, not a write), which
+    migrate_rows reads as the source ``demo`` (scripts/start's)."""
+    from io import StringIO
+
+    from jobs.services import demo_source
+
+    monkeypatch.setattr(demo_source, "PASSWORD_FILE", tmp_path / "demo-source-password")
+    source = demo_source.demo_source()
+    assert source.database == f"{connection.settings_dict['NAME']}_demo" and source.role.endswith("_demo_reader")
     try:
-        call_command("create_demo_source", "--rows", "1000", "--table", "demo_it")
-        with connection.cursor() as cur:
+        out = StringIO()
+        call_command("create_demo_source", "--rows", "1000", "--table", "demo_it", stdout=out)
+        assert out.getvalue().startswith(
+            f"table demo_it: 1000 rows (key: id, 1 to 1000) in the database {source.database}"
+        )
+        admin = psycopg2.connect(**{**connection.get_connection_params(), "dbname": source.database})
+        with admin.cursor() as cur:
             cur.execute("SELECT count(*), min(id), max(id), count(DISTINCT region) FROM demo_it")
             assert cur.fetchone() == (1000, 1, 1000, 4)
             cur.execute("SELECT email, full_name, region, balance::text, active FROM demo_it WHERE id = 10")
             assert cur.fetchone() == ("Customer.10@Example.COM", "Customer 10", "apac", "791.90", False)
-        with pytest.raises(CommandError, match="exists; --replace drops it first"):
+        admin.close()
+        with connection.cursor() as cur:  # nothing in the platform's database
+            cur.execute("SELECT to_regclass('demo_it') IS NULL")
+            assert cur.fetchone() == (True,)
+        with pytest.raises(CommandError, match=r"exists in .*_demo; --replace drops it first"):
             call_command("create_demo_source", "--rows", "5", "--table", "demo_it")
-        call_command("create_demo_source", "--rows", "5", "--table", "demo_it", "--replace")
-        with connection.cursor() as cur:
+        call_command("create_demo_source", "--rows", "5", "--table", "demo_it", "--replace", stdout=StringIO())
+
+        out = StringIO()
+        call_command("create_demo_source", "--print-source-url", stdout=out)
+        url = out.getvalue().strip()
+        password = (tmp_path / "demo-source-password").read_text().strip()
+        assert url.startswith(f"postgres://{source.role}:{password}@") and url.endswith(f"/{source.database}")
+        reader = psycopg2.connect(url)
+        reader.autocommit = True
+        with reader.cursor() as cur:
             cur.execute("SELECT count(*) FROM demo_it")
             assert cur.fetchone() == (5,)
-        with pytest.raises(CommandError, match="may not start with jobs_"):
-            call_command("create_demo_source", "--table", "jobs_job", "--replace")
+            cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+            assert cur.fetchone() == (False, False, False)
+            with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+                cur.execute("DELETE FROM demo_it")
+        reader.close()
+        # The same role on the platform's database: it reads none of the platform's tables.
+        platform = psycopg2.connect(url.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"])
+        with platform.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("SELECT callback_secret FROM jobs_app")
+        platform.close()
+
+        # migrate_rows reads it as scripts/start configures it.
+        settings.JOBS_SOURCES = {"demo": url}
+        settings.JOBS_SOURCE_APPS = {"demo": ("*",)}
+        settings.JOBS_MIGRATION_TARGET_HOSTS = ["127.0.0.1"]
+        app, _ = new_app()
+        with Receiver() as receiver:
+            job, _ = services.job_create(
+                app=app,
+                type="migrate_rows",
+                params={
+                    "source": "demo",
+                    "table": "demo_it",
+                    "key": "id",
+                    "mapping": {"id": "id", "email": "email"},
+                    "target_url": receiver.url,
+                },
+            )
+            assert execute_job(str(job.id)) == "succeeded"
+        assert sorted(receiver.rows) == [1, 2, 3, 4, 5]
     finally:
         with connection.cursor() as cur:
-            cur.execute("DROP TABLE IF EXISTS demo_it")
+            cur.execute(f'DROP DATABASE IF EXISTS "{source.database}" WITH (FORCE)')
+            cur.execute(f'DROP ROLE IF EXISTS "{source.role}"')
 
 
 def test_the_demo_receiver_stores_rows_by_key_and_honours_idempotency_keys():

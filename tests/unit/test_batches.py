@@ -264,7 +264,7 @@ def test_the_deliverer_posts_the_batch_resource_for_a_batch_callback(settings):
     taken["callback_secret"] = "s"
     with (
         mock.patch.object(callbacks.outbox, "body", return_value=b"{}") as body,
-        mock.patch.object(callbacks._opener, "open", side_effect=OSError("refused")),
+        mock.patch.object(callbacks.outbound, "post", side_effect=OSError("refused")),
     ):
         assert callbacks._deliver(taken) == (None, "OSError: refused")
     body.assert_called_once_with(None, batch_id=taken["batch_id"])

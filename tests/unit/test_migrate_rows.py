@@ -15,6 +15,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from jobs.conf import host_list, named_sources
+from jobs.domain import App
 from jobs.exceptions import InvalidInput, PermanentError
 from jobs.jobtypes import migrate_rows as mr
 from jobs.registry import registry
@@ -31,18 +32,30 @@ PARAMS = {
 @pytest.fixture(autouse=True)
 def configured(settings):
     settings.JOBS_SOURCES = {"legacy": "postgres://u:secret@db/legacy", "billing": "postgres://db/billing"}
+    settings.JOBS_SOURCE_APPS = {"legacy": ("etl",), "billing": ("etl",)}
     settings.JOBS_MIGRATION_TARGET_HOSTS = ["crm.internal"]
+
+
+@pytest.fixture(autouse=True)
+def applications():
+    """The job's application, as the worker's context names it (the type reads its name)."""
+    names = {APP_ID: "etl"}
+    with mock.patch.object(mr.selectors, "app_name_get", side_effect=lambda app_id: names.get(app_id)):
+        yield names
+
+
+APP_ID = uuid.UUID(int=42)
 
 
 def plan(**overrides: Any) -> mr.Plan:
     return mr.Plan.from_params(registry.get("migrate_rows").validate_params({**PARAMS, **overrides}))
 
 
-def errors_of(**overrides: Any) -> dict[str, list[str]]:
+def errors_of(app: App | None = None, **overrides: Any) -> dict[str, list[str]]:
     params = {**PARAMS, **overrides}
     params = {k: v for k, v in params.items() if v is not None}
     with pytest.raises(InvalidInput) as info:
-        registry.get("migrate_rows").validate_params(params)
+        registry.get("migrate_rows").validate_params(params, app=app)
     return info.value.errors
 
 
@@ -228,13 +241,15 @@ def test_valid_params_get_their_defaults():
     assert validated == {**PARAMS, "schema": "public", "transforms": {}, "where_equals": {}, "batch_size": 500}
 
 
-def test_an_unknown_source_is_told_the_configured_names(settings):
-    assert errors_of(source="crm") == {
-        "params.source": ["Unknown source; the configured sources are: billing, legacy (JOBS_SOURCES)."]
+def test_an_unknown_source_is_told_the_sources_open_to_the_application(settings):
+    etl = App(id=APP_ID, name="etl", token_id=uuid.uuid4())
+    assert errors_of(source="crm", app=etl) == {
+        "params.source": ["Unknown source; the sources this application may use are: billing, legacy (JOBS_SOURCES)."]
     }
     settings.JOBS_SOURCES = {}
-    assert errors_of(source="legacy")["params.source"] == [
-        "No source is configured: the operator names them in JOBS_SOURCES (name=postgres://…)."
+    assert errors_of(source="legacy", app=etl)["params.source"] == [
+        "No source is open to this application: the operator names sources in JOBS_SOURCES and the applications "
+        "that may use each in JOBS_SOURCE_APPS."
     ]
 
 
@@ -322,8 +337,9 @@ def test_target_hosts_are_a_list_of_exact_names():
 
 # -- the batch loop, against a scripted source and target -------------------------------------------
 class FakeContext:
-    def __init__(self, checkpoint_state: Any = None) -> None:
+    def __init__(self, checkpoint_state: Any = None, app_id: uuid.UUID | None = APP_ID) -> None:
         self.job_id = uuid.UUID(int=7)
+        self.app_id = app_id
         self.checkpoint_state = checkpoint_state
         self.lines: list[tuple[str, str, dict]] = []
         self.checkpoints: list[Any] = []
@@ -466,5 +482,27 @@ def test_a_target_host_removed_since_the_create_fails_the_job_at_run_time(settin
         mr.MigrateRows().run(FakeContext(), params)
     settings.JOBS_MIGRATION_TARGET_HOSTS = ["crm.internal"]
     settings.JOBS_SOURCES = {}
-    with pytest.raises(PermanentError, match="source 'legacy': No source is configured"):
+    with pytest.raises(PermanentError, match="source 'legacy': No source is open to this application"):
         mr.MigrateRows().run(FakeContext(), params)
+
+
+def test_a_source_is_read_only_for_the_applications_it_names_when_the_job_runs(settings, applications):
+    """Checked again when the job runs, for the job's own application: the operator may have
+    closed the source since the create (and the worker's re-check of the params knows no
+    application)."""
+    params = registry.get("migrate_rows").validate_params(PARAMS)
+    with mock.patch.object(mr, "Source") as source:
+        settings.JOBS_SOURCE_APPS = {"legacy": ("reports",), "billing": ("etl",)}
+        with pytest.raises(PermanentError) as info:
+            mr.MigrateRows().run(FakeContext(), params)
+        assert str(info.value) == (
+            "source 'legacy': Unknown source; the sources this application may use are: billing (JOBS_SOURCES)."
+        )
+        applications[APP_ID] = "reports"
+        settings.JOBS_MIGRATION_TARGET_HOSTS = []  # stops the run right after the source's check
+        with pytest.raises(PermanentError, match="target_url"):
+            mr.MigrateRows().run(FakeContext(), params)
+        for ctx in (FakeContext(app_id=None), FakeContext(app_id=uuid.UUID(int=1))):  # none, or a vanished one
+            with pytest.raises(PermanentError, match="the job's application is unknown"):
+                mr.MigrateRows().run(ctx, params)
+    source.assert_not_called()  # no connection was ever made
