@@ -127,7 +127,8 @@ class JobContext:
         info, warning, error (else ValueError); ``fields`` any JSON-able values (others as
         their ``str()``). Cheap: lines are written in batches, at least every
         ``JOBS_LOG_FLUSH_INTERVAL``. Over ``JOBS_LOG_MAX_PER_SECOND`` lines per second or
-        ``JOBS_LOG_MAX_LINES_PER_JOB`` per job, lines are dropped and counted."""
+        ``JOBS_LOG_MAX_LINES_PER_JOB`` per job, lines are dropped and counted; those over
+        the rate are also told in a warning line, at most one a second."""
         self._require_journal()
         assert self._log is not None
         line = log_line(message=message, level=level, fields=fields, at=datetime.now(UTC))
@@ -157,16 +158,17 @@ class JobContext:
         self._lost.set()
         self._wake.set()
 
-    def flush_log(self, *, if_due: bool = False) -> None:
+    def flush_log(self, *, if_due: bool = False, last: bool = False) -> None:
         """Write the log lines waiting in this run's buffer (``if_due``: only when some
         waited ``JOBS_LOG_FLUSH_INTERVAL``; for the heartbeat thread, which never waits
-        for another flush). Before the outcome, the worker flushes with
-        ``db.retrying`` around this. Raises StaleRun (after marking the run lost) and
+        for another flush). Before the outcome, the worker flushes with ``last`` (the
+        attempt's last note on lines dropped for the rate goes too) and ``db.retrying``
+        around this. Raises StaleRun (after marking the run lost) and
         DatabaseUnavailable (the lines wait for the next flush)."""
         if self._log is None or (if_due and not self._log.due()):
             return
         try:
-            self._log.flush(blocking=not if_due)
+            self._log.flush(blocking=not if_due, last=last)
         except StaleRun:
             self.lost()
             raise
@@ -189,9 +191,9 @@ class JobContext:
         except DatabaseUnavailable:
             logger.warning("log lines of job %s kept for later: database unavailable", self.job_id)
 
-    def _write_log(self, lines: list[dict[str, Any]], dropped: int) -> int:
+    def _write_log(self, lines: list[dict[str, Any]], notes: list[dict[str, Any]], dropped: int) -> int:
         assert self._journal is not None
-        return self._journal.log(lines, dropped=dropped)
+        return self._journal.log(lines, dropped=dropped, notes=notes)
 
     def _require_journal(self) -> Journal:
         if self._journal is None:

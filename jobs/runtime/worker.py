@@ -173,7 +173,7 @@ def _flush_log(ctx: JobContext) -> None:
     """The attempt's last log lines, waiting out a database outage like its outcome. A
     stale run's lines are refused with it (StaleRun)."""
     try:
-        db.retrying(ctx.flush_log, what="log", limit=settings.DB_WAIT_SECONDS)
+        db.retrying(lambda: ctx.flush_log(last=True), what="log", limit=settings.DB_WAIT_SECONDS)
     except DatabaseUnavailable:
         logger.warning("the last log lines of job %s were not saved: database unavailable", ctx.job_id)
 
