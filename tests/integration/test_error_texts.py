@@ -52,6 +52,26 @@ def test_an_unknown_parameter_names_the_parameters_the_type_accepts(api):
     assert field_error(response, "params.secs") == "Unknown parameter; countdown accepts: seconds."
 
 
+def test_every_fault_of_the_params_is_named_at_once_and_each_field_once(api):
+    def faults(params):
+        response = post_job(api, {"type": "fibonacci", "params": params})
+        assert response.status_code == 400 and response["Content-Type"] == PROBLEM, response.content
+        return {error["field"]: error["detail"] for error in response.json()["errors"]}
+
+    unknown = "Unknown parameter; fibonacci accepts: n."
+    # n's range is checked beside the unknown m: one answer, not one per fix.
+    assert faults({"n": -1, "m": 2}) == {
+        "params.m": unknown,
+        "params.n": "Ensure this value is greater than or equal to 0.",
+    }
+    assert faults({"m": 2}) == {"params.m": unknown, "params.n": "This field is required."}
+    # A JSON-type error is named once, for its type, beside the other faults.
+    assert faults({"n": "5", "m": 2}) == {"params.m": unknown, "params.n": "Must be an integer."}
+    response = post_job(api, {"type": "countdown", "params": {"seconds": 0, "secs": 5}})
+    assert field_error(response, "params.seconds") == "Ensure this value is greater than or equal to 1."
+    assert field_error(response, "params.secs") == "Unknown parameter; countdown accepts: seconds."
+
+
 @pytest.mark.parametrize(
     ("authorization", "detail"),
     [
