@@ -227,6 +227,18 @@ def test_a_flood_gets_one_note_a_second_and_the_notes_never_push_out_the_jobs_la
     assert api.get(f"/jobs/{job.id}/logs?level=warning").json()["results"] == notes
 
 
+def test_the_countdown_of_the_readme_logs_a_line_a_second():
+    app, token = new_app()
+    job = services.job_create(app=app, type="countdown", params={"seconds": 2})[0]
+    assert execute_job(str(job.id)) == "succeeded"
+    body = client(token).get(f"/jobs/{job.id}/logs").json()
+    assert body["total"] == 2 and body["dropped"] == 0
+    assert [(line["level"], line["message"], line["fields"]) for line in body["results"]] == [
+        ("info", "2 seconds left", {"seconds_left": 2}),
+        ("info", "1 second left", {"seconds_left": 1}),
+    ]
+
+
 def test_lines_written_before_a_checkpoint_are_stored_when_it_returns():
     app, _ = new_app()
     job = run(app, lines=2, then="checkpoint")

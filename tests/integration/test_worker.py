@@ -218,9 +218,7 @@ def test_a_retryable_failure_after_a_cancel_request_is_reported_cancelled_not_re
         ("cancel", Status.CANCELLED, Outcome.CANCELLED),
     ],
 )
-def test_the_latest_progress_the_interval_held_back_reaches_a_job_that_did_not_succeed(
-    then, status, outcome, settings
-):
+def test_the_latest_progress_the_interval_held_back_reaches_a_job_that_did_not_succeed(then, status, outcome, settings):
     # A migration acknowledges 20,000 rows in well under JOBS_PROGRESS_MIN_INTERVAL, so no
     # progress was written while it ran; then it ends without success. It must not show null.
     settings.JOBS = {**settings.JOBS, "PROGRESS_MIN_INTERVAL": 30.0, "HEARTBEAT_INTERVAL": 0.2}
