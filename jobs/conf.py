@@ -138,7 +138,8 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "LOG_MAX_PER_SECOND",
         100,
-        "Most log lines one attempt keeps per second; the rest are dropped, counted and noted by a warning line.",
+        "Most log lines one attempt keeps per second; the rest are dropped, counted and noted by a warning line "
+        "(at most one a second).",
     ),
     Tunable(
         "LOG_MESSAGE_MAX",

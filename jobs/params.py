@@ -122,10 +122,14 @@ def validate(
 ) -> dict[str, Any]:
     """Validate params exactly as the type's published JSON Schema says; return the
     validated values (what is stored). Errors are keyed ``params.<field>``; an unknown one
-    is told what ``type_name`` accepts. ``context`` is the serializer's (its hooks read it)."""
+    is told what ``type_name`` accepts. Every fault is named at once: the known fields'
+    own rules run beside an unknown parameter or another field's JSON-type error (a field
+    whose JSON type is wrong is named once, for that). ``context`` is the serializer's
+    (its hooks read it)."""
     fields = _params_fields(params_class)
     errors: dict[str, list[str]] = {}
     unknown: list[str] | None = None  # one list for every unknown key (never mutated)
+    mistyped: set[str] = set()  # known fields already at fault: their own rules would say it again
     for key, value in params.items():
         field = fields.get(key)
         if field is None:
@@ -133,18 +137,27 @@ def validate(
             errors[f"params.{key}"] = unknown
         elif (problem := _json_type_error(field, value)) is not None:
             errors[f"params.{key}"] = [problem]
+            mistyped.add(key)
         elif isinstance(field, serializers.DictField):  # the schema's additionalProperties, per entry
             for entry, item in value.items():
                 if (problem := _json_type_error(field.child, item)) is not None:
                     errors[f"params.{key}.{entry}"] = [problem]
+                    mistyped.add(key)
     validated: dict[str, Any] = {}
-    if not errors and _fields_suffice(params_class):
-        validated, errors = _validate_fields(fields, params)
-    elif not errors:
-        serializer = params_class(data=params, context=context or {})
+    if _fields_suffice(params_class):
+        checked = fields if not mistyped else {n: f for n, f in fields.items() if n not in mistyped}
+        validated, own = _validate_fields(checked, params)
+        errors.update(own)
+    else:
+        known = {key: value for key, value in params.items() if key in fields}
+        serializer = params_class(data=known, context=context or {})
         if serializer.is_valid():
             validated = dict(serializer.validated_data)
         for field_name, messages in serializer.errors.items():
+            if field_name in mistyped or (field_name == "non_field_errors" and mistyped):
+                # Named already; and the type's own cross-field check ran on values DRF
+                # coerced but the schema refuses ("5" for 5): its verdict is not the client's fault.
+                continue
             key = "params" if field_name == "non_field_errors" else f"params.{field_name}"
             errors.update(_flat_errors(key, messages))
     if errors:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from jobs import selectors, services
 from jobs.conf import settings
 from jobs.domain import Batch
-from jobs.exceptions import BatchNotFound, InvalidInput
+from jobs.exceptions import BatchNotFound, InvalidInput, NeverDeleted
 from jobs.resources import batch_output, batch_url, event_output, job_output
 from jobs.selectors import JobFilters
 
@@ -155,6 +155,7 @@ class BatchDetailApi(AuthenticatedApi):
 
     name = "Batch"
     permission_classes = [permissions.IsAuthenticated, ReadsJobs]
+    never_deleted = NeverDeleted.batch
 
     @extend_schema(
         summary="Get a batch",

@@ -20,6 +20,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, JsonResponse, UnreadablePostError
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -31,7 +32,9 @@ from jobs.exceptions import (
     IdempotencyKeyReused,
     InvalidInput,
     JobsError,
+    NeverDeleted,
     NotFound,
+    PathNotFound,
     RateLimited,
     ScopeRequired,
     TooManyUnfinishedJobs,
@@ -250,6 +253,9 @@ def problem_for(exc: BaseException, *, instance: str | None = None) -> Problem:
     if isinstance(exc, RateLimited):
         body = problem(429, str(exc), slug=ProblemType.RATE_LIMITED, instance=instance, retry_after=exc.retry_after)
         return Problem(429, body, _retry_later(exc.retry_after))
+    if isinstance(exc, NeverDeleted):
+        # DRF's view adds the Allow header of the resource, as for any 405.
+        return Problem(405, problem(405, str(exc), instance=instance))
     if isinstance(exc, Conflict):
         return Problem(409, problem(409, str(exc), slug=ProblemType.CONFLICT, instance=instance, **exc.context))
     if isinstance(exc, TooManyUnfinishedJobs):
@@ -317,7 +323,21 @@ def problem_response(request: HttpRequest, exc: BaseException) -> JsonResponse:
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return problem_response(request, Http404())
+    return problem_response(request, _unknown_path(request))
+
+
+def _unknown_path(request: HttpRequest) -> Exception:
+    """A URL no route matches: when it is one of the API's paths with a trailing slash
+    (``/jobs/``), say so and name the path without it; else a plain 404."""
+    bare = request.path_info.rstrip("/")
+    if bare and bare != request.path_info:
+        try:
+            resolve(bare)
+        except Resolver404:
+            pass
+        else:
+            return PathNotFound.trailing_slash(request.path.rstrip("/"))
+    return Http404()
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

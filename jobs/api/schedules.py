@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from jobs import selectors, services
 from jobs.conf import settings
 from jobs.domain import CatchUp, ScheduleEventKind, ScheduleState
-from jobs.exceptions import InvalidInput, ScheduleNotFound
+from jobs.exceptions import InvalidInput, NeverDeleted, ScheduleNotFound
 from jobs.resources import schedule_event_output, schedule_output, schedule_url
 
 from .base import AuthenticatedApi
@@ -337,6 +337,7 @@ class ScheduleDetailApi(AuthenticatedApi):
 
     name = "Schedule"
     permission_classes = [permissions.IsAuthenticated, ReadsJobs, WritesJobs]
+    never_deleted = NeverDeleted.schedule
 
     @extend_schema(
         summary="Get a schedule",

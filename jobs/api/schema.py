@@ -165,8 +165,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             },
             "logs": {
                 "type": "object",
-                "description": "Its log (`ctx.log`): where to read it, how many lines it has, how many were "
-                "dropped over the bounds (`JOBS_LOG_MAX_PER_SECOND`, `JOBS_LOG_MAX_LINES_PER_JOB`).",
+                "description": "Its log (`ctx.log`): where to read it, how many of its lines it kept, how many "
+                "were dropped over the bounds (`JOBS_LOG_MAX_PER_SECOND`, `JOBS_LOG_MAX_LINES_PER_JOB`); "
+                "the notes on lines dropped for the rate are not counted.",
                 "properties": {
                     "url": {"type": "string", "format": "uri"},
                     "lines": {"type": "integer", "minimum": 0},
@@ -255,7 +256,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "job": {"type": "string", "format": "uri"},
             "status": ref("JobStatus"),
-            "total": {"type": "integer", "minimum": 0, "description": "Lines the job's log has."},
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Lines the job logged and kept (notes on lines dropped for the rate not counted).",
+            },
             "dropped": {"type": "integer", "minimum": 0, "description": "Lines dropped over the bounds."},
             "results": {"type": "array", "items": ref("JobLogLine")},
             "next": {

@@ -19,7 +19,7 @@ from jobs import monitoring, selectors, services
 from jobs.conf import settings
 from jobs.dashboard.access import is_admin
 from jobs.domain import Job, Status
-from jobs.exceptions import InvalidInput, JobNotFound
+from jobs.exceptions import InvalidInput, JobNotFound, NeverDeleted
 from jobs.registry import registry
 from jobs.resources import event_output, job_output, job_url
 
@@ -198,6 +198,7 @@ class JobDetailApi(AuthenticatedApi):
 
     name = "Job"
     permission_classes = [permissions.IsAuthenticated, ReadsJobs]
+    never_deleted = NeverDeleted.job
 
     @extend_schema(
         summary="Get a job",

@@ -12,7 +12,8 @@ from jobs.runtime.context import JobContext
 
 @registry.register
 class Countdown(JobType):
-    """Counts down the given seconds, reporting progress every second; can be cancelled."""
+    """Counts down the given seconds, reporting progress and logging a line every second;
+    can be cancelled."""
 
     name = "countdown"
     timeout = 3700
@@ -24,6 +25,8 @@ class Countdown(JobType):
         seconds = params["seconds"]
         for elapsed in range(seconds):
             left = seconds - elapsed
-            ctx.progress(100.0 * elapsed / seconds, f"{left} second{'' if left == 1 else 's'} left")
+            message = f"{left} second{'' if left == 1 else 's'} left"
+            ctx.log(message, seconds_left=left)  # the walkthrough's GET /jobs/{id}/logs shows these
+            ctx.progress(100.0 * elapsed / seconds, message)
             ctx.sleep(1.0)
         return {"seconds": seconds, "message": "countdown finished"}

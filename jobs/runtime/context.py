@@ -61,6 +61,9 @@ class JobContext:
         self._last_write = clock()
         self._last_percent = 0.0
         self._milestone_pending = False
+        #: The latest progress the interval held back (percent, message): written by the
+        #: next write, or by the worker before a failure, retry or cancel (flush_progress).
+        self._unwritten: tuple[float, str] | None = None
         self._journal = journal
         self._checkpoint_state = checkpoint_state
         self._checkpoint_event_at: float | None = None
@@ -72,20 +75,24 @@ class JobContext:
         """Report progress (0 to 100) with a short message; visible at ``GET /jobs/{id}``.
 
         Written at most once per ``JOBS_PROGRESS_MIN_INTERVAL`` (counted from the attempt's
-        start), so a job that is over in a blink writes no progress at all."""
+        start), so a job that is over in a blink writes no progress at all; the latest one
+        held back is written when the attempt fails, is retried or cancelled (a success
+        writes 100 %)."""
         percent = max(0.0, min(100.0, float(percent)))
         if any(self._last_percent < m <= percent for m in MILESTONES):
             self._milestone_pending = True
         self._last_percent = max(self._last_percent, percent)
         now = self._clock()
         if now - self._last_write >= settings.PROGRESS_MIN_INTERVAL:
-            self._last_write = now
+            self._last_write, self._unwritten = now, None
             milestone, self._milestone_pending = self._milestone_pending, False
             try:
                 if self._report(round(percent, 2), str(message), milestone):
                     self.cancel_requested()
             except StaleRun:
                 self.lost()
+        else:
+            self._unwritten = (round(percent, 2), str(message))
         self.raise_if_cancelled()
 
     @property
@@ -130,7 +137,8 @@ class JobContext:
         info, warning, error (else ValueError); ``fields`` any JSON-able values (others as
         their ``str()``). Cheap: lines are written in batches, at least every
         ``JOBS_LOG_FLUSH_INTERVAL``. Over ``JOBS_LOG_MAX_PER_SECOND`` lines per second or
-        ``JOBS_LOG_MAX_LINES_PER_JOB`` per job, lines are dropped and counted."""
+        ``JOBS_LOG_MAX_LINES_PER_JOB`` per job, lines are dropped and counted; those over
+        the rate are also told in a warning line, at most one a second."""
         self._require_journal()
         assert self._log is not None
         line = log_line(message=message, level=level, fields=fields, at=datetime.now(UTC))
@@ -160,16 +168,34 @@ class JobContext:
         self._lost.set()
         self._wake.set()
 
-    def flush_log(self, *, if_due: bool = False) -> None:
+    def flush_progress(self) -> None:
+        """Write the latest progress the job reported that ``JOBS_PROGRESS_MIN_INTERVAL``
+        held back, if any: the worker calls this before it records a failure, a retry or a
+        cancel, so the job shows how far it got (a migration that stored 20,000 rows then
+        failed says so, not ``null``). Fenced like every write of the run; the worker's
+        reporter is best effort (an outage is logged). Raises StaleRun (after marking the
+        run lost): the outcome would be refused too."""
+        unwritten, self._unwritten = self._unwritten, None
+        if unwritten is None:
+            return
+        milestone, self._milestone_pending = self._milestone_pending, False
+        try:
+            self._report(*unwritten, milestone)  # a cancel asked meanwhile changes nothing now
+        except StaleRun:
+            self.lost()
+            raise
+
+    def flush_log(self, *, if_due: bool = False, last: bool = False) -> None:
         """Write the log lines waiting in this run's buffer (``if_due``: only when some
         waited ``JOBS_LOG_FLUSH_INTERVAL``; for the heartbeat thread, which never waits
-        for another flush). Before the outcome, the worker flushes with
-        ``db.retrying`` around this. Raises StaleRun (after marking the run lost) and
+        for another flush). Before the outcome, the worker flushes with ``last`` (the
+        attempt's last note on lines dropped for the rate goes too) and ``db.retrying``
+        around this. Raises StaleRun (after marking the run lost) and
         DatabaseUnavailable (the lines wait for the next flush)."""
         if self._log is None or (if_due and not self._log.due()):
             return
         try:
-            self._log.flush(blocking=not if_due)
+            self._log.flush(blocking=not if_due, last=last)
         except StaleRun:
             self.lost()
             raise
@@ -192,9 +218,9 @@ class JobContext:
         except DatabaseUnavailable:
             logger.warning("log lines of job %s kept for later: database unavailable", self.job_id)
 
-    def _write_log(self, lines: list[dict[str, Any]], dropped: int) -> int:
+    def _write_log(self, lines: list[dict[str, Any]], notes: list[dict[str, Any]], dropped: int) -> int:
         assert self._journal is not None
-        return self._journal.log(lines, dropped=dropped)
+        return self._journal.log(lines, dropped=dropped, notes=notes)
 
     def _require_journal(self) -> Journal:
         if self._journal is None:

@@ -135,20 +135,21 @@ def _run(job: Job, started: float) -> Outcome:
             raise
         except Exception as exc:
             logger.info("job %s attempt %s raised %r", job.id, job.attempts, exc)
-            return _fail(job, exc, retryable=implementation.is_retryable(exc), job_type=job_type)
+            return _fail(job, exc, retryable=implementation.is_retryable(exc), job_type=job_type, ctx=ctx)
         try:
             _write(lambda: services.job_succeed(job=job, result=result), what="finish")
         except (TypeError, ValueError) as exc:
             invalid = InvalidResult(f"the result is not JSON-serialisable: {exc}")
-            return _fail(job, invalid, retryable=False, job_type=job_type)
+            return _fail(job, invalid, retryable=False, job_type=job_type, ctx=ctx)
         return Outcome.SUCCEEDED
     except JobCancelled:
+        ctx.flush_progress()  # how far it got before it stopped
         _write(lambda: services.job_cancelled(job=job), what="cancel")
         return Outcome.CANCELLED
     except TimeoutException:
         # django-q2's per-task alarm: the attempt ran past the job's timeout.
         timed_out = JobTimeout(f"attempt {job.attempts} exceeded the timeout of {job.timeout_seconds}s")
-        _transition(job, _fail(job, timed_out, retryable=True, job_type=job_type).value, started)
+        _transition(job, _fail(job, timed_out, retryable=True, job_type=job_type, ctx=ctx).value, started)
         raise  # let django-q2 recycle this worker process
     finally:
         beating.untrack(job)  # only once the outcome is written: the lease cannot lapse before
@@ -163,7 +164,18 @@ _FAILURE_OUTCOMES = {
 }
 
 
-def _fail(job: Job, error: BaseException, *, retryable: bool, job_type: type[JobType] | None) -> Outcome:
+def _fail(
+    job: Job,
+    error: BaseException,
+    *,
+    retryable: bool,
+    job_type: type[JobType] | None,
+    ctx: JobContext | None = None,
+) -> Outcome:
+    """Record a failed attempt (retried, failed for good, or cancelled), after the latest
+    progress its job reported (``ctx``): a failure keeps how far the attempt got."""
+    if ctx is not None:
+        ctx.flush_progress()
     ended = _write(
         lambda: services.job_fail(job=job, error=error, retryable=retryable, job_type=job_type), what="failure"
     )
@@ -174,7 +186,7 @@ def _flush_log(ctx: JobContext) -> None:
     """The attempt's last log lines, waiting out a database outage like its outcome. A
     stale run's lines are refused with it (StaleRun)."""
     try:
-        db.retrying(ctx.flush_log, what="log", limit=settings.DB_WAIT_SECONDS)
+        db.retrying(lambda: ctx.flush_log(last=True), what="log", limit=settings.DB_WAIT_SECONDS)
     except DatabaseUnavailable:
         logger.warning("the last log lines of job %s were not saved: database unavailable", ctx.job_id)
 

@@ -32,6 +32,7 @@ from jobs.exceptions import (
     BatchNotFound,
     InvalidInput,
     TooManyUnfinishedJobs,
+    unknown_field,
 )
 
 from . import callbacks
@@ -109,7 +110,7 @@ def batch_request_validate(
         problem = callbacks.url_problem(callback_url)
         if problem is not None:
             errors["callback_url"] = [problem]
-    unknown = {name: ["Unknown field."] for name in unknown_fields}
+    unknown = dict.fromkeys(unknown_fields, unknown_field("a batch", BATCH_FIELDS))
     if errors or unknown:
         raise InvalidInput({**unknown, **errors}, "The request is invalid.")
     return BatchRequest(

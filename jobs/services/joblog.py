@@ -7,7 +7,8 @@ wrong level is an error where it was made); the worker's buffer
 fenced by the attempt like every write of a running attempt. Bounds: a message (and the
 ``fields`` as JSON) longer than ``JOBS_LOG_MESSAGE_MAX`` is cut and marked; a job keeps
 at most ``JOBS_LOG_MAX_LINES_PER_JOB`` lines; lines over a bound are dropped and counted
-on the job (``log_dropped``), never lost without a trace.
+on the job (``log_dropped``), never lost without a trace. The buffer's notes on lines
+dropped for the rate are stored beside them, outside the bound and ``log_lines``.
 """
 
 from __future__ import annotations
@@ -76,15 +77,20 @@ def log_line(*, message: Any, level: str, fields: dict[str, Any], at: datetime) 
     return {"at": at.isoformat(), "level": level, "message": cut(_text(str(message)), limit), "fields": plain}
 
 
-def job_log_append(*, job: Job, lines: list[dict[str, Any]], dropped: int) -> int:
+def job_log_append(
+    *, job: Job, lines: list[dict[str, Any]], dropped: int, notes: list[dict[str, Any]] | None = None
+) -> int:
     """Write a batch of this attempt's lines (from :func:`log_line`) and count ``dropped``
     lines it did not keep; return how many more lines the job may keep. Lines over the
-    job's bound are counted as dropped. A stale run raises StaleRun and writes nothing."""
+    job's bound are counted as dropped. ``notes`` (the buffer's notes on lines dropped for
+    the rate) are written after the lines, outside the job's bound and its line count. A
+    stale run raises StaleRun and writes nothing."""
     row = db.fetch_one(
         "job_log_append",
         id=job.id,
         attempt=job.attempts,
         lines=db.as_json(lines),
+        notes=db.as_json(notes or []),
         dropped=dropped,
         max_lines=settings.LOG_MAX_LINES_PER_JOB,
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from jobs import db
 from jobs.domain import App, Job
-from jobs.exceptions import InvalidInput, JobNotFinished, JobNotFound
+from jobs.exceptions import InvalidInput, JobNotFinished, JobNotFound, unknown_field
 
 from .idempotency import validated_with_key
 from .lifecycle import JobOrigin, job_create_checked
@@ -26,6 +26,8 @@ from .validation import JobRequest, job_request_validate
 RERUN_OVERRIDES = ("params", "metadata", "max_attempts")
 #: Every field of a re-run request.
 RERUN_FIELDS = (*RERUN_OVERRIDES, "resume")
+#: What an unknown field of a re-run's body is told.
+_UNKNOWN_FIELD = unknown_field("a re-run", RERUN_FIELDS)
 
 
 def job_rerun(
@@ -68,7 +70,7 @@ def job_rerun(
     def validate() -> JobRequest:
         errors = {} if isinstance(resume, bool) else {"resume": ["Must be true or false."]}
         try:
-            request = job_request_validate(fields, app=app, unknown_fields=unknown)
+            request = job_request_validate(fields, app=app, unknown_fields=unknown, unknown=_UNKNOWN_FIELD)
         except InvalidInput as exc:
             raise InvalidInput({**errors, **exc.errors}, str(exc)) from None
         if errors:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
@@ -36,6 +36,7 @@ from jobs.exceptions import (
     ScheduleNotFound,
     TooManySchedules,
     error_payload,
+    unknown_field,
 )
 
 from . import lifecycle
@@ -68,6 +69,10 @@ class ScheduleRequest:
 
 
 # -- checking a definition ------------------------------------------------------------------
+#: What an unknown field of a schedule's job is told (run_at is the schedule's to decide).
+_UNKNOWN_JOB_FIELD = unknown_field("a schedule's job", [name for name in JOB_FIELDS if name != "run_at"])
+
+
 def _job_body(value: Any, errors: dict[str, list[str]], app: App | None) -> JobRequest | None:
     """The job each fire creates, checked as ``POST /jobs`` checks it for ``app`` (faults
     under ``job.``)."""
@@ -80,7 +85,7 @@ def _job_body(value: Any, errors: dict[str, list[str]], app: App | None) -> JobR
     if value.get("run_at") is not None:
         problems["run_at"] = ["A schedule decides when its jobs run: leave run_at out (see starts_at)."]
     try:
-        request = job_request_validate(fields, app=app, unknown_fields=unknown)
+        request = job_request_validate(fields, app=app, unknown_fields=unknown, unknown=_UNKNOWN_JOB_FIELD)
     except InvalidInput as exc:
         problems.update(exc.errors)
         request = None
@@ -185,8 +190,8 @@ def _starts_at_errors(starts_at: datetime | None, now: datetime, errors: dict[st
         errors["starts_at"] = [f"Give a time at most {settings.MAX_SCHEDULE_DAYS} days from now."]
 
 
-def _unknown(fields: Iterable[str]) -> dict[str, list[str]]:
-    return {name: ["Unknown field."] for name in fields}
+def _unknown(fields: Iterable[str], what: str, accepted: Sequence[str]) -> dict[str, list[str]]:
+    return dict.fromkeys(fields, unknown_field(what, accepted))
 
 
 def _stored_job(job: dict[str, Any]) -> JobRequest:
@@ -242,7 +247,7 @@ def schedule_request_validate(
     starts_at = _instant("starts_at", fields.get("starts_at"), errors)
     ends_at = _instant("ends_at", fields.get("ends_at"), errors)
     _starts_at_errors(starts_at, now, errors)
-    unknown = _unknown(unknown_fields)
+    unknown = _unknown(unknown_fields, "a schedule", SCHEDULE_FIELDS)
     if errors or unknown or job is None or timing is None or catch_up is None:
         raise InvalidInput({**unknown, **errors}, "The request is invalid.")
     request = ScheduleRequest(name, job, timing, catch_up, metadata, starts_at, ends_at)
@@ -359,7 +364,7 @@ def _changed(
         _starts_at_errors(starts_at, now, errors)
     timing_given = any(name in patch for name in _TIMING_FIELDS)
     timing = _timing(_merged_timing(current, patch), errors) if timing_given else Timing.of(current)
-    unknown = _unknown(unknown_fields)
+    unknown = _unknown(unknown_fields, "a schedule's change", CHANGE_FIELDS)
     if errors or unknown or job is None or timing is None or catch_up is None:
         raise InvalidInput({**unknown, **errors}, "The request is invalid.")
     request = ScheduleRequest(name, job, timing, catch_up, metadata, starts_at, ends_at)

@@ -21,7 +21,7 @@ from django.utils import timezone
 from jobs import queue as queues
 from jobs.conf import settings
 from jobs.domain import App
-from jobs.exceptions import InvalidInput, UnknownJobType, listing
+from jobs.exceptions import InvalidInput, UnknownJobType, listing, unknown_field
 from jobs.registry import JobType, registry
 
 from . import callbacks
@@ -145,16 +145,22 @@ def _callback_url(value: Any, errors: dict[str, list[str]]) -> str | None:
     return value
 
 
-_UNKNOWN_FIELD = ["Unknown field."]
+#: What an unknown field of a job body is told.
+_UNKNOWN_FIELD = unknown_field("a job", JOB_FIELDS)
 
 
 def job_request_validate(
-    fields: Mapping[str, Any], *, app: App | None = None, unknown_fields: Iterable[str] = ()
+    fields: Mapping[str, Any],
+    *,
+    app: App | None = None,
+    unknown_fields: Iterable[str] = (),
+    unknown: list[str] = _UNKNOWN_FIELD,
 ) -> JobRequest:
     """Check a whole create request (``fields``: any of :data:`JOB_FIELDS`) of the
     application ``app`` and name every fault at once (one InvalidInput). The type's params
     are checked for ``app`` (a migration's source must be open to it); every service that
-    creates a job passes it."""
+    creates a job passes it. ``unknown`` is what each of ``unknown_fields`` is told (by
+    default: the fields a job body accepts)."""
     # Unknown fields are named first but added last: the checks below scan ``errors``, and
     # a body may hold a megabyte of unknown keys.
     errors: dict[str, list[str]] = {}
@@ -190,9 +196,9 @@ def job_request_validate(
             errors.update(exc.errors)
     # One message list shared by every unknown field (never mutated): 100,000 of them
     # cost a dict, not 100,000 lists.
-    unknown = dict.fromkeys(unknown_fields, _UNKNOWN_FIELD)
-    if errors or unknown or job_type is None:
-        raise InvalidInput({**unknown, **errors}, "The request is invalid.")
+    unknowns = dict.fromkeys(unknown_fields, unknown)
+    if errors or unknowns or job_type is None:
+        raise InvalidInput({**unknowns, **errors}, "The request is invalid.")
     return JobRequest(
         type=type,
         params=validated,

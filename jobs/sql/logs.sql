@@ -3,10 +3,12 @@
 
 -- job_log_append --
 -- Append a batch of a running attempt's lines (%(lines)s: a JSON array of {at, level,
--- message, fields}) and count %(dropped)s lines it dropped; the job keeps at most
--- %(max_lines)s lines, the rest of the batch is counted as dropped too. Returns the room
--- left; no row back means the run is stale (nothing written). Not waiting for the disk,
--- like progress: a database crash may lose the last lines, never a checkpoint.
+-- message, fields}) and then its notes (%(notes)s, the same shape), and count %(dropped)s
+-- lines it dropped; the job keeps at most %(max_lines)s lines, the rest of the batch is
+-- counted as dropped too. Notes (on lines dropped for the rate) are outside that bound
+-- and the line count. Returns the room left; no row back means the run is stale (nothing
+-- written). Not waiting for the disk, like progress: a database crash may lose the last
+-- lines, never a checkpoint.
 WITH owner AS (
     SELECT id, log_lines FROM jobs_job
     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
@@ -14,16 +16,19 @@ WITH owner AS (
 ), batch AS (
     SELECT line, n, n <= GREATEST(0, %(max_lines)s - owner.log_lines) AS kept
     FROM owner, jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS b(line, n)
+), notes AS (
+    SELECT line, jsonb_array_length(%(lines)s::jsonb) + n AS n
+    FROM owner, jsonb_array_elements(%(notes)s::jsonb) WITH ORDINALITY AS b(line, n)
 ), written AS (
     INSERT INTO jobs_log (job_id, attempt, at, level, message, fields)
     SELECT %(id)s, %(attempt)s, (line->>'at')::timestamptz, line->>'level', line->>'message',
            COALESCE(line->'fields', '{}'::jsonb)
-    FROM batch WHERE kept
+    FROM (SELECT line, n FROM batch WHERE kept UNION ALL SELECT line, n FROM notes) AS w
     ORDER BY n
     RETURNING 1
 ), job AS (
     UPDATE jobs_job j
-    SET log_lines = j.log_lines + (SELECT count(*) FROM written),
+    SET log_lines = j.log_lines + (SELECT count(*) FROM batch WHERE kept),
         log_dropped = j.log_dropped + %(dropped)s + (SELECT count(*) FROM batch WHERE NOT kept),
         updated_at = now()
     FROM owner

@@ -144,6 +144,39 @@ def test_a_params_serializer_with_its_own_hooks_still_runs_them():
     assert registry.get("countdown").validate_params({"seconds": 5}) == {"seconds": 5}
 
 
+def test_a_serializer_with_hooks_names_its_faults_beside_an_unknown_parameter_each_once():
+    from rest_framework import serializers
+
+    from jobs.registry import JobType
+
+    class Window(JobType):
+        name = "test_window"
+
+        class Params(serializers.Serializer):
+            lo = serializers.IntegerField()
+            hi = serializers.IntegerField(max_value=100)
+
+            def validate(self, attrs):
+                if attrs["lo"] > attrs["hi"]:
+                    raise serializers.ValidationError("lo must not exceed hi.")
+                return attrs
+
+    def faults(params):
+        with pytest.raises(InvalidInput) as info:
+            Window.validate_params(params)
+        return info.value.errors
+
+    unknown = ["Unknown parameter; test_window accepts: lo, hi."]
+    # Beside an unknown parameter the type's own rules, its cross-field check too, still run.
+    assert faults({"lo": 5, "hi": 1, "z": 0}) == {"params.z": unknown, "params": ["lo must not exceed hi."]}
+    assert faults({"lo": 1, "hi": 500, "z": 0}) == {
+        "params.z": unknown,
+        "params.hi": ["Ensure this value is less than or equal to 100."],
+    }
+    # "5" is not an integer: named once for that, and no cross-field verdict on DRF's 5.
+    assert faults({"lo": "5", "hi": 1}) == {"params.lo": ["Must be an integer."]}
+
+
 @pytest.mark.parametrize(
     "run_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1999-12-31T23:59:59Z", "+400 days"]
 )

@@ -52,6 +52,26 @@ def test_an_unknown_parameter_names_the_parameters_the_type_accepts(api):
     assert field_error(response, "params.secs") == "Unknown parameter; countdown accepts: seconds."
 
 
+def test_every_fault_of_the_params_is_named_at_once_and_each_field_once(api):
+    def faults(params):
+        response = post_job(api, {"type": "fibonacci", "params": params})
+        assert response.status_code == 400 and response["Content-Type"] == PROBLEM, response.content
+        return {error["field"]: error["detail"] for error in response.json()["errors"]}
+
+    unknown = "Unknown parameter; fibonacci accepts: n."
+    # n's range is checked beside the unknown m: one answer, not one per fix.
+    assert faults({"n": -1, "m": 2}) == {
+        "params.m": unknown,
+        "params.n": "Ensure this value is greater than or equal to 0.",
+    }
+    assert faults({"m": 2}) == {"params.m": unknown, "params.n": "This field is required."}
+    # A JSON-type error is named once, for its type, beside the other faults.
+    assert faults({"n": "5", "m": 2}) == {"params.m": unknown, "params.n": "Must be an integer."}
+    response = post_job(api, {"type": "countdown", "params": {"seconds": 0, "secs": 5}})
+    assert field_error(response, "params.seconds") == "Ensure this value is greater than or equal to 1."
+    assert field_error(response, "params.secs") == "Unknown parameter; countdown accepts: seconds."
+
+
 @pytest.mark.parametrize(
     ("authorization", "detail"),
     [
@@ -144,3 +164,74 @@ def test_every_endpoint_that_needs_a_token_says_which_header_to_send():
     }
     assert len(needing) >= 10, needing
     assert [path for path, view in needing.items() if not issubclass(view, AuthenticatedApi)] == []
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_trailing_slash_is_told_the_path_without_it(api, method):
+    job_id = uuid.uuid4()
+    for path, bare in (("/jobs/", "/jobs"), (f"/jobs/{job_id}/", f"/jobs/{job_id}"), ("/job-types//", "/job-types")):
+        response = getattr(api, method)(path)
+        assert response.status_code == 404 and response["Content-Type"] == PROBLEM
+        body = response.json()
+        assert body["detail"] == f"Not found: the API's paths take no trailing slash; use {bare} instead."
+        assert body["instance"] == path
+    # A path that does not exist without the slash either is a plain 404.
+    assert getattr(api, method)("/nothing-here/").json()["detail"] == "Not found."
+    assert getattr(api, method)("/nothing-here").json()["detail"] == "Not found."
+
+
+def test_delete_says_what_to_do_instead_and_keeps_the_allow_header(api):
+    job = post_job(api, {"type": "fibonacci", "params": {"n": 5}}).json()
+    batch = api.post(
+        "/batches",
+        data=json.dumps({"jobs": [{"type": "fibonacci", "params": {"n": 5}}]}),
+        content_type="application/json",
+    ).json()
+    schedule = api.post(
+        "/schedules",
+        data=json.dumps({"job": {"type": "fibonacci", "params": {"n": 5}}, "every": 60, "catch_up": "skip"}),
+        content_type="application/json",
+    ).json()
+    stop = "Jobs are never deleted: to stop this one, cancel it with POST"
+    expected = {
+        f"/jobs/{job['id']}": f"{stop} /jobs/{job['id']}/cancel.",
+        f"/job/{job['id']}": f"{stop} /job/{job['id']}/cancel.",
+        f"/batches/{batch['id']}": "Batches are never deleted: to stop this one's jobs, cancel it with "
+        f"POST /batches/{batch['id']}/cancel.",
+        f"/schedules/{schedule['id']}": f"A schedule is never deleted: end it with PATCH /schedules/{schedule['id']} "
+        'and the body {"state": "ended"}.',
+    }
+    for path, detail in expected.items():
+        response = api.delete(path)
+        assert response.status_code == 405 and response["Content-Type"] == PROBLEM, response.content
+        assert response.json()["detail"] == detail
+        assert "GET" in response["Allow"] and "DELETE" not in response["Allow"]
+    # Other methods a resource does not take keep DRF's own words.
+    assert api.put(f"/jobs/{job['id']}").json()["detail"] == 'Method "PUT" not allowed.'
+
+
+def test_an_unknown_field_of_a_body_names_the_fields_it_accepts(api):
+    job_fields = "type, queue, params, metadata, max_attempts, timeout, run_at, callback_url"
+    response = post_job(api, {"type": "fibonacci", "params": {"n": 5}, "colour": "red", "prio": 1})
+    assert field_error(response, "colour") == f"Unknown field; a job accepts: {job_fields}."
+    assert field_error(response, "prio") == f"Unknown field; a job accepts: {job_fields}."
+
+    def post(path, body):
+        return api.post(path, data=json.dumps(body), content_type="application/json")
+
+    response = post("/batches", {"jobs": [{"type": "fibonacci", "params": {"n": 5}, "colour": 1}], "size": 1})
+    assert field_error(response, "size") == "Unknown field; a batch accepts: jobs, metadata, callback_url."
+    assert field_error(response, "jobs[0].colour") == f"Unknown field; a job accepts: {job_fields}."
+    response = post("/schedules", {"job": {"type": "fibonacci", "params": {"n": 5}, "colour": 1}, "every": 60, "x": 1})
+    assert field_error(response, "x") == (
+        "Unknown field; a schedule accepts: name, job, cron, timezone, every, catch_up, metadata, starts_at, ends_at."
+    )
+    assert field_error(response, "job.colour") == (
+        "Unknown field; a schedule's job accepts: type, queue, params, metadata, max_attempts, timeout, callback_url."
+    )
+    job = post_job(api, {"type": "fibonacci", "params": {"n": 5}}).json()
+    running = services.job_claim(job_id=uuid.UUID(job["id"]), worker="test:1")
+    assert running is not None
+    services.job_succeed(job=running, result={"value": "5"})
+    response = post(f"/jobs/{job['id']}/rerun", {"type": "pi"})
+    assert field_error(response, "type") == ("Unknown field; a re-run accepts: params, metadata, max_attempts, resume.")

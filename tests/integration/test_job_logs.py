@@ -42,6 +42,16 @@ class Talks(JobType):
             ctx.log("and now a long silence")
             time.sleep(1.5)  # the heartbeat thread writes the line meanwhile
             return {"stored_while_quiet": [line.message for line in selectors.job_log_tail(job_id=ctx.job_id, limit=5)]}
+        if params["then"] == "bursts":
+            # Three bursts over the per-second bound a second apart, checkpointing every ten
+            # lines (each checkpoint writes the log), then a last line in a second of its own.
+            for burst in range(3):
+                for n in range(500):
+                    ctx.log(f"burst {burst} row {n}")
+                    if n % 10 == 9:
+                        ctx.checkpoint({"burst": burst, "row": n})
+                ctx.sleep(1.0)
+            ctx.log("the last line")
         if params["then"] == "bad level":
             ctx.log("x", level="verbose")
         if params["then"] == "fail":
@@ -188,12 +198,45 @@ def test_lines_over_the_per_second_bound_are_dropped_counted_and_noted(settings)
     settings.JOBS = {**settings.JOBS, "LOG_MAX_PER_SECOND": 3}
     app, token = new_app()
     job = run(app, lines=10)
-    assert job.log_dropped == 7
-    lines = client(token).get(f"/jobs/{job.id}/logs").json()["results"]
+    assert job.log_dropped == 7 and job.log_lines == 3  # the note is not one of the job's lines
+    body = client(token).get(f"/jobs/{job.id}/logs").json()
+    lines = body["results"]
     assert [line["message"] for line in lines[:3]] == ["line 0", "line 1", "line 2"]
     [note] = lines[3:]
     assert note["level"] == "warning" and note["fields"] == {"dropped": 7}
     assert note["message"].startswith("7 log lines dropped since ") and "JOBS_LOG_MAX_PER_SECOND" in note["message"]
+    assert body["total"] == 3 and body["dropped"] == 7
+
+
+def test_a_flood_gets_one_note_a_second_and_the_notes_never_push_out_the_jobs_last_line(settings):
+    # 3 x 500 lines at 100 a second: 300 kept, 1,200 dropped; then a last line. The job may
+    # keep exactly its 301 lines: a note taking one of their places would lose the last.
+    settings.JOBS = {**settings.JOBS, "LOG_MAX_PER_SECOND": 100, "LOG_MAX_LINES_PER_JOB": 301}
+    app, token = new_app()
+    job = run(app, lines=0, then="bursts")
+    assert job.error is None, job.error
+    assert job.log_lines == 301 and job.log_dropped == 1200
+    api = client(token)
+    lines = api.get(f"/jobs/{job.id}/logs").json()["results"]
+    own = [line["message"] for line in lines if line["level"] == "info"]
+    assert len(own) == 301 and own[-1] == "the last line" and len(lines) == 304
+    notes = [line for line in lines if line["level"] == "warning"]
+    assert [note["fields"] for note in notes] == [{"dropped": 400}] * 3
+    assert all(note["message"].startswith("400 log lines dropped since ") for note in notes)
+    # ?level=warning is the notes, not a flood of them.
+    assert api.get(f"/jobs/{job.id}/logs?level=warning").json()["results"] == notes
+
+
+def test_the_countdown_of_the_readme_logs_a_line_a_second():
+    app, token = new_app()
+    job = services.job_create(app=app, type="countdown", params={"seconds": 2})[0]
+    assert execute_job(str(job.id)) == "succeeded"
+    body = client(token).get(f"/jobs/{job.id}/logs").json()
+    assert body["total"] == 2 and body["dropped"] == 0
+    assert [(line["level"], line["message"], line["fields"]) for line in body["results"]] == [
+        ("info", "2 seconds left", {"seconds_left": 2}),
+        ("info", "1 second left", {"seconds_left": 1}),
+    ]
 
 
 def test_lines_written_before_a_checkpoint_are_stored_when_it_returns():

@@ -354,7 +354,12 @@ def test_the_api_names_what_is_wrong_with_a_migration_at_create(source, api):
     response = api.post("/jobs", data=json.dumps(body), content_type="application/json")
     assert response.status_code == 400 and response["Content-Type"] == "application/problem+json"
     errors = {e["field"]: e["detail"] for e in response.json()["errors"]}
-    assert errors == {"params.mapping.id": "Must be a string."}  # the JSON types first, as the schema says
+    wrong_host = "Migration targets may only go to the hosts JOBS_MIGRATION_TARGET_HOSTS lists (127.0.0.1)."
+    assert errors == {  # every fault at once: the JSON type as the schema says, beside the others
+        "params.mapping.id": "Must be a string.",
+        "params.source": "Unknown source; the sources this application may use are: legacy (JOBS_SOURCES).",
+        "params.target_url": wrong_host,
+    }
     body["params"]["mapping"] = {"id": "id"}
     response = api.post("/jobs", data=json.dumps(body), content_type="application/json")
     errors = {e["field"]: e["detail"] for e in response.json()["errors"]}

@@ -75,6 +75,7 @@ PARAM_TYPES = {
     "metadata": "jsonb",
     "milestone": "bool",
     "name": "text",
+    "notes": "jsonb",
     "params": "jsonb",
     "prefix": "text",
     "previous": "int8",

@@ -208,3 +208,48 @@ def test_a_retryable_failure_after_a_cancel_request_is_reported_cancelled_not_re
     assert selectors.job_get(app=app, job_id=job.id).status is Status.CANCELLED
     transitions = [r.getMessage() for r in caplog.records if r.name == "jobs.transitions"]
     assert transitions and not any("retrying" in line for line in transitions), transitions
+
+
+@pytest.mark.parametrize(
+    ("then", "status", "outcome"),
+    [
+        ("fail", Status.FAILED, Outcome.FAILED),
+        ("retry", Status.SCHEDULED, Outcome.RETRYING),
+        ("cancel", Status.CANCELLED, Outcome.CANCELLED),
+    ],
+)
+def test_the_latest_progress_the_interval_held_back_reaches_a_job_that_did_not_succeed(then, status, outcome, settings):
+    # A migration acknowledges 20,000 rows in well under JOBS_PROGRESS_MIN_INTERVAL, so no
+    # progress was written while it ran; then it ends without success. It must not show null.
+    settings.JOBS = {**settings.JOBS, "PROGRESS_MIN_INTERVAL": 30.0, "HEARTBEAT_INTERVAL": 0.2}
+    app, _ = new_app()
+
+    class ReportsThenStops(JobType):
+        name = "test_reports_then_stops"
+        max_attempts = 2
+
+        class Params(serializers.Serializer):
+            then = serializers.ChoiceField(choices=["fail", "retry", "cancel"])
+
+        def run(self, ctx, params):
+            for rows in range(1000, 20_001, 1000):
+                ctx.progress(rows / 500, f"{rows} rows acknowledged")
+            if params["then"] == "cancel":
+                services.job_cancel(app=app, job_id=ctx.job_id)
+                ctx.sleep(30)  # the heartbeat tells it, and it stops
+            if params["then"] == "retry":
+                raise ConnectionError("the target went away")
+            raise PermanentError("a row the target refuses")
+
+    registry.register(ReportsThenStops)
+    try:
+        job = services.job_create(app=app, type="test_reports_then_stops", params={"then": then})[0]
+        assert execute_job(str(job.id)) == outcome
+    finally:
+        registry._types.pop(ReportsThenStops.name, None)
+    ended = selectors.job_get(app=app, job_id=job.id)
+    assert ended.status is status
+    assert ended.progress == {"percent": 40.0, "message": "20000 rows acknowledged"}
+    # It crossed the 25 % milestone on the way: the history has it too.
+    milestones = [e.data for e in selectors.job_events(app=app, job_id=job.id) if e.kind == "progress"]
+    assert milestones == [{"percent": 40.0, "message": "20000 rows acknowledged"}]

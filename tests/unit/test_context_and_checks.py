@@ -143,3 +143,28 @@ def test_a_stale_attempts_untrack_keeps_the_next_attempts_heartbeat():
     assert beats._runs[first.id][0].attempts == 2
     beats.untrack(second)
     assert first.id not in beats._runs
+
+
+def test_the_progress_the_interval_held_back_is_written_when_the_worker_asks():
+    ctx, calls, clock = make_ctx()
+    for rows in range(1000, 20_001, 1000):
+        ctx.progress(rows / 500, f"{rows} rows acknowledged")
+    assert calls == []  # all within the interval
+    ctx.flush_progress()
+    assert calls == [(40.0, "20000 rows acknowledged", True)]  # with the milestone it crossed
+    ctx.flush_progress()
+    assert len(calls) == 1  # nothing held back any more
+    clock.now += 1
+    ctx.progress(50, "written at once")
+    ctx.flush_progress()
+    assert calls[1:] == [(50.0, "written at once", True)]  # nothing left to write after it
+
+
+def test_a_stale_run_learns_it_when_its_held_back_progress_is_written():
+    ctx, calls, _ = make_ctx(answer=None)
+    ctx.progress(10, "held back")
+    with pytest.raises(StaleRun):
+        ctx.flush_progress()
+    assert calls == [(10.0, "held back", False)]
+    with pytest.raises(StaleRun):
+        ctx.raise_if_cancelled()

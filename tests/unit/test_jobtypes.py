@@ -63,7 +63,17 @@ def test_pi_reports_progress():
 def test_countdown_says_second_and_seconds_right():
     from jobs.jobtypes.countdown import Countdown
 
-    messages = []
-    ctx = SimpleNamespace(progress=lambda percent, message: messages.append(message), sleep=lambda seconds: None)
+    messages, logged = [], []
+    ctx = SimpleNamespace(
+        progress=lambda percent, message: messages.append(message),
+        log=lambda message, level="info", **fields: logged.append((level, message, fields)),
+        sleep=lambda seconds: None,
+    )
     assert Countdown().run(ctx, {"seconds": 3})["seconds"] == 3
     assert messages == ["3 seconds left", "2 seconds left", "1 second left"]
+    # A log line per step too, at info: the README's walkthrough reads them.
+    assert logged == [
+        ("info", "3 seconds left", {"seconds_left": 3}),
+        ("info", "2 seconds left", {"seconds_left": 2}),
+        ("info", "1 second left", {"seconds_left": 1}),
+    ]

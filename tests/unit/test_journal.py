@@ -32,6 +32,8 @@ class FakeJournal:
     def __init__(self) -> None:
         self.checkpoints: list[tuple[object, bool, int]] = []
         self.batches: list[tuple[list[dict], int]] = []
+        #: The notes on lines dropped for the rate, as written (outside the job's room).
+        self.notes: list[dict] = []
         self.answer: object = None
         self.room = 10_000
 
@@ -42,10 +44,11 @@ class FakeJournal:
         self.checkpoints.append((checked.state, event, skipped))
         return CheckpointSaved(state=checked.state, at=NOW, cancel_requested=self.answer == "cancel")
 
-    def log(self, lines, *, dropped):
+    def log(self, lines, *, dropped, notes):
         if isinstance(self.answer, Exception):
             raise self.answer
         self.batches.append((list(lines), dropped))
+        self.notes.extend(notes)
         self.room -= len(lines)
         return max(self.room, 0)
 
@@ -126,11 +129,11 @@ def test_a_checkpoint_waits_for_its_log_lines_through_an_outage(monkeypatch):
     writes = []
     real_log = journal.log
 
-    def log_fails_once(lines, *, dropped):
+    def log_fails_once(lines, *, dropped, notes):
         writes.append(len(lines))
         if len(writes) == 1:
             raise DatabaseUnavailable("blink")
-        return real_log(lines, dropped=dropped)
+        return real_log(lines, dropped=dropped, notes=notes)
 
     journal.log = log_fails_once
     ctx.checkpoint({"batch": 1})
@@ -219,12 +222,87 @@ def test_lines_over_the_per_second_bound_are_counted_and_noted(settings):
     for n in range(3):
         ctx.log(f"next second {n}")
     ctx.flush_log()
-    lines, dropped = journal.batches[0]
-    assert dropped == 7
-    messages = [line["message"] for line in lines]
-    assert messages[:8] == [*(f"first second {n}" for n in range(5)), *(f"next second {n}" for n in range(3))]
-    assert messages[8].startswith("7 log lines dropped since ") and lines[8]["level"] == "warning"
-    assert lines[8]["fields"] == {"dropped": 7}
+    assert sum(dropped for _, dropped in journal.batches) == 7
+    assert journal.messages() == [
+        *(f"first second {n}" for n in range(5)),
+        *(f"next second {n}" for n in range(3)),
+    ]
+    [note] = journal.notes
+    assert note["message"].startswith("7 log lines dropped since ") and note["level"] == "warning"
+    assert note["message"].endswith(" UTC (over JOBS_LOG_MAX_PER_SECOND, 5 per second)")
+    assert note["fields"] == {"dropped": 7}
+
+
+def test_a_tight_loop_gets_one_note_a_second_however_often_the_log_is_written(settings):
+    # The flood a user met: a job that checkpoints every few rows writes its log every few
+    # rows; one note per write would be hundreds of "1 log lines dropped" lines.
+    settings.JOBS = {**settings.JOBS, "LOG_MAX_PER_SECOND": 100, "LOG_FLUSH_INTERVAL": 1.0}
+    ctx, journal, clock = make_ctx()
+    start = clock.now
+    noted_at: list[float] = []
+    for n in range(30_000):  # 3 seconds at 10,000 lines a second
+        clock.now = start + n / 10_000
+        ctx.log(f"row {n}")
+        if n % 10 == 9:
+            ctx.checkpoint({"row": n})
+        if len(journal.notes) > len(noted_at):
+            noted_at.append(clock.now)
+    clock.now = start + 3.0
+    ctx.log("the last line")  # a new second: kept
+    ctx.flush_log(last=True)  # what the worker does before the outcome
+    kept = journal.messages()
+    dropped = sum(count for _, count in journal.batches)
+    assert len(kept) == 301 and kept[-1] == "the last line" and len(kept) + dropped == 30_001
+    # One note a second (the last second's with the attempt's end), counting every line
+    # the rate dropped, each a second after the one before.
+    assert len(journal.notes) == 3 and len(noted_at) == 2
+    assert noted_at[1] - noted_at[0] >= 1.0
+    assert sum(note["fields"]["dropped"] for note in journal.notes) == dropped == 29_700
+    # The notes took none of the job's room: only its own lines were counted against it.
+    assert journal.room == 10_000 - len(kept)
+
+
+def test_a_note_waits_a_second_after_the_previous_one_and_counts_in_good_english(settings):
+    settings.JOBS = {**settings.JOBS, "LOG_MAX_PER_SECOND": 1, "LOG_FLUSH_INTERVAL": 0.0}
+    ctx, journal, clock = make_ctx()
+    ctx.log("kept")
+    ctx.log("dropped 1")  # a flush is due at once (interval 0), but the note is not
+    assert journal.notes == [] and journal.batches[-1][1] == 1
+    clock.now += 1.0
+    ctx.log("kept too")  # a new window: kept, and the first drop is a second old: noted
+    assert [note["message"].split(" since ")[0] for note in journal.notes] == ["1 log line dropped"]
+    for n in range(37):
+        ctx.log(f"over {n}")
+    clock.now += 0.5
+    ctx.flush_log()
+    assert len(journal.notes) == 1  # half a second after the last note: not yet
+    clock.now += 0.5
+    assert ctx._log is not None and ctx._log.due()  # the heartbeat writes it, even if the job went quiet
+    ctx.flush_log(if_due=True)
+    assert journal.notes[-1]["message"].startswith("37 log lines dropped since ")
+    ctx.log("kept at last")
+    ctx.log("over again")
+    ctx.flush_log(last=True)  # the attempt's end: its last note goes, whatever the time
+    assert journal.notes[-1]["message"].startswith("1 log line dropped since ")
+    assert [n["fields"]["dropped"] for n in journal.notes] == [1, 37, 1]
+
+
+def test_a_note_waits_out_an_outage_with_the_lines(settings):
+    settings.JOBS = {**settings.JOBS, "LOG_MAX_PER_SECOND": 2, "LOG_FLUSH_INTERVAL": 60}
+    ctx, journal, clock = make_ctx()
+    for n in range(5):
+        ctx.log(f"line {n}")
+    clock.now += 1.0
+    journal.answer = DatabaseUnavailable()
+    with pytest.raises(DatabaseUnavailable):
+        ctx.flush_log()
+    assert journal.notes == []
+    journal.answer = None
+    clock.now += 0.1
+    ctx.log("after")
+    ctx.flush_log()
+    assert [line["message"] for line in journal.batches[0][0]] == ["line 0", "line 1", "after"]
+    assert [note["fields"] for note in journal.notes] == [{"dropped": 3}]
 
 
 def test_once_the_job_keeps_no_more_lines_they_are_only_counted(settings):
@@ -245,7 +323,7 @@ def test_an_outage_keeps_the_lines_for_the_next_flush_up_to_a_bound(settings):
     written: list[tuple[list[dict], int]] = []
     failing = [True]
 
-    def write(lines, dropped):
+    def write(lines, notes, dropped):
         if failing[0]:
             raise DatabaseUnavailable()
         written.append((lines, dropped))
@@ -279,7 +357,7 @@ def test_the_heartbeat_never_waits_for_the_jobs_own_flush(settings):
     entered, release = threading.Event(), threading.Event()
     calls: list[int] = []
 
-    def slow_write(lines, dropped):
+    def slow_write(lines, notes, dropped):
         calls.append(len(lines))
         entered.set()
         release.wait(5)
@@ -308,5 +386,5 @@ def test_no_note_is_written_once_the_job_keeps_no_more_lines(settings):
     ctx.flush_log()  # the job is now full
     for n in range(5):
         ctx.log(f"over {n}")
-    ctx.flush_log()
-    assert journal.batches[1] == ([], 5)  # counted, and no note that would only be dropped too
+    ctx.flush_log(last=True)
+    assert journal.batches[1] == ([], 5) and journal.notes == []  # counted, no note: no room anyway
