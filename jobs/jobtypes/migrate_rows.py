@@ -740,7 +740,8 @@ class MigrateRows(JobType):
                 resume = "the start" if after is None else f"key {after}"
                 raise TargetUnavailable(
                     f"the target did not acknowledge batch {number} after {retries + 1} tries ({what}); "
-                    f"the next attempt continues after {resume}"
+                    f"a next attempt, if any is left, continues after {resume}; once none is, "
+                    'POST /jobs/{id}/rerun with {"resume": true} does'
                 )
             delay = retry_delay(retry, answer.retry_after)
             ctx.log(

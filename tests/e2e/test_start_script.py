@@ -8,6 +8,7 @@ import signal
 import subprocess
 from urllib.parse import quote
 
+import psutil
 import pytest
 import requests
 
@@ -49,6 +50,35 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
             what="the job started through scripts/start",
         )
         assert done["result"]["digits"] == 209
+
+        # The README's crash: kill -9 every process of the cluster (only this script's:
+        # other clusters on the machine are not ours). scripts/start starts another, and
+        # the web server keeps serving meanwhile.
+        def clusters() -> list[psutil.Process]:
+            found = []
+            for child in psutil.Process(script.pid).children(recursive=True):
+                try:
+                    if "qcluster" in " ".join(child.cmdline()):
+                        found.append(child)
+                except psutil.NoSuchProcess:
+                    pass
+            return found
+
+        before = wait_for(clusters, timeout=30, what="the cluster's processes")
+        for process in before:
+            process.kill()
+        assert requests.get(f"{base}/health", timeout=5).status_code == 200
+        wait_for(
+            lambda: (found := clusters()) and not {p.pid for p in found} & {p.pid for p in before},
+            timeout=60,
+            what="a new cluster started by scripts/start",
+        )
+        again = api.post(f"{base}/jobs", json={"type": "fibonacci", "params": {"n": 10}}, timeout=10)
+        wait_for(
+            lambda: api.get(again.headers["Location"], timeout=5).json()["status"] == "succeeded",
+            timeout=60,
+            what="a job run by the new cluster",
+        )
     finally:
         os.killpg(script.pid, signal.SIGTERM)  # Ctrl-C / a supervisor: web and cluster stop
         try:
@@ -56,7 +86,10 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(script.pid, signal.SIGKILL)
             script.wait()
-    assert "issue_token" in (tmp_path / "start.log").read_text()  # it tells the user how to get a token
+    output = (tmp_path / "start.log").read_text()
+    assert "issue_token" in output  # it tells the user how to get a token
+    assert "==> migrating the database" in output and "pkill -9 -f 'manage.py qcluster'" in output
+    assert "==> the cluster (pid" in output and "starting another" in output
     assert list((tmp_path / "metrics").glob("*.db")) and not (ROOT / ".data" / f"metrics-{port}").exists()
 
 

@@ -242,7 +242,10 @@ def test_the_next_attempt_resumes_after_the_last_acknowledged_batch_with_the_sam
         between = job_of(app, job)
         assert between.status is Status.SCHEDULED and between.checkpoint["last_key"] == 900
         assert between.error["type"] == "TargetUnavailable"
-        assert between.error["message"].endswith("after 3 tries (HTTP 503); the next attempt continues after key 900")
+        assert between.error["message"].endswith(
+            "after 3 tries (HTTP 503); a next attempt, if any is left, continues after key 900; once none is, "
+            'POST /jobs/{id}/rerun with {"resume": true} does'
+        )
         refused = [b for b in receiver.batches if b["status"] == 503]
         assert len(refused) == 3 and {b["first"] for b in refused} == {901}
 

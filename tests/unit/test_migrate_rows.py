@@ -451,7 +451,8 @@ def test_a_target_down_longer_than_the_retries_fails_the_attempt_retryably_after
     error, sent = run_with([200, 503, 503, 503], ctx)
     assert isinstance(error, mr.TargetUnavailable) and not isinstance(error, PermanentError)
     assert str(error) == (
-        "the target did not acknowledge batch 2 after 3 tries (HTTP 503); the next attempt continues after key 4"
+        "the target did not acknowledge batch 2 after 3 tries (HTTP 503); a next attempt, if any is left, continues "
+        'after key 4; once none is, POST /jobs/{id}/rerun with {"resume": true} does'
     )
     assert ctx.checkpoint_state["last_key"] == 4 and len(sent) == 4
     assert ctx.lines[-1][0] == "error" and "giving up on this attempt after 3 tries" in ctx.lines[-1][1]
@@ -506,3 +507,24 @@ def test_a_source_is_read_only_for_the_applications_it_names_when_the_job_runs(s
             with pytest.raises(PermanentError, match="the job's application is unknown"):
                 mr.MigrateRows().run(ctx, params)
     source.assert_not_called()  # no connection was ever made
+
+
+def test_the_demo_receiver_can_be_a_slow_api():
+    """``demo_receiver --delay S``: each batch takes S seconds, so the README's migration can
+    be watched (and crashed) while it runs."""
+    import json as json_module
+    import time
+    import urllib.request
+
+    from jobs.management.commands.demo_receiver import Receiver
+
+    with Receiver(delay=0.3) as receiver:
+        body = json_module.dumps({"rows": [{"id": 1}], "batch": {}}).encode()
+        request = urllib.request.Request(
+            receiver.url + "/x", data=body, method="POST", headers={"Idempotency-Key": "k1"}
+        )
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+        assert time.monotonic() - started >= 0.3
+        assert receiver.summary()["rows"] == 1

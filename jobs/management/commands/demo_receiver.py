@@ -23,7 +23,8 @@ class Receiver:
     """Stores the rows of each batch by ``row[key_field]``; a repeated Idempotency-Key is
     acknowledged without storing again. ``outage_after``/``outage_seconds``: once it holds
     that many rows it answers 503 for that long (once), like a target going down for a
-    while; :meth:`fail_for` starts such an outage now. Thread-safe."""
+    while; :meth:`fail_for` starts such an outage now. ``delay``: seconds it takes over
+    each batch (a slow API: a migration to watch). Thread-safe."""
 
     def __init__(
         self,
@@ -33,9 +34,11 @@ class Receiver:
         key_field: str = "id",
         outage_after: int | None = None,
         outage_seconds: float = 0.0,
+        delay: float = 0.0,
         report: Callable[[str], None] | None = None,
     ) -> None:
         self.key_field = key_field
+        self.delay = delay
         self.outage_after = outage_after
         self.outage_seconds = outage_seconds
         self.report = report
@@ -58,6 +61,8 @@ class Receiver:
                     self._answer(413, {"detail": f"at most {BODY_MAX} bytes"})
                     return
                 body = self.rfile.read(length)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 status, answer = receiver.receive(self.headers.get("Idempotency-Key"), body)
                 self._answer(status, answer)
                 self.wfile.flush()
@@ -162,6 +167,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--outage-seconds", type=float, default=10.0, metavar="S", help="… for this long (default 10)."
         )
+        parser.add_argument(
+            "--delay", type=float, default=0.0, metavar="S", help="Take this long over each batch (a slow API)."
+        )
         parser.add_argument("--quiet", action="store_true", help="No line per batch.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -172,6 +180,7 @@ class Command(BaseCommand):
                 key_field=options["key"],
                 outage_after=options["outage_after"],
                 outage_seconds=options["outage_seconds"],
+                delay=options["delay"],
                 report=None if options["quiet"] else self.stdout.write,
             )
         except OSError as exc:
