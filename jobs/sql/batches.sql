@@ -9,10 +9,13 @@
 -- workers take turns, each reading the count the previous one committed: exactly one
 -- statement brings it to 0. That one stamps finished_at, records 'finished' in the batch's
 -- history and queues the batch's own callback (jobs_callback_batch_once: one per batch).
+-- finished_at is the clock when that statement holds the batch row, not its transaction's
+-- start (now()): another job of the batch that started ending later may have committed
+-- first, and the batch must not seem to end before one of its jobs.
 batch AS (
     UPDATE jobs_batch b
     SET unfinished = b.unfinished - ended.jobs,
-        finished_at = CASE WHEN b.unfinished = ended.jobs THEN now() END,
+        finished_at = CASE WHEN b.unfinished = ended.jobs THEN clock_timestamp() END,
         updated_at = now()
     FROM (SELECT job.batch_id, count(*)::int AS jobs FROM job
           WHERE job.batch_id IS NOT NULL AND job.status IN ('succeeded', 'failed', 'cancelled')
