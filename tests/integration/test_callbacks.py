@@ -142,3 +142,32 @@ def test_a_result_from_a_deliverer_that_lost_its_lease_is_not_written(api, allow
         assert raw.fetchone()[0] == 0  # the first deliverer's late result changed nothing
         services.callback_delivered(callback_id=again["id"], attempts=again["attempts"], status=200)
         assert [e["data"]["delivered"] for e in events(api, job["id"])] == [True]
+
+
+def test_a_job_whose_worker_died_on_its_last_attempt_calls_back(api, allowed, raw):
+    """The rescuer's terminal transition writes the outbox row too: the receiver hears of
+    a job its worker never finished."""
+    with Receiver(200) as receiver:
+        job = create(api, callback_url=receiver.url, max_attempts=1).json()
+        services.job_claim(job_id=job["id"], worker="dead-host:1")
+        raw.execute("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [job["id"]])
+        assert services.jobs_rescue_expired(limit=100) >= 1
+        raw.execute("SELECT count(*) FROM jobs_callback WHERE job_id = %s", [job["id"]])
+        assert raw.fetchone()[0] == 1
+        callbacks.deliver_due(limit=10)
+    [delivery] = [d for d in receiver.received if json.loads(d["body"])["id"] == job["id"]]
+    body = json.loads(delivery["body"])
+    assert body["status"] == "failed" and body["error"]["type"] == "WorkerLost"
+
+
+def test_a_host_removed_from_the_allowed_list_gets_no_callback(api, allowed, settings):
+    """The allowed hosts are checked again at delivery: an operator who removes a host
+    stops the callbacks already queued for it."""
+    with Receiver(200) as receiver:
+        job = create(api, callback_url=receiver.url).json()
+        finish(job)
+        settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["hooks.example.com"]
+        assert callbacks.deliver_due(limit=10) == 1
+    assert receiver.received == []
+    [event] = events(api, job["id"])
+    assert event["data"]["delivered"] is False and "JOBS_CALLBACK_ALLOWED_HOSTS" in event["data"]["error"]

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from jobs import selectors, services
+from jobs import maintenance, selectors, services
 from jobs.domain import Status
 from jobs.exceptions import StaleRun
 from tests.conftest import database_url
@@ -131,6 +131,24 @@ def test_due_scheduled_jobs_are_promoted(app):
     sql("UPDATE jobs_job SET run_at = now() - interval '1 second' WHERE id = %s", [job.id])
     assert services.jobs_promote_due(limit=100) >= 1
     assert selectors.job_get(app=app, job_id=job.id).status is Status.QUEUED
+
+
+def test_one_maintenance_pass_rescues_redelivers_and_promotes(app):
+    """What every cluster runs in the background: one pass does all three."""
+    lost_worker = running_job(app)
+    expire_lease(lost_worker.id)
+    lost_envelope = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})[0]
+    sql("DELETE FROM django_q_ormq WHERE id = %s", [lost_envelope.envelope_id])
+    age_delivery(lost_envelope.id)
+    due = services.job_create(
+        app=app, type="fibonacci", params={"n": 5}, metadata={}, run_at=timezone.now() + timedelta(hours=1)
+    )[0]
+    sql("UPDATE jobs_job SET run_at = now() - interval '1 second' WHERE id = %s", [due.id])
+    done = maintenance.tick()
+    assert done["rescued"] >= 1 and done["redelivered"] >= 1 and done["promoted"] >= 1
+    assert selectors.job_get(app=app, job_id=lost_worker.id).status is Status.QUEUED
+    assert selectors.job_get(app=app, job_id=lost_envelope.id).envelope_id != lost_envelope.envelope_id
+    assert selectors.job_get(app=app, job_id=due.id).status is Status.QUEUED
 
 
 @pytest.mark.django_db(transaction=True)

@@ -324,9 +324,11 @@ def test_list__newest_first_filters_and_keyset(app):
     assert [j.id for j in selectors.job_list(app=app, status=Status.CANCELLED)] == [jobs[0].id]
 
 
-@pytest.mark.parametrize("table", ["jobs_job", "jobs_event", "jobs_app", "jobs_token"])
+@pytest.mark.parametrize("table", ["jobs_job", "jobs_event", "jobs_app", "jobs_token", "jobs_callback"])
 def test_delete_and_truncate_raise(app, raw, table):
-    create(app)
+    job = create(app)
+    # A row in every table, so each row-level DELETE trigger has a row to fire on.
+    raw.execute("INSERT INTO jobs_callback (job_id, url) VALUES (%s, 'http://127.0.0.1:9/hook')", [job.id])
     for statement in (f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE"):
         with pytest.raises(DatabaseError, match="never deleted"), transaction.atomic():
             raw.execute(statement)
