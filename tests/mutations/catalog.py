@@ -42,6 +42,11 @@ FINISH_FENCE = (
     "attempts = %(attempt)s\n    RETURNING *\n), events AS (\n"
     "    INSERT INTO jobs_event (job_id, kind, attempt, data)\n    SELECT id, status, attempts,"
 )
+#: The lease extension of job_progress (the heartbeat's has no indent, the others no "progress").
+PROGRESS_LEASE = (
+    "    SET progress = %(progress)s::jsonb,\n"
+    "        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),"
+)
 
 MUTATIONS: tuple[Mutation, ...] = (
     # -- the attempt fence: a run that lost its job writes nothing ------------------------
@@ -104,6 +109,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         search="SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)\nWHERE id = %(id)s",
         replace="SET lease_expires_at = lease_expires_at\nWHERE id = %(id)s",
         tests=(f"{FENCING}::test_heartbeat_extends_the_lease",),
+    ),
+    Mutation(
+        name="heartbeat_thread_never_beats",
+        rule="the worker's heartbeat thread stops at once, so no lease is ever extended",
+        path="jobs/worker.py",
+        search="    def run(self) -> None:\n        while True:\n            due = self._due()",
+        replace="    def run(self) -> None:\n        while False:\n            due = self._due()",
+        tests=(f"{WORKER}::test_the_heartbeat_thread_extends_leases_and_relays_cancellation_and_loss",),
+    ),
+    Mutation(
+        name="progress_keeps_the_lease",
+        rule="a progress write no longer extends the lease",
+        path="jobs/sql/jobs.sql",
+        search=PROGRESS_LEASE,
+        replace=PROGRESS_LEASE.replace("now() + make_interval(secs => %(lease_seconds)s)", "lease_expires_at"),
+        tests=(f"{FENCING}::test_progress_extends_the_lease_and_records_milestones",),
     ),
     # -- what the API promises about creating and listing ---------------------------------
     Mutation(
@@ -351,6 +372,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         search='if not _allowed(callback["url"]):',
         replace="if False:",
         tests=(f"{CALLBACKS}::test_a_host_removed_from_the_allowed_list_gets_no_callback",),
+    ),
+    Mutation(
+        name="callbacks_taken_two_at_a_time",
+        rule="a deliverer takes two due callbacks for one attempt (and jams on them)",
+        path="jobs/callbacks.py",
+        search="services.callbacks_take(limit=1,",
+        replace="services.callbacks_take(limit=2,",
+        tests=(f"{CALLBACKS}::test_every_due_callback_gets_its_attempt_in_one_pass",),
+    ),
+    Mutation(
+        name="callback_signature_accepts_replays",
+        rule="a receiver's verify() accepts a signature older than its tolerance",
+        path="jobs/callbacks.py",
+        search="> tolerance:\n        return False",
+        replace="> tolerance:\n        return True",
+        tests=("tests/unit/test_callbacks.py::test_an_old_or_future_timestamp_does_not_verify_replays",),
     ),
     # -- fairness: caps on running and unfinished jobs ------------------------------------
     Mutation(

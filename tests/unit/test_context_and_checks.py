@@ -143,3 +143,17 @@ def test_a_stale_attempts_untrack_keeps_the_next_attempts_heartbeat():
     assert beats._runs[first.id][0].attempts == 2
     beats.untrack(second)
     assert first.id not in beats._runs
+
+
+def test_progress_lost_to_a_database_outage_is_not_taken_for_a_cancellation(monkeypatch):
+    """Progress is best effort: a database blip reports "not cancelled", and the run goes on."""
+    from jobs import worker
+    from jobs.exceptions import DatabaseUnavailable
+    from tests.conftest import make_job
+
+    def unavailable(**kwargs):
+        raise DatabaseUnavailable("the database went away")
+
+    monkeypatch.setattr(worker.services, "job_progress", unavailable)
+    monkeypatch.setattr(worker.db, "reset", lambda: None)
+    assert worker._report_progress(make_job(attempts=1), 50.0, "half", False) is False
