@@ -224,7 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose or baseline.returncode != 0:
         print(tail(baseline.output, 400 if args.verbose else 40))
     if baseline.returncode != 0:
-        print("The listed tests fail without any mutation: fix them first (no result would mean anything).")
+        print(
+            "The listed tests do not all pass (or are not all found) without any mutation: "
+            "fix that first, or no verdict would mean anything."
+        )
         return 2
 
     killed: list[str] = []
