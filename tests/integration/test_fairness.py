@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -137,6 +138,7 @@ def test_the_worker_defers_a_job_its_application_cannot_start_yet():
     services.job_claim(job_id=running.id, worker="elsewhere")
     assert execute_job(str(waiting.id)) == Outcome.DEFERRED
     assert execute_job(str(running.id)) == Outcome.SKIPPED  # taken: skipped, not deferred
+    assert execute_job(str(uuid.uuid4())) == Outcome.SKIPPED  # no such job: nothing to defer
 
 
 def test_set_app_limits_command(app):

@@ -48,6 +48,7 @@ def test_expired_lease_is_requeued_with_a_new_envelope(app):
     assert rescued.status is Status.QUEUED and rescued.attempts == 1
     assert rescued.envelope_id != job.envelope_id
     assert rescued.error["type"] == "WorkerLost"
+    assert rescued.error["message"] == "the worker running attempt 1 stopped responding; the job was requeued"
     assert sql("SELECT count(*) FROM django_q_ormq WHERE id = %s AND lock <= now()", [rescued.envelope_id])[0][0] == 1
     again = services.job_claim(job_id=job.id, worker="new-host:1")
     assert again.attempts == 2
@@ -62,6 +63,9 @@ def test_expired_lease_with_attempts_spent_fails(app):
     services.jobs_rescue_expired(limit=100)
     failed = selectors.job_get(app=app, job_id=job.id)
     assert failed.status is Status.FAILED and failed.error["type"] == "WorkerLost" and failed.finished_at
+    assert failed.error["message"] == (
+        "the worker running attempt 1 of 1 stopped responding (crashed, was killed, or ran past its timeout)"
+    )
 
 
 def test_expired_lease_while_cancelling_ends_cancelled(app):
@@ -70,6 +74,12 @@ def test_expired_lease_while_cancelling_ends_cancelled(app):
     expire_lease(job.id)
     services.jobs_rescue_expired(limit=100)
     assert selectors.job_get(app=app, job_id=job.id).status is Status.CANCELLED
+    last = selectors.job_events(app=app, job_id=job.id)[-1]
+    assert last.kind == "cancelled" and last.data["rescued"] is True
+    assert last.data["error"] == {
+        "type": "WorkerLost",
+        "message": "the worker stopped while the job was being cancelled",
+    }
 
 
 def test_the_old_run_cannot_write_after_rescue(app):

@@ -282,15 +282,26 @@ def test_a_run_that_lost_its_job_writes_nothing_and_says_stale(test_types, monke
     assert rescued.status is Status.QUEUED and rescued.result is None and rescued.error["type"] == "WorkerLost"
 
 
+def test_one_heartbeat_thread_per_process_replaced_if_it_died(monkeypatch):
+    from jobs import worker
+
+    dead = worker.Heartbeats()  # never started: as good as dead
+    monkeypatch.setattr(worker, "_heartbeats", dead)
+    thread = worker.heartbeats()
+    assert thread is not dead and thread.is_alive() and thread.daemon  # a daemon: never holds up an exit
+    assert worker.heartbeats() is thread
+
+
 def test_the_heartbeat_thread_extends_leases_and_relays_cancellation_and_loss(settings, monkeypatch):
-    """One thread per process beats for every run it tracks: first after one interval,
+    """The heartbeat thread beats for every run it tracks: first after one interval,
     then every interval; it tells the run's context when cancellation was asked, and
-    when the run lost its job (and stops beating for it)."""
+    when the run lost its job (and stops beating for it). A thread of the test's own
+    (the process's one is started by whichever test runs a job first)."""
     from django.db import connection
 
     from jobs.context import JobContext
     from jobs.exceptions import JobCancelled, StaleRun
-    from jobs.worker import heartbeats
+    from jobs.worker import Heartbeats
 
     settings.JOBS = {**settings.JOBS, "HEARTBEAT_INTERVAL": 0.2, "LEASE_SECONDS": 600.0}
     app, _ = new_app()
@@ -308,12 +319,12 @@ def test_the_heartbeat_thread_extends_leases_and_relays_cancellation_and_loss(se
     real_heartbeat = services.job_heartbeat
     monkeypatch.setattr(services, "job_heartbeat", lambda **kw: beats.append(time.monotonic()) or real_heartbeat(**kw))
     ctx = JobContext(job_id=job.id, attempt=run.attempts, job_type=run.type, metadata={}, report=lambda *a: False)
-    thread = heartbeats()
-    assert thread is heartbeats() and thread.is_alive() and thread.daemon
+    thread = Heartbeats()
+    thread.start()
     tracked = time.monotonic()
     thread.track(run, ctx)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5
         while lease_left() < 500 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert lease_left() > 500 and beats[0] - tracked >= 0.15  # not before one interval
