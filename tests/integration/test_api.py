@@ -113,6 +113,7 @@ def test_cancel_and_events(api):
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = api.post(f"/jobs/{job['id']}/cancel")
     assert again.status_code == 409 and again["Content-Type"] == PROBLEM
+    assert again.json()["job_status"] == "cancelled" and "already finished (cancelled)" in again.json()["detail"]
     events = api.get(f"/jobs/{job['id']}/events").json()["events"]
     assert [e["kind"] for e in events] == ["created", "queued", "cancelled"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from jobs import services
 from jobs.runtime import callbacks
-from jobs.services.callbacks import SIGNATURE_HEADER, verify
+from jobs.services.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from tests.callback_receiver import Receiver
 
 
@@ -75,6 +75,10 @@ def test_the_finish_writes_the_callback_and_the_delivery_is_signed(api, app, all
     assert verify(secret, header, delivery["body"])
     assert not verify("another secret", header, delivery["body"])
     assert not verify(secret, header, delivery["body"] + b" ")
+    headers = delivery["headers"]
+    assert headers["Content-Type"] == "application/json" and headers["User-Agent"] == "jobplatform-callback"
+    raw.execute("SELECT id FROM jobs_callback WHERE job_id = %s", [job["id"]])
+    assert headers[DELIVERY_HEADER] == str(raw.fetchone()[0])  # receivers ignore repeats by it
     [event] = events(api, job["id"])
     assert event["data"] == {"url": receiver.url, "delivery": 1, "status": 200, "delivered": True}
     assert callbacks.deliver_due(limit=10) == 0  # delivered once, not again
@@ -97,13 +101,14 @@ def test_a_failing_receiver_is_retried_with_backoff_then_given_up(api, allowed, 
     assert last["data"]["gave_up"] is True and last["data"]["delivery"] == 2
 
 
-def test_a_redirect_is_not_followed(api, allowed):
-    with Receiver(302, location="http://10.0.0.5/internal") as receiver:
+@pytest.mark.parametrize("status", [300, 302])
+def test_a_redirect_is_not_followed(api, allowed, status):
+    with Receiver(status, location="http://10.0.0.5/internal") as receiver:
         job = create(api, callback_url=receiver.url).json()
         finish(job)
         callbacks.deliver_due(limit=10)
     [event] = events(api, job["id"])
-    assert event["data"]["delivered"] is False and event["data"]["status"] == 302
+    assert event["data"]["delivered"] is False and event["data"]["status"] == status
 
 
 def test_cancelling_a_waiting_job_calls_back_too(api, allowed):
@@ -208,3 +213,77 @@ def test_callbacks_to_a_busy_host_stay_in_the_outbox(api, allowed, raw):
     assert services.callbacks_take(limit=1, lease=60, busy_hosts=["127.0.0.1"]) == []
     [taken] = services.callbacks_take(limit=1, lease=60, busy_hosts=["localhost"])
     assert taken["job_id"] == uuid.UUID(job["id"]) and taken["attempts"] == 1
+
+
+def test_a_job_whose_worker_died_on_its_last_attempt_calls_back(api, allowed, raw):
+    """The rescuer's terminal transition writes the outbox row too: the receiver hears of
+    a job its worker never finished."""
+    with Receiver(200) as receiver:
+        job = create(api, callback_url=receiver.url, max_attempts=1).json()
+        services.job_claim(job_id=job["id"], worker="dead-host:1")
+        raw.execute("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [job["id"]])
+        assert services.jobs_rescue_expired(limit=100) >= 1
+        raw.execute("SELECT count(*) FROM jobs_callback WHERE job_id = %s", [job["id"]])
+        assert raw.fetchone()[0] == 1
+        callbacks.deliver_due(limit=10)
+    [delivery] = [d for d in receiver.received if json.loads(d["body"])["id"] == job["id"]]
+    body = json.loads(delivery["body"])
+    assert body["status"] == "failed" and body["error"]["type"] == "WorkerLost"
+
+
+def test_a_host_removed_from_the_allowed_list_gets_no_callback(api, allowed, settings):
+    """The allowed hosts are checked again at delivery: an operator who removes a host
+    stops the callbacks already queued for it."""
+    with Receiver(200) as receiver:
+        job = create(api, callback_url=receiver.url).json()
+        finish(job)
+        settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["hooks.example.com"]
+        assert callbacks.deliver_due(limit=10) == 1
+    assert receiver.received == []
+    [event] = events(api, job["id"])
+    assert event["data"]["delivered"] is False and "JOBS_CALLBACK_ALLOWED_HOSTS" in event["data"]["error"]
+
+
+def test_every_due_callback_gets_its_attempt_in_one_pass(api, allowed, raw):
+    with Receiver(204) as receiver:
+        jobs = [create(api, callback_url=receiver.url).json() for _ in range(3)]
+        for job in jobs:
+            finish(job)
+        raw.execute(
+            "SELECT count(*) FROM jobs_callback WHERE delivered_at IS NULL AND gave_up_at IS NULL AND due_at <= now()"
+        )
+        due = raw.fetchone()[0]
+        assert callbacks.deliver_due(limit=due + 10) == due >= 3
+    assert {json.loads(d["body"])["id"] for d in receiver.received} >= {job["id"] for job in jobs}
+
+
+def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(api, allowed, settings):
+    """A receiver that does not answer in JOBS_CALLBACK_TIMEOUT does not hold the deliverer."""
+    import http.server
+    import threading
+    import time
+
+    settings.JOBS = {**settings.JOBS, "CALLBACK_TIMEOUT": 0.5}
+    answer = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            answer.wait(timeout=10)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        job = create(api, callback_url=url).json()
+        finish(job)
+        started = time.monotonic()
+        callbacks.deliver_due(limit=10)
+        assert time.monotonic() - started < 5
+    finally:
+        answer.set()
+        server.shutdown()
+    [event] = events(api, job["id"])
+    assert event["data"]["delivered"] is False and event["data"]["error"].startswith("TimeoutError: no complete answer")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -92,6 +93,43 @@ def test_concurrent_claims_never_exceed_the_cap():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_claim_waits_for_a_claim_in_flight_of_the_same_application():
+    """The race behind the cap, made deterministic: the first claim has not committed yet,
+    so the second must wait for it (and then see it), not count without it."""
+    from django.db import transaction
+
+    app, _ = new_app()
+    services.app_set_max_running(app_name=app.name, max_running=1)
+    first, second = (services.job_create(app=app, type="fibonacci", params={"n": 1})[0] for _ in range(2))
+    answers = []
+
+    def claim_second():
+        try:
+            answers.append(services.job_claim(job_id=second.id, worker="w2"))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        assert services.job_claim(job_id=first.id, worker="w1") is not None  # not committed yet
+        thread = threading.Thread(target=claim_second)
+        thread.start()
+        waiting = 0
+        for _ in range(300):  # until the second claim waits for a lock, or is over
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+                waiting = cur.fetchone()[0]
+            if waiting or not thread.is_alive():
+                break
+            threading.Event().wait(0.1)
+        assert waiting == 1 and thread.is_alive(), f"the second claim did not wait: {answers}"
+    thread.join(timeout=30)
+    assert answers == [None]  # it saw the first claim once that committed
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_worker_defers_a_job_its_application_cannot_start_yet():
     app, _ = new_app()
     services.app_set_max_running(app_name=app.name, max_running=1)
@@ -100,6 +138,7 @@ def test_the_worker_defers_a_job_its_application_cannot_start_yet():
     services.job_claim(job_id=running.id, worker="elsewhere")
     assert execute_job(str(waiting.id)) == Outcome.DEFERRED
     assert execute_job(str(running.id)) == Outcome.SKIPPED  # taken: skipped, not deferred
+    assert execute_job(str(uuid.uuid4())) == Outcome.SKIPPED  # no such job: nothing to defer
 
 
 def test_set_app_limits_command(app):

@@ -116,6 +116,21 @@ def test_heartbeat_extends_the_lease(app, settings):
     assert 590 <= remaining <= 600
 
 
+def test_progress_extends_the_lease_and_records_milestones(app, settings):
+    """Progress is also a sign of life: it extends the lease like the heartbeat, and a
+    milestone is kept in the job's history."""
+    settings.JOBS = {**getattr(settings, "JOBS", {}), "LEASE_SECONDS": 600.0}
+    job = services.job_create(app=app, type="fibonacci", params={"n": 5}, metadata={})[0]
+    run = services.job_claim(job_id=job.id, worker="w")
+    sql("UPDATE jobs_job SET lease_expires_at = now() + interval '1 second' WHERE id = %s", [job.id])
+    assert services.job_progress(job=run, percent=10.0, message="first rows", milestone=False) is False
+    (remaining,) = sql("SELECT extract(epoch FROM lease_expires_at - now()) FROM jobs_job WHERE id = %s", [job.id])[0]
+    assert 590 <= remaining <= 600
+    services.job_progress(job=run, percent=30.0, message="a quarter", milestone=True)
+    kept = [(e.kind, e.data) for e in selectors.job_events(app=app, job_id=job.id) if e.kind == "progress"]
+    assert kept == [("progress", {"percent": 30.0, "message": "a quarter"})]  # the milestone only
+
+
 def test_a_retryable_failure_after_a_cancel_request_ends_cancelled_not_retried(app, raw):
     job, _ = services.job_create(app=app, type="fibonacci", params={"n": 5})
     run = services.job_claim(job_id=job.id, worker="w")

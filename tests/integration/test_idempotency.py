@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from rest_framework.test import APIClient
 
@@ -30,11 +31,24 @@ def test_same_key_same_body_returns_the_first_job(api, raw):
 
 
 def test_same_key_other_body_is_422(api):
-    post(api, BODY, "key-1")
+    first = post(api, BODY, "key-1").json()
     response = post(api, {**BODY, "params": {"n": 11}}, "key-1")
     assert response.status_code == 422
     assert response["Content-Type"] == "application/problem+json"
     assert "different request" in response.json()["detail"]
+    assert response.json()["job_id"] == first["id"]  # which job the key belongs to
+
+
+def test_same_key_with_a_run_at_returns_the_first_job(api):
+    """A scheduled create is fingerprinted like any other (its run_at included)."""
+    when = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
+    with_time = {**BODY, "run_at": when.isoformat()}
+    first = post(api, with_time, "scheduled-1")
+    again = post(api, with_time, "scheduled-1")
+    assert first.status_code == again.status_code == 201, first.content
+    assert again.json()["id"] == first.json()["id"]
+    later = {**BODY, "run_at": (when + timedelta(hours=1)).isoformat()}
+    assert post(api, later, "scheduled-1").status_code == 422
 
 
 def test_keys_belong_to_one_application(api):

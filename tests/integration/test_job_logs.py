@@ -291,6 +291,14 @@ def test_a_stale_attempts_lines_are_refused_and_nothing_is_written():
         services.job_log_append(job=stale, lines=[line], dropped=4)
     again = selectors.job_get(app=app, job_id=job.id)
     assert again.log_lines == 0 and again.log_dropped == 0 and selectors.job_log_tail(job_id=job.id, limit=5) == []
+    # The stale run that matters: an older attempt still running while a newer one owns the job.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE jobs_job SET attempts = attempts + 1 WHERE id = %s", [job.id])
+    with pytest.raises(StaleRun):
+        services.job_log_append(
+            job=job, lines=[services.log_line(message="old", level="info", fields={}, at=at)], dropped=0
+        )
+    assert selectors.job_log_tail(job_id=job.id, limit=5) == []
 
 
 def test_the_log_is_append_only_and_never_deleted():

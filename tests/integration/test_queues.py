@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django_q.signing import SignedPackage
 
 from jobs import queue, services
 
@@ -15,8 +16,14 @@ def queues(settings):
 
 
 def envelope_key(raw, job_id) -> str:
-    raw.execute("SELECT q.key FROM django_q_ormq q JOIN jobs_job j ON j.envelope_id = q.id WHERE j.id = %s", [job_id])
-    return raw.fetchone()[0]
+    """The cluster key of the job's current envelope, once it is checked to deliver this job."""
+    raw.execute(
+        "SELECT q.key, q.payload FROM django_q_ormq q JOIN jobs_job j ON j.envelope_id = q.id WHERE j.id = %s",
+        [job_id],
+    )
+    key, payload = raw.fetchone()
+    assert SignedPackage.loads(payload)["args"] == (str(job_id),)
+    return key
 
 
 def test_a_job_waits_on_the_queue_it_names(api, raw, queues, settings):
@@ -55,6 +62,23 @@ def test_retry_and_rescue_keep_the_queue(app, raw, queues, settings):
     raw.execute("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [job.id])
     assert services.jobs_rescue_expired(limit=10) >= 1
     assert again.queue == "high" and envelope_key(raw, job.id) == f"{settings.Q_CLUSTER['name']}.high"
+
+
+def test_deferral_and_redelivery_keep_the_queue(app, raw, queues, settings):
+    """Every path that writes a new envelope (create, retry, rescue, defer, redeliver)
+    sends it to the job's own queue, carrying the job."""
+    high = f"{settings.Q_CLUSTER['name']}.high"
+    services.app_set_max_running(app_name=app.name, max_running=1)
+    first, _ = services.job_create(app=app, type="fibonacci", params={"n": 1}, queue="high")
+    second, _ = services.job_create(app=app, type="fibonacci", params={"n": 1}, queue="high")
+    services.job_claim(job_id=first.id, worker="w")
+    assert services.job_claim(job_id=second.id, worker="w") is None
+    assert services.job_defer(job_id=second.id)
+    assert envelope_key(raw, second.id) == high
+    raw.execute("DELETE FROM django_q_ormq WHERE id = (SELECT envelope_id FROM jobs_job WHERE id = %s)", [second.id])
+    raw.execute("UPDATE jobs_job SET enqueued_at = now() - interval '1 hour' WHERE id = %s", [second.id])
+    assert services.jobs_redeliver_lost(limit=100, retry=settings.Q_CLUSTER["retry"]) >= 1
+    assert envelope_key(raw, second.id) == high
 
 
 def test_the_list_filters_by_queue(api, queues):

@@ -13,7 +13,7 @@ from django_q.signing import SignedPackage
 
 from jobs import db, queue, selectors, services
 from jobs.domain import Status
-from jobs.exceptions import JobAlreadyFinished, JobNotFound, StaleRun
+from jobs.exceptions import InvalidInput, JobAlreadyFinished, JobNotFound, StaleRun
 
 
 class E(Exception):
@@ -385,9 +385,11 @@ def test_list__newest_first_filters_and_keyset(app):
     ]
 
 
-@pytest.mark.parametrize("table", ["jobs_job", "jobs_event", "jobs_app", "jobs_token"])
+@pytest.mark.parametrize("table", ["jobs_job", "jobs_event", "jobs_app", "jobs_token", "jobs_callback"])
 def test_delete_and_truncate_raise(app, raw, table):
-    create(app)
+    job = create(app)
+    # A row in every table, so each row-level DELETE trigger has a row to fire on.
+    raw.execute("INSERT INTO jobs_callback (job_id, url) VALUES (%s, 'http://127.0.0.1:9/hook')", [job.id])
     for statement in (f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE"):
         with pytest.raises(DatabaseError, match="never deleted"), transaction.atomic():
             raw.execute(statement)
@@ -490,3 +492,36 @@ def test_the_concurrent_migration_can_run_again_and_rebuilds_an_index_a_failed_b
             assert cursor.fetchone() == (0,)
     finally:
         raw.close()
+
+
+def test_token_revoke_refuses_a_prefix_two_tokens_share(db):
+    """Revoking by prefix must not pick one of several tokens at random."""
+    _, record = services.token_issue(app_name=f"rev-{uuid.uuid4().hex[:8]}")
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO jobs_token (app_id, token_hash, prefix)"
+            " SELECT app_id, %s, prefix FROM jobs_token WHERE id = %s",
+            [uuid.uuid4().hex, record.id],
+        )
+    with pytest.raises(InvalidInput) as ambiguous:
+        services.token_revoke(ref=record.prefix)
+    assert "matches 2 tokens" in ambiguous.value.errors["token"][0]
+    assert not any(t.revoked_at for t in selectors.token_list() if t.prefix == record.prefix)
+
+
+@pytest.mark.parametrize("result", [float("nan"), float("inf"), {"x": [1, float("-inf")]}])
+def test_succeed_refuses_a_result_json_cannot_hold_and_writes_nothing(app, result):
+    """PostgreSQL's jsonb refuses NaN and infinities: caught before the write, as a
+    ValueError the worker turns into an InvalidResult failure."""
+    job = services.job_claim(job_id=create(app).id, worker="w")
+    with pytest.raises(ValueError):
+        services.job_succeed(job=job, result=result)
+    assert selectors.job_get(app=app, job_id=job.id).status is Status.RUNNING
+
+
+def test_a_negative_running_cap_is_refused_naming_the_field(app):
+    with pytest.raises(InvalidInput) as refused:
+        services.app_set_max_running(app_name=app.name, max_running=-1)
+    assert list(refused.value.errors) == ["max_running"]

@@ -168,3 +168,17 @@ def test_a_stale_run_learns_it_when_its_held_back_progress_is_written():
     assert calls == [(10.0, "held back", False)]
     with pytest.raises(StaleRun):
         ctx.raise_if_cancelled()
+
+
+def test_progress_lost_to_a_database_outage_is_not_taken_for_a_cancellation(monkeypatch):
+    """Progress is best effort: a database blip reports "not cancelled", and the run goes on."""
+    from jobs.exceptions import DatabaseUnavailable
+    from jobs.runtime import worker
+    from tests.conftest import make_job
+
+    def unavailable(**kwargs):
+        raise DatabaseUnavailable("the database went away")
+
+    monkeypatch.setattr(worker.services, "job_progress", unavailable)
+    monkeypatch.setattr(worker.db, "reset", lambda: None)
+    assert worker._report_progress(make_job(attempts=1), 50.0, "half", False) is False
