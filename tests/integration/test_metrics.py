@@ -103,10 +103,10 @@ def test_the_job_figures_are_the_databases(probe_type):
     types = {job_type for _, job_type in events}
     for job_type in types:
         label = (("type", job_type),)
-        assert samples["jobplatform_jobs_created_total"][label] == events[("created", job_type)]
-        assert samples["jobplatform_jobs_started_total"][label] == events[("started", job_type)]
-        assert samples["jobplatform_jobs_retried_total"][label] == events[("retried", job_type)]
-        assert samples["jobplatform_jobs_rescued_total"][label] == events[("rescued", job_type)]
+        assert samples["jobplatform_jobs_created_total"][label] == events[("created", job_type)], job_type
+        assert samples["jobplatform_jobs_started_total"][label] == events[("started", job_type)], job_type
+        assert samples["jobplatform_jobs_retried_total"][label] == events[("retried", job_type)], job_type
+        assert samples["jobplatform_jobs_rescued_total"][label] == events[("rescued", job_type)], job_type
     for job_type, status, n in sql("SELECT type, status, count(*) FROM jobs_job GROUP BY 1, 2"):
         assert samples["jobplatform_jobs"][(("status", status), ("type", job_type))] == n
 
