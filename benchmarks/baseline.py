@@ -1,20 +1,24 @@
 """The bare-Django baseline for create and read: plain function views running the
-platform's own SQL through ``jobs.db`` (the token lookup, then ``job_create`` or
-``job_get``). No DRF, no validation, no middleware. Its URLs live here, never in the
-product's; only the benchmark's second gunicorn serves them."""
+platform's own SQL (the token lookup, then ``job_create`` through the same insert service
+the API's create ends in, ``jobs.services.lifecycle.job_insert``, so its parameters are
+never copied here; or ``job_get``). No DRF, no validation, no middleware. Its URLs live
+here, never in the product's; only the benchmark's second gunicorn serves them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
+from dataclasses import fields
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from jobs import db, queue
+from jobs import db
+from jobs.services import lifecycle
+from jobs.services.validation import JobRequest
 
 TIMEOUT_SECONDS = 300
 MAX_ATTEMPTS = 3
@@ -39,26 +43,20 @@ def jobs(request: HttpRequest) -> HttpResponse:
     if app is None:
         return _unauthorized()
     body = json.loads(request.body)
-    job_id = uuid.uuid4()
-    row = db.fetch_one(
-        "job_create",
-        id=job_id,
+    job = lifecycle.job_insert(
         app_id=app["app_id"],
-        type=body["type"],
-        queue="default",
-        params=body.get("params", {}),
-        metadata=body.get("metadata", {}),
-        max_attempts=MAX_ATTEMPTS,
-        timeout_seconds=TIMEOUT_SECONDS,
-        run_at=None,
-        idempotency_key=None,
-        request_hash=None,
-        callback_url=None,
-        max_unfinished=0,
-        schedule_id=None,
-        fire_time=None,
-        **queue.envelope(job_id, timeout=TIMEOUT_SECONDS),
+        request=JobRequest(
+            type=body["type"],
+            params=body.get("params", {}),
+            metadata=body.get("metadata", {}),
+            max_attempts=MAX_ATTEMPTS,
+            timeout=TIMEOUT_SECONDS,
+            run_at=None,
+        ),
     )
+    if job is None:  # the application's JOBS_MAX_UNFINISHED_PER_APP
+        return JsonResponse({"detail": "too many unfinished jobs"}, status=429)
+    row = {field.name: getattr(job, field.name) for field in fields(job)}
     return JsonResponse(row, status=201, encoder=DjangoJSONEncoder)
 
 

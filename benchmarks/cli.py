@@ -140,3 +140,5 @@ def main(argv: list[str] | None = None) -> None:
             bench.teardown()
     report.print_report(options, bench.report)
     report.write_json(options, bench.report)
+    if bench.report.unmeasured:
+        sys.exit("could not measure:\n  " + "\n  ".join(bench.report.unmeasured))

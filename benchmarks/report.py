@@ -35,6 +35,23 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    #: Why a figure measures nothing (a side that answered errors counts them as throughput):
+    #: the command then exits non-zero, after the report.
+    unmeasured: list[str] = field(default_factory=list)
+
+    def count_errors(self, scenario: str, results: dict[str, dict[str, Any]]) -> tuple[int, ...]:
+        """Non-2xx answers plus socket errors of each side of a wrk comparison, in order;
+        a side with any is recorded in ``unmeasured``."""
+        bad = []
+        for side, result in results.items():
+            errors = result["non2xx"] + result["socket_errors"]
+            if errors:
+                self.unmeasured.append(
+                    f"{scenario}: the {side} side answered {errors:,} of {result['requests']:,} requests "
+                    "with an error or none, so its rate counts failures"
+                )
+            bad.append(errors)
+        return tuple(bad)
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -144,6 +161,7 @@ def write_json(o: Options, report: Report) -> None:
         "mode": "smoke" if o.smoke else "full",
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(o).items()},
         "rows": [vars(r) for r in report.rows],
+        "unmeasured": report.unmeasured,
         "details": report.details,
     }
     o.out.parent.mkdir(parents=True, exist_ok=True)

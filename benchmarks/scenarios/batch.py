@@ -51,7 +51,6 @@ def run(bench: Bench) -> None:
             "jobs/s",
         )
     )
-    p, b = results["batches"], results["one by one"]
-    bad_p, bad_b = p["non2xx"] + p["socket_errors"], b["non2xx"] + b["socket_errors"]
+    bad_p, bad_b = bench.report.count_errors("8 batch", {side: results[side] for side in ("batches", "one by one")})
     met = bad_p == 0 and bad_b == 0
     bench.report.add(Row("8 batch", "non-2xx + socket errors", bad_p, bad_b, None, "0", met, "count"))

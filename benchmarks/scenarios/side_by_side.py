@@ -59,7 +59,6 @@ def add_rows(report: Report, scenario: str, verb: str, results: dict[str, dict[s
     report.add(Row(scenario, f"{verb} throughput", p["rps"], b["rps"], r, throughput, check(r, ">=", target), "req/s"))
     report.add(Row(scenario, f"{verb} p50", p["p50_ms"], b["p50_ms"], ratio(p["p50_ms"], b["p50_ms"]), unit="ms"))
     report.add(Row(scenario, f"{verb} p99", p["p99_ms"], b["p99_ms"], ratio(p["p99_ms"], b["p99_ms"]), unit="ms"))
-    bad_p = p["non2xx"] + p["socket_errors"]
-    bad_b = b["non2xx"] + b["socket_errors"]
+    bad_p, bad_b = report.count_errors(scenario, results)
     met = bad_p == 0 and bad_b == 0
     report.add(Row(scenario, f"{verb} non-2xx + socket errors", bad_p, bad_b, None, "0", met, "count"))

@@ -105,7 +105,7 @@ def test_table_shows_met_and_not_met():
 
 def _wrk_results(platform_rps: float, baseline_rps: float, platform_errors: int = 0) -> dict[str, dict]:
     def side(rps: float, non2xx: int) -> dict:
-        return {"rps": rps, "p50_ms": 10.0, "p99_ms": 40.0, "non2xx": non2xx, "socket_errors": 0}
+        return {"rps": rps, "p50_ms": 10.0, "p99_ms": 40.0, "non2xx": non2xx, "socket_errors": 0, "requests": 1000}
 
     return {"platform": side(platform_rps, platform_errors), "baseline": side(baseline_rps, 0)}
 
@@ -127,6 +127,32 @@ def test_side_by_side_rows__throughput_target_latencies_and_errors():
     ]
     assert rows.rows[0].ratio == pytest.approx(0.8)
     assert (rows.rows[3].platform, rows.rows[3].baseline) == (3, 0)
+    # A side that answered errors measured nothing: recorded, so the command exits non-zero.
+    assert len(rows.unmeasured) == 1 and rows.unmeasured[0].startswith("1 create: the platform side answered 3 of ")
+
+
+def test_a_side_that_answered_errors_makes_the_command_fail_after_its_report(tmp_path, monkeypatch, capsys):
+    """The baseline's create once answered every request with a 500 for a week while the
+    report showed its rate as a throughput; now the run says so and exits non-zero."""
+
+    class Broken:
+        def __init__(self, options):
+            self.report = report.Report()
+
+        def run(self):
+            side_by_side.add_rows(self.report, "1 create", "POST /jobs", _wrk_results(500.0, 1000.0), 0.85)
+            self.report.count_errors("1 create", {"baseline": {"requests": 10, "non2xx": 10, "socket_errors": 0}})
+
+        def teardown(self):
+            pass
+
+    monkeypatch.setattr(cli, "Bench", Broken)
+    monkeypatch.setattr(cli.shutil, "which", lambda name: "/usr/bin/" + name)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--smoke", "--out", str(tmp_path / "r.json"), "--only", "create"])
+    assert "could not measure" in str(stopped.value.code) and "baseline side answered 10 of 10" in str(stopped.value.code)
+    assert "POST /jobs throughput" in capsys.readouterr().out  # the report came first
+    assert json.loads((tmp_path / "r.json").read_text())["unmeasured"]
 
 
 def test_memory_rows_only_for_what_was_watched():
@@ -150,7 +176,7 @@ def test_json_report_and_printed_table(tmp_path, capsys):
     assert "EXPLAIN ANALYZE, create, 5,000 rows in the table:\nInsert on jobs_job" in printed
     assert "jobplatform benchmark (smoke)" in printed and "| 4 pickup" in printed
     data = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert set(data) == {"date", "machine", "mode", "options", "rows", "details"}
+    assert set(data) == {"date", "machine", "mode", "options", "rows", "details", "unmeasured"}
     assert data["mode"] == "smoke" and data["options"]["out"] == str(options.out)
     assert data["rows"] == [
         {

@@ -1,0 +1,48 @@
+"""The benchmark's bare-Django baseline (benchmarks/baseline.py) answers as the platform
+does, on the real schema: a baseline that answers every request with an error measures
+nothing (its create once did, for a week, after job_create took new parameters)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.test import RequestFactory
+
+from benchmarks import baseline
+from jobs import selectors
+from tests.integration.conftest import new_app
+
+pytestmark = pytest.mark.django_db
+
+
+def request(method: str, path: str, token: str, body: dict | None = None):
+    factory = RequestFactory()
+    headers = {"HTTP_AUTHORIZATION": f"Token {token}"}
+    if method == "POST":
+        return factory.post(path, data=json.dumps(body), content_type="application/json", **headers)
+    return factory.get(path, **headers)
+
+
+def test_the_baselines_create_stores_the_job_the_api_would_and_its_read_returns_it():
+    app, token = new_app()
+    body = {"type": "fibonacci", "params": {"n": 1000}, "metadata": {"migration": "m7"}}
+    created = baseline.jobs(request("POST", "/jobs", token, body))
+    assert created.status_code == 201, created.content
+    answer = json.loads(created.content)
+    job = selectors.job_get(app=app, job_id=uuid.UUID(answer["id"]))
+    assert (job.type, job.params, job.metadata, job.status.value) == ("fibonacci", {"n": 1000}, {"migration": "m7"}, "queued")
+    assert [e.kind for e in selectors.job_events(app=app, job_id=job.id)] == ["created", "queued"]
+
+    read = baseline.job(request("GET", f"/jobs/{job.id}", token), job.id)
+    assert read.status_code == 200, read.content
+    assert json.loads(read.content)["id"] == str(job.id)
+
+
+def test_the_baseline_refuses_an_unknown_token_and_a_job_of_another_application():
+    _, token = new_app()
+    _, other = new_app()
+    job = json.loads(baseline.jobs(request("POST", "/jobs", token, {"type": "fibonacci", "params": {"n": 1}})).content)
+    assert baseline.jobs(request("POST", "/jobs", "nope", {"type": "fibonacci"})).status_code == 401
+    assert baseline.job(request("GET", "/", other), uuid.UUID(job["id"])).status_code == 404
