@@ -15,7 +15,7 @@ def test_b_starts_while_a_has_more_long_jobs_waiting_than_there_are_workers(plat
     platform.manage("set_app_limits", "fair-a", "--max-running", "1")
     workers = int(platform.env["Q_WORKERS"])
     a_jobs = [
-        platform.create_job(a, {"type": "test_sleep", "params": {"seconds": 4}})["id"] for _ in range(workers + 3)
+        platform.create_job(a, {"type": "test_sleep", "params": {"seconds": 2}})["id"] for _ in range(workers + 3)
     ]
     platform.start_cluster()
     try:

@@ -58,7 +58,18 @@ def test_racing_clusters_and_a_kill_mid_fire_leave_exactly_one_job_per_fire_time
         [(killed_at,)] = [tuple(row.values()) for row in platform.sql("SELECT now() AS at")]
         # The killed fire's transaction is rolled back by the database; the others carry on.
         wait_for(lambda: not victim_mid_fire(), timeout=30, what="the killed fire rolled back")
-        time.sleep(10)  # the two others fire on
+
+        # The two others fire on: until each schedule has fired eight times, twice since the
+        # kill (a fixed sleep was either long or, on a busy machine, short).
+        def fired_enough() -> bool:
+            rows = platform.sql(
+                "SELECT count(*) AS n, count(*) FILTER (WHERE fire_time > %s) AS since"
+                " FROM jobs_job WHERE schedule_id = ANY(%s::uuid[]) GROUP BY schedule_id",
+                [killed_at, [s["id"] for s in racing]],
+            )
+            return len(rows) == len(racing) and all(r["n"] >= 8 and r["since"] >= 2 for r in rows)
+
+        wait_for(fired_enough, timeout=60, what="eight fires of each schedule, two since the kill")
         for schedule in racing:
             response = api.patch(schedule["url"], json={"state": "ended"}, timeout=10)
             assert response.status_code == 200 and response.json()["state"] == "ended"

@@ -60,7 +60,7 @@ def test_schemathesis_finds_no_5xx_and_no_answer_the_schema_does_not_describe(pl
             str(EXAMPLES_PER_OPERATION),
             "--generation-deterministic",  # no example database either
             "--workers",
-            "1",
+            "2",  # the platform's gunicorn has two workers
             "--request-timeout",
             "10",
             "--no-color",
