@@ -1,15 +1,15 @@
 """The bare-Django baseline for create and read: plain function views running the
-platform's own SQL (the token lookup, then ``job_create`` through the same insert service
-the API's create ends in, ``jobs.services.lifecycle.job_insert``, so its parameters are
-never copied here; or ``job_get``). No DRF, no validation, no middleware. Its URLs live
-here, never in the product's; only the benchmark's second gunicorn serves them."""
+platform's own SQL through ``jobs.db`` (the token lookup, then ``job_create`` or
+``job_get``). ``job_create``'s parameters come from ``jobs.inserts``, as the API's create
+takes them, so they are never copied here. No DRF, no services, no validation, no
+middleware. Its URLs live here, never in the product's; only the benchmark's second
+gunicorn serves them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from dataclasses import fields
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -17,8 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 from jobs import db
-from jobs.services import lifecycle
-from jobs.services.validation import JobRequest
+from jobs.inserts import job_create_params
 
 TIMEOUT_SECONDS = 300
 MAX_ATTEMPTS = 3
@@ -43,20 +42,20 @@ def jobs(request: HttpRequest) -> HttpResponse:
     if app is None:
         return _unauthorized()
     body = json.loads(request.body)
-    job = lifecycle.job_insert(
-        app_id=app["app_id"],
-        request=JobRequest(
+    row = db.fetch_one(
+        "job_create",
+        **job_create_params(
+            job_id=uuid.uuid4(),
+            app_id=app["app_id"],
             type=body["type"],
             params=body.get("params", {}),
             metadata=body.get("metadata", {}),
             max_attempts=MAX_ATTEMPTS,
             timeout=TIMEOUT_SECONDS,
-            run_at=None,
         ),
     )
-    if job is None:  # the application's JOBS_MAX_UNFINISHED_PER_APP
+    if row is None:  # the application's JOBS_MAX_UNFINISHED_PER_APP
         return JsonResponse({"detail": "too many unfinished jobs"}, status=429)
-    row = {field.name: getattr(job, field.name) for field in fields(job)}
     return JsonResponse(row, status=201, encoder=DjangoJSONEncoder)
 
 

@@ -31,6 +31,10 @@ SELECT gen_random_uuid(), %(app_id)s, 'bench_noop', '{}'::jsonb,
 FROM generate_series(%(first)s::int, %(last)s::int) AS g
 """
 TARGET = 1.3
+#: Per operation where it differs: the metadata-filtered page reads a bounded walk at the
+#: large size and the metadata index at the small one (two plans, each bounded), and issue
+#: 15 set its bound at 2x.
+TARGETS = {"list metadata-filtered page": 2.0}
 
 
 def run(bench: Bench) -> None:
@@ -63,8 +67,18 @@ def run(bench: Bench) -> None:
     for op in small:
         r = ratio(large[op]["p50_ms"], small[op]["p50_ms"])
         figure = f"{op} p50, {o.growth_large:,} vs {o.growth_small:,} rows"
+        target = TARGETS.get(op, TARGET)
         bench.report.add(
-            Row("5 growth", figure, large[op]["p50_ms"], small[op]["p50_ms"], r, "<= 1.3", check(r, "<=", TARGET), "ms")
+            Row(
+                "5 growth",
+                figure,
+                large[op]["p50_ms"],
+                small[op]["p50_ms"],
+                r,
+                f"<= {target:g}",
+                check(r, "<=", target),
+                "ms",
+            )
         )
 
 

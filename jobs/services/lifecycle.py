@@ -30,6 +30,7 @@ from jobs.exceptions import (
     TooManyUnfinishedJobs,
     error_payload,
 )
+from jobs.inserts import job_create_params
 from jobs.registry import JobType
 
 from .backoff import backoff_delay
@@ -141,25 +142,25 @@ def job_insert(
     start = origin if origin is not None and origin.checkpoint_at is not None else None
     row = db.fetch_one(
         "job_create",
-        id=job_id,
-        app_id=app_id,
-        type=request.type,
-        queue=request.queue,
-        callback_url=request.callback_url,
-        params=request.params,
-        metadata=request.metadata,
-        max_attempts=request.max_attempts,
-        timeout_seconds=request.timeout,
-        run_at=request.run_at,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        max_unfinished=settings.MAX_UNFINISHED_PER_APP,
-        schedule_id=schedule_id,
-        fire_time=fire_time,
-        rerun_of=origin.rerun_of if origin is not None else None,
-        checkpoint=db.as_json(start.checkpoint) if start is not None else None,
-        checkpoint_at=start.checkpoint_at if start is not None else None,
-        **queues.envelope(job_id, timeout=request.timeout, queue=request.queue),
+        **job_create_params(
+            job_id=job_id,
+            app_id=app_id,
+            type=request.type,
+            queue=request.queue,
+            callback_url=request.callback_url,
+            params=request.params,
+            metadata=request.metadata,
+            max_attempts=request.max_attempts,
+            timeout=request.timeout,
+            run_at=request.run_at,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            schedule_id=schedule_id,
+            fire_time=fire_time,
+            rerun_of=origin.rerun_of if origin is not None else None,
+            checkpoint=start.checkpoint if start is not None else None,
+            checkpoint_at=start.checkpoint_at if start is not None else None,
+        ),
     )
     return Job.from_row(row) if row is not None else None
 

@@ -65,13 +65,15 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-#: The migrated templates of this run, by (server, settings, extra apps): dropped at exit.
-_TEMPLATES: dict[tuple[str, ...], str] = {}
+#: The migrated templates of this run, by (server, settings, extra apps): the template's
+#: name and its server, each dropped at exit.
+_TEMPLATES: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
 
 
 def _migrated_template(platform: Platform) -> str:
     """A database migrated once per test run for ``platform``'s server and apps; nothing
-    ever connects to it after its migrate, so it can be copied."""
+    ever connects to it after its migrate, so it can be copied. Kept only once its migrate
+    succeeded: a failed one is dropped, and the next platform tries again."""
     env = platform.env
     key = (platform.server.get("HOST") or "", str(platform.server.get("PORT") or ""), env["DJANGO_SETTINGS_MODULE"],
            env.get("EXTRA_INSTALLED_APPS", ""))  # fmt: skip
@@ -83,22 +85,37 @@ def _migrated_template(platform: Platform) -> str:
                 cur.execute(f'CREATE DATABASE "{name}"')
         finally:
             conn.close()
+        try:
+            platform.manage(
+                "migrate", "--no-input", "-v", "0", env={"DATABASE_URL": database_url(platform.server, name)}
+            )
+        except BaseException:
+            _drop_template(name, platform.server)
+            raise
         if not _TEMPLATES:
-            atexit.register(_drop_templates, platform.server)
-        _TEMPLATES[key] = name
-        platform.manage("migrate", "--no-input", "-v", "0", env={"DATABASE_URL": database_url(platform.server, name)})
-    return _TEMPLATES[key]
+            atexit.register(_drop_templates)
+        _TEMPLATES[key] = (name, dict(platform.server))
+    return _TEMPLATES[key][0]
 
 
-def _drop_templates(server: dict[str, Any]) -> None:
-    conn = psycopg2.connect(database_url(server, "postgres"))
+def _drop_template(name: str, server: dict[str, Any]) -> None:
+    conn = psycopg2.connect(database_url(server, "postgres"), connect_timeout=5)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            for name in _TEMPLATES.values():
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         conn.close()
+
+
+def _drop_templates() -> None:
+    """Each template on its own server; one that cannot be dropped (a throwaway server
+    already gone with it) does not keep the others."""
+    for name, server in _TEMPLATES.values():
+        try:
+            _drop_template(name, server)
+        except psycopg2.Error as exc:
+            print(f"e2e: template database {name} not dropped: {exc}", file=sys.stderr)
 
 
 @contextmanager

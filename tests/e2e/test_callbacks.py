@@ -24,8 +24,10 @@ def platform(tmp_path_factory) -> Iterator[Platform]:
     env = {
         "JOBS_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
         "JOBS_CALLBACK_BACKOFF_BASE": "0.5",
-        # The slow receiver below answers after a minute: each delivery to it waits this long.
-        "JOBS_CALLBACK_TIMEOUT": "8",
+        # The slow receiver below answers after a minute: each delivery to it waits this long,
+        # longer than the rescue's bound in the test below (lease + 4 maintenance intervals +
+        # 3 s = 11 s), so a maintenance pass that waited on one delivery would break it.
+        "JOBS_CALLBACK_TIMEOUT": "15",
     }
     with running_platform(settings.DATABASES["default"], tmp_path_factory.mktemp("callbacks"), env) as instance:
         yield instance
@@ -63,7 +65,7 @@ def test_kill9_after_the_job_finished_and_before_the_receiver_got_it(platform):
 
 def test_receivers_that_never_answer_in_time_do_not_delay_the_rescue(platform):
     """A dozen callbacks due to a receiver that answers after a minute (each delivery waits
-    JOBS_CALLBACK_TIMEOUT, 8 s here, for nothing) while a cluster is killed under a running job:
+    JOBS_CALLBACK_TIMEOUT, 15 s here, for nothing) while a cluster is killed under a running job:
     the other cluster rescues it within the lease and a few maintenance intervals (when the
     maintenance pass delivered callbacks, this took minutes)."""
     lease = float(platform.env["JOBS_LEASE_SECONDS"])
@@ -103,7 +105,7 @@ def test_a_receiver_that_drips_its_answer_is_hung_up_on_at_the_deadline(platform
     """The review's receiver: one header line every second, never the end of the headers.
     Each line comes well within any socket timeout; before the hard deadline a 5 s delivery
     was held 24 s, past its lease, while another deliverer posted the same callback. Now the
-    cluster hangs up at JOBS_CALLBACK_TIMEOUT (8 s here), within the callback's lease, and
+    cluster hangs up at JOBS_CALLBACK_TIMEOUT (15 s here), within the callback's lease, and
     the next attempt comes only after it."""
     deadline = float(platform.env["JOBS_CALLBACK_TIMEOUT"])
     api = platform.client(platform.token("dripping-hooks"))

@@ -63,7 +63,7 @@ def test_a_running_job_moves_and_finishes_in_the_browser_without_a_reload(platfo
 
             # Another application's countdown, running.
             job = platform.create_job(
-                api, {"type": "countdown", "params": {"seconds": 6}, "metadata": {"migration": "e2e-dashboard"}}
+                api, {"type": "countdown", "params": {"seconds": 8}, "metadata": {"migration": "e2e-dashboard"}}
             )
             platform.wait_status(job["id"], ("running",), timeout=30)
             driver.get(f"{platform.base_url}/dashboard/jobs/{job['id']}/")
@@ -96,7 +96,7 @@ def test_a_running_job_moves_and_finishes_in_the_browser_without_a_reload(platfo
             )
             assert kinds[:3] == ["created", "queued", "started"] and kinds[-1] == "succeeded"
             assert "progress" in kinds
-            assert '"seconds": 6' in driver.find_element(By.ID, "job-result").text
+            assert '"seconds": 8' in driver.find_element(By.ID, "job-result").text
             screenshot(driver, "succeeded")
 
             # A job that logs and checkpoints every step: both show up and move, live.
