@@ -5,11 +5,30 @@ receiver; it stops waiting when the receiver closes)."""
 from __future__ import annotations
 
 import http.server
+import socketserver
 import threading
-from typing import Any
+from typing import Any, Self
 
 
-class Receiver:
+class ServedInBackground:
+    """A test server on its own thread: ``with`` starts it; leaving sets ``closing`` (so
+    handlers still waiting give up) and shuts the server down."""
+
+    server: socketserver.BaseServer
+    thread: threading.Thread
+    closing: threading.Event
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Receiver(ServedInBackground):
     def __init__(
         self,
         status: int = 200,
@@ -51,12 +70,3 @@ class Receiver:
         #: the platform, which counts its deliveries per host.
         self.url = f"http://{host}:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()

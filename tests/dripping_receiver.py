@@ -12,10 +12,11 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any
+
+from tests.callback_receiver import ServedInBackground
 
 
-class DrippingReceiver:
+class DrippingReceiver(ServedInBackground):
     def __init__(
         self,
         *,
@@ -79,12 +80,3 @@ class DrippingReceiver:
         self.port = self.server.server_address[1]
         self.url = f"{'https' if tls else 'http'}://{host}:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> DrippingReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()

@@ -64,6 +64,19 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def all_log_lines(api: requests.Session, job_url: str, *, page: int = 500) -> list[dict[str, Any]]:
+    """Every line of a job's log over HTTP, following ``next`` from the first page of
+    ``page`` lines (a small page makes the walk cross page boundaries)."""
+    lines: list[dict[str, Any]] = []
+    url: str | None = f"{job_url}/logs?limit={page}"
+    while url:
+        answer = api.get(url, timeout=10)
+        assert answer.status_code == 200, answer.text
+        lines += answer.json()["results"]
+        url = answer.json()["next"]
+    return lines
+
+
 @contextmanager
 def running_platform(
     server: dict[str, Any], log_dir: Path, extra_env: dict[str, str] | None = None

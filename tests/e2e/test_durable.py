@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .harness import wait_for
+from .harness import all_log_lines, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -19,17 +19,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 def api(platform):
     yield platform.client(platform.token(f"durable-{time.monotonic_ns()}"))
     platform.stop_clusters()
-
-
-def all_lines(api, job_url: str) -> list[dict]:
-    """Every log line, following next from the first page."""
-    lines, url = [], f"{job_url}/logs?limit=7"
-    while url:
-        page = api.get(url, timeout=10)
-        assert page.status_code == 200, page.text
-        lines += page.json()["results"]
-        url = page.json()["next"]
-    return lines
 
 
 def steps_done(lines: list[dict], attempt: int) -> list[int]:
@@ -62,7 +51,7 @@ def test_a_worker_killed_mid_job_is_rescued_and_the_next_attempt_resumes_from_th
     assert ("checkpoint", 1) in kinds and ("checkpoint", 2) in kinds
 
     # The log tells the story of both attempts, over HTTP.
-    lines = all_lines(api, url)
+    lines = all_log_lines(api, url, page=7)
     first, second = steps_done(lines, 1), steps_done(lines, 2)
     assert lines[0]["message"] == "starting from the first step" and lines[0]["attempt"] == 1
     assert first == list(range(1, len(first) + 1)) and first[-1] >= result["started_from"]
@@ -112,13 +101,13 @@ def test_a_failed_job_rerun_with_resume_continues_from_its_last_checkpoint(platf
     done = platform.wait_status(new["id"], ("succeeded", "failed"), timeout=60)
     assert done["status"] == "succeeded" and done["attempts"] == 1
     assert done["result"] == {"started_from": 6, "attempt": 1, "done": 12}
-    lines = all_lines(api, new["url"])
+    lines = all_log_lines(api, new["url"], page=7)
     assert lines[0]["message"] == "resuming after step 6" and steps_done(lines, 1) == list(range(7, 13))
     # The old job: unchanged but for the event naming its re-run.
     history = api.get(f"{failed['url']}/events", timeout=10).json()["events"]
     assert history[-1]["kind"] == "rerun" and history[-1]["data"] == {"job": new["id"], "resumed": True}
     assert api.get(failed["url"], timeout=10).json()["status"] == "failed"
-    refused = [line["message"] for line in all_lines(api, failed["url"]) if line["level"] == "error"]
+    refused = [line["message"] for line in all_log_lines(api, failed["url"], page=7) if line["level"] == "error"]
     assert refused == ["step 7 refused", "step 7 refused"]  # one per attempt
     # An unfinished job cannot be re-run.
     running = platform.create_job(api, {"type": "test_resumable", "params": {"steps": 50, "step_seconds": 0.2}})

@@ -23,7 +23,7 @@ from jobs.management.commands.demo_receiver import Receiver
 from jobs.services.demo_source import DemoSource
 from tests.conftest import MEASURED
 
-from .harness import ROOT, Platform, free_port, wait_for
+from .harness import ROOT, Platform, all_log_lines, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -80,16 +80,6 @@ class KillingReceiver(Receiver):
             self.held_at_kill = len(self.rows)
             Platform.kill9(self.cluster)
             self.killed.set()
-
-
-def all_lines(api, job_url: str) -> list[dict]:
-    lines, url = [], f"{job_url}/logs?limit=500"
-    while url:
-        page = api.get(url, timeout=10)
-        assert page.status_code == 200, page.text
-        lines += page.json()["results"]
-        url = page.json()["next"]
-    return lines
 
 
 def batch_lines(lines: list[dict], attempt: int | None = None) -> list[dict]:
@@ -191,7 +181,7 @@ def test_a_migration_killed_mid_way_and_refused_for_a_while_delivers_every_row_e
     assert done["attempts"] == 2 + len(failed)
 
     # The log, over HTTP, tells the story.
-    lines = all_lines(api, url)
+    lines = all_log_lines(api, url)
     assert (
         lines[0]["attempt"] == 1
         and lines[0]["message"] == f"starting: {ROWS} rows of legacy:public.{TABLE}(id) to 127.0.0.1"
@@ -268,7 +258,7 @@ def test_a_migration_out_of_attempts_while_the_target_was_down_is_rerun_from_its
     }
     assert receiver.duplicates == 0
     assert (len(receiver.rows), keys_digest(receiver.rows)) == source_digest(platform, "region = 'eu'")
-    lines = all_lines(api, new["url"])
+    lines = all_log_lines(api, new["url"])
     assert lines[0]["message"] == "resuming after key 40000 (10000 rows in 20 batches already sent)"
     sent = batch_lines(lines)
     assert sent[0]["message"] == "batch 21 sent" and sent[0]["fields"]["first_key"] == 40_004
