@@ -105,13 +105,13 @@ def test_a_receiver_that_drips_its_answer_is_hung_up_on_at_the_deadline(platform
     """The review's receiver: one header line every second, never the end of the headers.
     Each line comes well within any socket timeout; before the hard deadline a 5 s delivery
     was held 24 s, past its lease, while another deliverer posted the same callback. Now the
-    cluster hangs up at JOBS_CALLBACK_TIMEOUT (15 s here), within the callback's lease, and
-    the next attempt comes only after it."""
-    deadline = float(platform.env["JOBS_CALLBACK_TIMEOUT"])
+    cluster hangs up at JOBS_CALLBACK_TIMEOUT (5 s for this test's cluster), within the
+    callback's lease, and the next attempt comes only after it."""
+    deadline = 5.0
     api = platform.client(platform.token("dripping-hooks"))
     with DrippingReceiver(interval=1.0, lines=60) as receiver:
         job = platform.create_job(api, {"type": "test_short", "params": {"index": 1}, "callback_url": receiver.url})
-        platform.start_cluster()
+        platform.start_cluster(JOBS_CALLBACK_TIMEOUT=f"{deadline:g}")
         first = wait_for(lambda: receiver.requests and receiver.requests[0], timeout=60, what="a delivery")
         wait_for(lambda: first["closed"] is not None, timeout=deadline + 15, what="the cluster hanging up")
         held = first["closed"] - first["arrived"]
