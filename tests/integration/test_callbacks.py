@@ -15,6 +15,22 @@ from jobs.services.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from tests.callback_receiver import Receiver
 
 
+@pytest.fixture(autouse=True)
+def earlier_callbacks_wait(request):
+    """Callbacks committed before this test (by transactional tests, or by earlier runs on
+    a database kept with --reuse-db, as the mutmut run does) are not this test's: they are
+    parked in the test's own transaction, rolled back after it, so what deliver_due counts
+    is this test's deliveries. The transactional test here copes with them itself."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker and marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("db")
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("UPDATE jobs_callback SET due_at = 'infinity' WHERE delivered_at IS NULL AND gave_up_at IS NULL")
+
+
 @pytest.fixture
 def allowed(settings):
     settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
