@@ -6,6 +6,7 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,39 @@ FUZZ_REACH: dict[str, Counter] = {}
 #: Figures a test measured, printed at the end of the run ({test: one line}), so a passing
 #: run shows them too (print() output is shown only for failures).
 MEASURED: dict[str, str] = {}
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    """In a pytest-xdist worker (scripts/test runs the unit and integration tests on two):
+    the figures go to the controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["measured"] = dict(MEASURED)
+        workeroutput["fuzz_reach"] = {test: dict(reached) for test, reached in FUZZ_REACH.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The controller's side of ``pytest_sessionfinish``: each worker's figures."""
+    output = getattr(node, "workeroutput", {})
+    MEASURED.update(output.get("measured", {}))
+    for test, reached in output.get("fuzz_reach", {}).items():
+        FUZZ_REACH.setdefault(test, Counter()).update(reached)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, and before it is dropped, the sessions tests left
+    on it closed (a background thread's connection closing late): otherwise DROP DATABASE
+    fails and the database stays behind."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -540,7 +540,7 @@ def test_cancelling_a_batch_of_waiting_jobs_finishes_it_at_once(api, allowed, ra
     assert raw.fetchone()[0] == 5
 
 
-@pytest.mark.parametrize("batch_id", ["not-a-uuid", str(uuid.uuid4())])
+@pytest.mark.parametrize("batch_id", ["not-a-uuid", str(uuid.uuid4())], ids=["not-a-uuid", "unknown-uuid"])
 def test_cancelling_an_unknown_batch_is_404(api, batch_id):
     assert api.post(f"/batches/{batch_id}/cancel").status_code == 404
 
@@ -616,7 +616,11 @@ def test_a_malformed_batch_filter_on_the_job_list_is_400(api):
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "batch"
 
 
-@pytest.mark.parametrize("path", ["/batches/nope", f"/batches/{uuid.uuid4()}", f"/batches/{uuid.uuid4()}/events"])
+@pytest.mark.parametrize(
+    "path",
+    ["/batches/nope", f"/batches/{uuid.uuid4()}", f"/batches/{uuid.uuid4()}/events"],
+    ids=["not-a-uuid", "unknown", "unknown-events"],
+)
 def test_unknown_batches_are_404_problems(api, path):
     response = api.get(path)
     assert response.status_code == 404 and response["Content-Type"] == "application/problem+json"

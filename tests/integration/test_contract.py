@@ -108,7 +108,9 @@ SOON = datetime.now(UTC) + timedelta(days=30)
 
 
 @pytest.mark.parametrize(
-    "sent", [SOON.strftime("%Y-%m-%dT%H:%M:%SZ"), (SOON + timedelta(days=1)).strftime("%Y-%m-%dT12:34:56.789+02:00")]
+    "sent",
+    [SOON.strftime("%Y-%m-%dT%H:%M:%SZ"), (SOON + timedelta(days=1)).strftime("%Y-%m-%dT12:34:56.789+02:00")],
+    ids=["utc", "offset-and-fraction"],
 )
 def test_run_at_comes_back_as_it_was_sent(api, sent):
     body = {"type": "fibonacci", "params": {"n": 1}, "run_at": sent}

@@ -71,6 +71,7 @@ def test_is_admin_reads_the_admin_scope():
         "/dashboard/jobs/?status=running&metadata.k=v",
         f"/dashboard/jobs/{uuid.uuid4()}/",
     ],
+    ids=["overview", "list", "list-filtered", "one-job"],
 )
 def test_a_browser_not_logged_in_is_sent_to_the_login_page_and_back(db, path):
     response = Client().get(path)
@@ -385,7 +386,7 @@ def test_job_page_polling_gets_304_until_the_job_or_its_history_changes(transact
     assert noted.status_code == 200 and 'data-kind="redelivered"' in noted.content.decode()
 
 
-@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid"], ids=["unknown-uuid", "not-a-uuid"])
 def test_an_unknown_job_is_404(admin, job_id):
     response = admin.get(f"/dashboard/jobs/{job_id}/")
     assert response.status_code == 404 and "No such job" in text(response)

@@ -25,7 +25,7 @@ def batch_jobs(app, batch):
     return selectors.job_list(app=app, filters=selectors.JobFilters(batch=batch.id))
 
 
-@pytest.mark.parametrize("path", ["/dashboard/batches/", f"/dashboard/batches/{uuid.uuid4()}/"])
+@pytest.mark.parametrize("path", ["/dashboard/batches/", f"/dashboard/batches/{uuid.uuid4()}/"], ids=["list", "one"])
 def test_a_browser_not_logged_in_is_sent_to_the_login_page(db, path):
     response = Client().get(path)
     assert response.status_code == 302 and response["Location"].startswith("/api-auth/login/")
@@ -136,7 +136,7 @@ def test_a_jobs_page_links_to_its_batch(admin, db):  # noqa: F811
     assert 'id="job-batch"' not in admin.get(f"/dashboard/jobs/{alone.id}/").content.decode()
 
 
-@pytest.mark.parametrize("batch_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("batch_id", [str(uuid.uuid4()), "not-a-uuid"], ids=["unknown-uuid", "not-a-uuid"])
 def test_an_unknown_batch_is_404(admin, batch_id):  # noqa: F811
     response = admin.get(f"/dashboard/batches/{batch_id}/")
     assert response.status_code == 404 and "No such batch" in text(response)
