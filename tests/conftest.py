@@ -120,18 +120,43 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """pytest-django's test database, and before it is dropped, the sessions tests left
-    on it closed (a background thread's connection closing late): otherwise DROP DATABASE
-    fails and the database stays behind."""
+def django_db_setup(django_db_setup: None, django_db_blocker: Any, django_db_keepdb: bool) -> Iterator[None]:
+    """pytest-django's test database, and before it is dropped, this role's other client
+    sessions on it closed (a background thread's connection closing late): otherwise DROP
+    DATABASE fails and the database stays behind. Nothing is closed when the database is
+    kept (--reuse-db: another run, mutmut's children, may be using it); a role that may
+    not close them gets a warning, as pytest-django gives for a failed drop."""
     yield
-    from django.db import connection
+    if django_db_keepdb:
+        return
+    import warnings
 
-    with django_db_blocker.unblock(), connection.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    from django.db import DatabaseError, connection
+
+    try:
+        with django_db_blocker.unblock(), connection.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend' AND usename = current_user"
+            )
+    except DatabaseError as exc:
+        warnings.warn(f"the test database's other sessions were not closed: {exc}", stacklevel=1)
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Scans (marker ``scan``: long deterministic sweeps, .ci/run runs them beside the
+    suite) are left out unless a ``-m`` expression names ``scan`` or the test is named on
+    the command line (``scripts/test 'tests/e2e/test_schemathesis.py::…[coverage]'``)."""
+    if "scan" in (config.option.markexpr or ""):
+        return
+    named = set(config.args)
+    kept, scans = [], []
+    for item in items:
+        (scans if item.get_closest_marker("scan") and item.nodeid not in named else kept).append(item)
+    if scans:
+        config.hook.pytest_deselected(items=scans)
+        items[:] = kept
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

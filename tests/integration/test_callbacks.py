@@ -22,7 +22,7 @@ def earlier_callbacks_wait(request):
     parked in the test's own transaction, rolled back after it, so what deliver_due counts
     is this test's deliveries. The transactional test here copes with them itself."""
     marker = request.node.get_closest_marker("django_db")
-    if marker and marker.kwargs.get("transaction"):
+    if "transactional_db" in request.fixturenames or (marker and (marker.kwargs.get("transaction") or marker.args)):
         return
     request.getfixturevalue("db")
     from django.db import connection
