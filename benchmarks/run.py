@@ -37,8 +37,10 @@ class Bench:
         suffix = uuid.uuid4().hex[:8]
         self.db_name = f"jobplatform_bench_{suffix}"
         self.growth_db_name = f"jobplatform_bench_growth_{suffix}"
+        self.growth_small_db_name = f"jobplatform_bench_growth_small_{suffix}"
         self.db_url = database.with_database(self.server, self.db_name)
         self.growth_url = database.with_database(self.server, self.growth_db_name)
+        self.growth_small_url = database.with_database(self.server, self.growth_small_db_name)
         self.created_databases: list[str] = []
         self.secret = secrets.token_urlsafe(40)
         env = {
@@ -119,9 +121,11 @@ class Bench:
 
         database.sql(self.db_url, TABLE_SQL)
         if self.wanted("growth"):
-            # A copy of the freshly migrated schema (nothing is connected to it yet).
-            database.create(self.server, self.growth_db_name, template=self.db_name)
-            self.created_databases.append(self.growth_db_name)
+            # Two copies of the freshly migrated schema (nothing is connected to it yet): the
+            # large table and the small one.
+            for name in (self.growth_db_name, self.growth_small_db_name):
+                database.create(self.server, name, template=self.db_name)
+                self.created_databases.append(name)
         # This process talks to the scratch database through the platform's own services.
         os.environ.update(
             {

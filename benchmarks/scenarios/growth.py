@@ -1,14 +1,17 @@
 """5 growth: create, read by id, the first list page and a metadata-filtered list page
 (``metadata.migration=m7``, 1 % of the rows), called through the platform's own service
-and selectors in this process, with SMALL then LARGE rows in the table; LARGE's p50 at
-most 1.3 times SMALL's. The ``EXPLAIN (ANALYZE, BUFFERS)`` of each operation's statement,
-as that operation sends it, goes in the details at both sizes.
+and selectors in this process, on a table of SMALL rows and one of LARGE rows; LARGE's p50
+at most 1.3 times SMALL's. The ``EXPLAIN (ANALYZE, BUFFERS)`` of each operation's
+statement, as that operation sends it, goes in the details at both sizes.
 
-It runs on its own copy of the freshly migrated schema, so the other scenarios' jobs are
-not in its table."""
+The two tables are in two copies of the freshly migrated schema (so the other scenarios'
+jobs are not in them), both loaded before anything is timed; the samples are then timed
+in blocks, the two tables taking turns, so a drift of this shared machine over the
+minutes of a run falls on both sizes alike instead of on whichever was timed later."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,30 +40,40 @@ TARGET = 1.3
 TARGETS = {"list metadata-filtered page": 2.0}
 
 
-def run(bench: Bench) -> None:
-    from django.db import connections
+#: Calls per operation in one block; the tables take turns block by block.
+BLOCK = 20
 
+
+def run(bench: Bench) -> None:
     from jobs import selectors, services
 
     o = bench.o
-    # From here on this process's Django connection is the growth copy's.
-    connections.close_all()
-    connections["default"].settings_dict["NAME"] = bench.growth_db_name
-    token, _ = services.token_issue(app_name="bench-growth")
-    app = selectors.app_for_token(token=token)
-    assert app is not None
-    results: dict[int, dict[str, dict[str, float]]] = {}
+    tables = {
+        o.growth_small: (bench.growth_small_db_name, bench.growth_small_url),
+        o.growth_large: (bench.growth_db_name, bench.growth_url),
+    }
+    ops: dict[int, dict[str, tuple[str, Callable[[], Any]]]] = {}
     explains: dict[int, dict[str, str]] = {}
-    for size in (o.growth_small, o.growth_large):
-        _fill(bench, app.id, size)
+    for size, (name, url) in tables.items():
+        _use(name)
+        token, _ = services.token_issue(app_name="bench-growth")
+        app = selectors.app_for_token(token=token)
+        assert app is not None
+        _fill(bench, url, app.id, size)
         some_id = database.sql(
-            bench.growth_url,
-            "SELECT id FROM jobs_job WHERE app_id = %s ORDER BY created_at LIMIT 1 OFFSET %s",
-            [app.id, size // 2],
+            url, "SELECT id FROM jobs_job WHERE app_id = %s ORDER BY created_at LIMIT 1 OFFSET %s", [app.id, size // 2]
         )[0]["id"]
-        ops = operations(app, some_id)
-        results[size] = {op: _timed(call, o.growth_samples) for op, (_, call) in ops.items()}
-        explains[size] = {op: explain(call, query) for op, (query, call) in ops.items()}
+        ops[size] = operations(app, some_id)
+        explains[size] = {op: explain(call, query) for op, (query, call) in ops[size].items()}
+    times: dict[int, dict[str, list[float]]] = {size: {op: [] for op in ops[size]} for size in tables}
+    block = min(BLOCK, o.growth_samples)
+    order = list(tables)
+    for turn in range(math.ceil(o.growth_samples / block)):
+        for size in order if turn % 2 == 0 else order[::-1]:
+            _use(tables[size][0])
+            for op, (_, call) in ops[size].items():
+                times[size][op] += _timed(call, block)
+    results = {size: {op: _summary(t) for op, t in by_op.items()} for size, by_op in times.items()}
     bench.report.details["growth"] = {str(k): v for k, v in results.items()}
     bench.report.details["explain"] = {str(k): v for k, v in explains.items()}
     small, large = results[o.growth_small], results[o.growth_large]
@@ -80,6 +93,18 @@ def run(bench: Bench) -> None:
                 "ms",
             )
         )
+
+
+def _summary(times: list[float]) -> dict[str, float]:
+    return {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99), "samples": len(times)}
+
+
+def _use(name: str) -> None:
+    """This process's Django connection on database ``name`` from the next query on."""
+    from django.db import connections
+
+    connections.close_all()
+    connections["default"].settings_dict["NAME"] = name
 
 
 def operations(app: Any, some_id: Any) -> dict[str, tuple[str, Callable[[], Any]]]:
@@ -102,28 +127,29 @@ def operations(app: Any, some_id: Any) -> dict[str, tuple[str, Callable[[], Any]
     }
 
 
-def _fill(bench: Bench, app_id: Any, size: int) -> None:
-    """Rows up to ``size`` in the table, then vacuumed with fresh statistics: the state
-    autovacuum leaves a table in. Without the VACUUM, autovacuum starts on the new rows
-    while the queries are timed (a million inserted rows pass its insert threshold), and
-    every query's first read of a row writes its hint bits; one run of 2026-12-07 timed
-    even the read by id 2x slower at the large size for that."""
-    present = database.sql(bench.growth_url, "SELECT count(*) AS n FROM jobs_job")[0]["n"]
+def _fill(bench: Bench, url: str, app_id: Any, size: int) -> None:
+    """Rows up to ``size`` in the table at ``url``, then vacuumed with fresh statistics:
+    the state autovacuum leaves a table in. Without the VACUUM, autovacuum starts on the
+    new rows while the queries are timed (a million inserted rows pass its insert
+    threshold), and every query's first read of a row writes its hint bits; one run of
+    2026-12-07 timed even the read by id 2x slower at the large size for that."""
+    present = database.sql(url, "SELECT count(*) AS n FROM jobs_job")[0]["n"]
     bench.say(f"growth: loading {size - present:,} rows (one INSERT ... SELECT generate_series)")
     begin = time.monotonic()
-    database.sql(bench.growth_url, GROWTH_LOAD, {"app_id": app_id, "first": present + 1, "last": size})
-    database.sql(bench.growth_url, "VACUUM (ANALYZE) jobs_job")
-    bench.say(f"growth: {size:,} rows in the table (loaded in {time.monotonic() - begin:.1f}s); measuring")
+    database.sql(url, GROWTH_LOAD, {"app_id": app_id, "first": present + 1, "last": size})
+    database.sql(url, "VACUUM (ANALYZE) jobs_job")
+    bench.say(f"growth: {size:,} rows in the table (loaded in {time.monotonic() - begin:.1f}s)")
 
 
-def _timed(call: Callable[[], Any], samples: int) -> dict[str, float]:
+def _timed(call: Callable[[], Any], samples: int) -> list[float]:
+    """``samples`` timings of ``call`` in ms, after one call that is not timed."""
     call()  # warm
     times = []
     for _ in range(samples):
         begin = time.perf_counter()
         call()
         times.append((time.perf_counter() - begin) * 1000)
-    return {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99)}
+    return times
 
 
 def explain(call: Callable[[], Any], query: str) -> str:
