@@ -18,10 +18,12 @@ from jobs.domain import Batch
 from jobs.exceptions import BatchNotFound, InvalidInput, NeverDeleted
 from jobs.resources import batch_output, batch_url, event_output, job_output
 from jobs.selectors import JobFilters
+from jobs.services import ratelimit
 
 from . import schema
 from .base import AuthenticatedApi
 from .errors import PROBLEM_JSON
+from .middleware import note_rate_window
 from .pagination import keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import CHALLENGE, COMMON, JSON, UNAVAILABLE, header, ok, problems
@@ -99,7 +101,9 @@ class BatchListCreateApi(AuthenticatedApi):
         "by its index (`jobs[17].params.n`). The whole batch must fit under `JOBS_MAX_UNFINISHED_PER_APP` (429 "
         "otherwise). `callback_url` is POSTed the batch resource, once, when its last job ends. With an "
         "`Idempotency-Key`, a repeat of the same request answers the batch the first one created "
-        "(`Idempotent-Replayed: true`). The request counts once against the token's rate limit.",
+        "(`Idempotent-Replayed: true`). Rate limits apply per job: a batch of N jobs counts N requests against "
+        "the token's limit (429 when the window has no room for them, nothing created; 400 on `jobs` when N is "
+        "over the limit itself); a replay counts one.",
         request={JSON: schema.ref("BatchCreate")},
         parameters=schema.create_parameters("batch"),
         responses={
@@ -109,6 +113,9 @@ class BatchListCreateApi(AuthenticatedApi):
     )
     def post(self, request: Request) -> Response:
         batch, created = services.batch_create(app=request.user, **create_request(request, services.BATCH_FIELDS))
+        if created and getattr(request._request, "jobs_rate_window", None) is not None:
+            # Its jobs were counted too: the RateLimit header says what is left after them.
+            note_rate_window(request._request, ratelimit.token_window(app=request.user))
         output = batch_with_jobs(selectors.batch_get(app=request.user, batch_id=batch.id), request)
         return created_answer(output, replayed=not created)
 

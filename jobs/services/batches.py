@@ -16,6 +16,7 @@ rescued and limited (the running cap, fairness) like any other. What a batch add
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -35,7 +36,7 @@ from jobs.exceptions import (
     unknown_field,
 )
 
-from . import callbacks
+from . import callbacks, ratelimit
 from .idempotency import earlier_row, idempotent_insert, validated_with_key
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, metadata_errors
 
@@ -102,6 +103,9 @@ def batch_request_validate(
                 f"An application may have at most {cap} unfinished jobs (JOBS_MAX_UNFINISHED_PER_APP); "
                 f"this batch has {len(jobs)}."
             ]
+        rate_problem = ratelimit.per_job_problem(jobs=len(jobs))
+        if rate_problem is not None and "jobs" not in errors:
+            errors["jobs"] = [rate_problem]
         requests = [_job_errors(index, body, errors, app) for index, body in enumerate(jobs)]
     metadata = {} if fields.get("metadata") is None else fields["metadata"]
     errors.update(metadata_errors(metadata))
@@ -170,23 +174,29 @@ def _batch_insert(app: App, request: BatchRequest, idempotency_key: str | None, 
                 **queues.envelope(job_id, timeout=job.timeout, queue=job.queue),
             }
         )
-    row = db.fetch_one(
-        "batch_create",
-        id=uuid.uuid4(),
-        app_id=app.id,
-        metadata=request.metadata,
-        callback_url=request.callback_url,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        max_unfinished=settings.MAX_UNFINISHED_PER_APP,
-        jobs=items,
-    )
-    if row is None:
-        raise TooManyUnfinishedJobs(
-            f"This batch of {len(items)} jobs would take the application past its "
-            f"{settings.MAX_UNFINISHED_PER_APP} unfinished jobs (JOBS_MAX_UNFINISHED_PER_APP); nothing was created. "
-            "Retry once some have finished."
+    charged = ratelimit.charges(jobs=len(items))
+    with db.atomic() if charged else contextlib.nullcontext():  # the statement alone is atomic
+        row = db.fetch_one(
+            "batch_create",
+            id=uuid.uuid4(),
+            app_id=app.id,
+            metadata=request.metadata,
+            callback_url=request.callback_url,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            max_unfinished=settings.MAX_UNFINISHED_PER_APP,
+            jobs=items,
         )
+        if row is None:
+            raise TooManyUnfinishedJobs(
+                f"This batch of {len(items)} jobs would take the application past its "
+                f"{settings.MAX_UNFINISHED_PER_APP} unfinished jobs (JOBS_MAX_UNFINISHED_PER_APP); nothing was "
+                "created. Retry once some have finished."
+            )
+        # Rate limits apply per job, as on create: counted last, so the token's counter is
+        # locked only until the commit, and a refusal takes the batch back with it.
+        if charged:
+            ratelimit.token_charge(app=app, jobs=len(items))
     batch = Batch.from_row(row)
     for item, job in zip(items, request.jobs, strict=True):
         # batch_create's rule: a job whose run_at is after the batch's creation waits, scheduled.

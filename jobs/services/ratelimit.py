@@ -122,6 +122,51 @@ def token_hit(*, app: App) -> Window | None:
     return _window(TOKEN_POLICY, limit, row)
 
 
+def per_job_problem(*, jobs: int) -> str | None:
+    """Why ``jobs`` jobs can never be created in one request under the per-token limit
+    (a batch counts one request per job), or None."""
+    limit = int(settings.RATE_LIMIT_REQUESTS)
+    if 0 < limit < jobs:
+        return (
+            f"A token may make {limit} requests per {settings.RATE_LIMIT_WINDOW} s (JOBS_RATE_LIMIT_REQUESTS) and a "
+            f"batch counts one per job: send at most {limit} jobs per batch; this one has {jobs}."
+        )
+    return None
+
+
+def charges(*, jobs: int) -> bool:
+    """Whether a request creating ``jobs`` jobs counts more than its own request."""
+    return int(settings.RATE_LIMIT_REQUESTS) > 0 and jobs > 1
+
+
+def token_charge(*, app: App, jobs: int) -> None:
+    """Count a request that creates ``jobs`` jobs as ``jobs`` requests against its token:
+    the ``jobs - 1`` its authentication did not count, only when they fit in the token's
+    window (nothing counted otherwise). Over the limit: :class:`RateLimited`, with the
+    seconds until the window ends, when a new one has room for them."""
+    if not charges(jobs=jobs):
+        return
+    limit = int(settings.RATE_LIMIT_REQUESTS)
+    key, window = f"token:{app.token_id}", int(settings.RATE_LIMIT_WINDOW)
+    if db.fetch_one("rate_charge", key=key, n=jobs - 1, limit=limit, window=window) is not None:
+        return
+    counted = _window(TOKEN_POLICY, limit, selectors.rate_window(key=key, window=window))
+    raise RateLimited(
+        f"A batch counts one request per job against this token's limit of {limit} per {window} s: this one "
+        f"needs {jobs} and the window has room for {counted.remaining + 1}; retry in {counted.reset} s.",
+        retry_after=counted.reset,
+    )
+
+
+def token_window(*, app: App) -> Window | None:
+    """The token's counter as it stands (None: the limit is off)."""
+    limit = int(settings.RATE_LIMIT_REQUESTS)
+    if limit <= 0:
+        return None
+    window = int(settings.RATE_LIMIT_WINDOW)
+    return _window(TOKEN_POLICY, limit, selectors.rate_window(key=f"token:{app.token_id}", window=window))
+
+
 def failures(*, address: str) -> Window | None:
     """The failed attempts counted against an address in its window (None: limit off)."""
     limit = int(settings.RATE_LIMIT_FAILED_AUTH)

@@ -25,6 +25,17 @@ INSERT INTO jobs_rate AS r (key, window_start, hits)
 VALUES (%(key)s, now(), 1)
 /* include _rate_count */;
 
+-- rate_charge --
+-- Count %(n)s more hits against a key, only when they fit under %(limit)s: in its running
+-- window, or a new one started with them. No row when they do not fit (nothing counted).
+INSERT INTO jobs_rate AS r (key, window_start, hits)
+SELECT %(key)s, now(), %(n)s WHERE %(n)s <= %(limit)s
+ON CONFLICT (key) DO UPDATE
+SET hits = CASE WHEN /* include _rate_live */ THEN r.hits + %(n)s ELSE %(n)s END,
+    window_start = CASE WHEN /* include _rate_live */ THEN r.window_start ELSE now() END
+WHERE CASE WHEN /* include _rate_live */ THEN r.hits + %(n)s ELSE %(n)s END <= %(limit)s
+RETURNING hits, /* include _rate_reset */ AS reset;
+
 -- rate_get --
 -- A key's hits in its current window, without counting one (no row: none).
 SELECT hits, /* include _rate_reset */ AS reset

@@ -298,10 +298,45 @@ def test_a_batch_that_would_pass_the_unfinished_cap_is_refused_whole(api, settin
     assert too_big.status_code == 400 and too_big.json()["errors"][0]["field"] == "jobs"
 
 
-def test_a_batch_counts_once_against_the_token_rate_limit(api, settings):
-    settings.JOBS = {**settings.JOBS, "RATE_LIMIT_REQUESTS": 2}
-    assert post_batch(api, {"jobs": [job_body(i) for i in range(50)]}).status_code == 201
-    assert post_batch(api, {"jobs": [job_body(i) for i in range(50)]}).status_code == 201
+def test_a_batch_counts_one_request_per_job_against_the_token_rate_limit(api, app, raw, settings):
+    settings.JOBS = {**settings.JOBS, "RATE_LIMIT_REQUESTS": 10}
+    first = post_batch(api, {"jobs": [job_body(i) for i in range(6)]})
+    assert first.status_code == 201
+    assert first["RateLimit"] == '"token";r=4;t=60'
+    # Room for 4 (its own request counted): a batch of 5 is refused whole, and only its own
+    # request is counted, not its jobs.
+    refused = post_batch(api, {"jobs": [job_body(i) for i in range(5)]})
+    assert refused.status_code == 429 and refused["Retry-After"] == "60"
+    problem = refused.json()
+    assert problem["type"] == "urn:jobplatform:problem:rate-limited" and problem["retry_after"] == 60
+    assert "needs 5 and the window has room for 4" in problem["detail"]
+    assert refused["RateLimit"] == '"token";r=3;t=60'
+    raw.execute("SELECT count(*) FROM jobs_job WHERE app_id = %s", [app.id])
+    assert raw.fetchone()[0] == 6
+    raw.execute("SELECT count(*) FROM jobs_batch WHERE app_id = %s", [app.id])
+    assert raw.fetchone()[0] == 1
+    last = post_batch(api, {"jobs": [job_body(i) for i in range(3)]})
+    assert last.status_code == 201 and last["RateLimit"] == '"token";r=0;t=60'
+    assert post_batch(api, {"jobs": [job_body()]}).status_code == 429
+
+
+def test_a_batch_larger_than_the_rate_limit_is_a_400_and_a_replay_counts_once(api, settings):
+    settings.JOBS = {**settings.JOBS, "RATE_LIMIT_REQUESTS": 5}
+    too_big = post_batch(api, {"jobs": [job_body(i) for i in range(6)]})
+    assert too_big.status_code == 400
+    assert too_big.json()["errors"] == [
+        {
+            "field": "jobs",
+            "pointer": "#/jobs",
+            "detail": "A token may make 5 requests per 60 s (JOBS_RATE_LIMIT_REQUESTS) and a batch counts one per "
+            "job: send at most 5 jobs per batch; this one has 6.",
+        }
+    ]
+    body = {"jobs": [job_body(i) for i in range(3)]}
+    assert post_batch(api, body, HTTP_IDEMPOTENCY_KEY="rated").status_code == 201  # 1 + 1 + 2
+    again = post_batch(api, body, HTTP_IDEMPOTENCY_KEY="rated")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again["RateLimit"] == '"token";r=0;t=60'  # the replay created nothing: one request
     assert post_batch(api, {"jobs": [job_body()]}).status_code == 429
 
 
