@@ -105,8 +105,9 @@ def created_answer(output: dict[str, Any], *, replayed: bool) -> Response:
 class JobListCreateApi(AuthenticatedApi):
     """`POST` creates a job of any type; `GET` lists this application's jobs, newest first.
 
-    Filters: `status` (several: comma-separated or repeated), `type`, `metadata.<key>=<value>`,
-    `created_after` / `created_before`; `limit`; `cursor` (from `next`, also in `Link`).
+    Filters: `status` (several: comma-separated or repeated), `type`, `queue`, `batch`,
+    `metadata.<key>=<value>`, `created_after` / `created_before`; `limit`; `cursor` (from
+    `next`, also in `Link`).
     An admin token lists every application's jobs, or one application's with `app`.
     """
 
@@ -133,7 +134,10 @@ class JobListCreateApi(AuthenticatedApi):
     @extend_schema(
         summary="List this application's jobs",
         description='Newest first, keyset-paginated: follow `next` (or the `Link: <…>; rel="next"` header) '
-        "until it is null. Any other query parameter is a 400.",
+        "until it is null. Filters combine (AND). Besides the named parameters, `metadata.<key>=<value>` keeps "
+        "the jobs whose metadata has that top-level key with that string value (`metadata.batch=7` matches "
+        '`{"batch": "7"}`, not `{"batch": 7}`; several allowed); OpenAPI cannot name such a parameter, so it is '
+        "described here. Any other query parameter is a 400.",
         parameters=[
             OpenApiParameter(
                 "status",
@@ -145,6 +149,21 @@ class JobListCreateApi(AuthenticatedApi):
                 "`status=queued&status=running` works too.",
             ),
             OpenApiParameter("type", str, OpenApiParameter.QUERY, description="Jobs of this type."),
+            OpenApiParameter(
+                "queue", {"type": "string", "maxLength": 50}, OpenApiParameter.QUERY, description="Jobs of this queue."
+            ),
+            OpenApiParameter(
+                "batch",
+                {"type": "string", "format": "uuid"},
+                OpenApiParameter.QUERY,
+                description="The jobs of this batch (its id, from `POST /batches`).",
+            ),
+            OpenApiParameter(
+                "app",
+                {"type": "string", "maxLength": 100},
+                OpenApiParameter.QUERY,
+                description="Admin tokens: this application's jobs only (403 for any other token).",
+            ),
             OpenApiParameter(
                 "created_after",
                 {"type": "string", "format": "date-time"},
@@ -170,7 +189,7 @@ class JobListCreateApi(AuthenticatedApi):
             CHALLENGE,
             UNAVAILABLE,
         ],
-        responses={**ok(200, "JobPage", "A page of jobs."), **problems(400, *COMMON)},
+        responses={**ok(200, "JobPage", "A page of jobs."), **problems(400, 403, *COMMON)},
     )
     def get(self, request: Request) -> Response:
         query = JobListQuery(data=request.query_params)

@@ -217,8 +217,20 @@ def test_the_http_rules_of_the_api_are_in_the_document(document):
     listing = paths["/jobs"]["get"]
     assert "Link" in listing["responses"]["200"]["headers"]
     query = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
-    assert set(query) == {"status", "type", "created_after", "created_before", "limit", "cursor"}
+    assert set(query) == {
+        "status",
+        "type",
+        "queue",
+        "batch",
+        "app",
+        "created_after",
+        "created_before",
+        "limit",
+        "cursor",
+    }
     assert query["status"]["style"] == "form" and query["status"]["explode"] is False
+    assert query["batch"]["schema"]["format"] == "uuid"
+    assert "metadata.<key>=<value>" in listing["description"] and "403" in listing["responses"]
     cancel = paths["/jobs/{job_id}/cancel"]["post"]
     assert {"200", "202", "404", "409"} <= set(cancel["responses"])
 

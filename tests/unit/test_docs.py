@@ -144,3 +144,11 @@ def test_every_python_name_the_docs_give_exists():
         if not all(defined_in(text, attribute) for attribute in parts[cut:]):
             missing.append(name)
     assert missing == [], missing
+
+
+def test_the_api_pages_root_row_names_every_link_the_root_always_gives():
+    from jobs.api.schema import ROOT_LINKS
+
+    row = next(line for line in PAGES["api.md"].splitlines() if line.startswith("| `GET` | `/` |"))
+    listed = row.split("links to the entry points:", 1)[1].split(";", 1)[0]
+    assert re.findall(r"`(\w+)`", listed) == list(ROOT_LINKS)
