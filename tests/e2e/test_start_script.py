@@ -50,6 +50,11 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
             what="the job started through scripts/start",
         )
         assert done["result"]["digits"] == 209
+        # The README: DEBUG is off, so an unknown URL is the API's problem+json, not
+        # Django's debug page.
+        missing = requests.get(f"{base}/no-such-page", timeout=5)
+        assert missing.status_code == 404
+        assert missing.headers["Content-Type"].startswith("application/problem+json"), missing.text[:200]
 
         # The README's crash: kill -9 every process of the cluster (only this script's:
         # other clusters on the machine are not ours). scripts/start starts another, and

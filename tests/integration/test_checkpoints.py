@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from django.db import connection, transaction
+from django_q.exceptions import TimeoutException
 from rest_framework import serializers
 
 from jobs import db, selectors, services
@@ -138,13 +139,15 @@ def test_checkpoint_cancel_answer(app):
 
 # -- through the worker: the next attempt resumes -------------------------------------------
 class Batches(JobType):
-    """Counts to ``total`` in steps, checkpointing each; fails once at ``fail_at`` (attempt 1)."""
+    """Counts to ``total`` in steps, checkpointing each; fails once at ``fail_at``, or runs
+    out of time at ``time_out_at`` (attempt 1; what django-q2's alarm raises in the job)."""
 
     name = "test_batches"
 
     class Params(serializers.Serializer):
         total = serializers.IntegerField(min_value=1)
         fail_at = serializers.IntegerField(required=False)
+        time_out_at = serializers.IntegerField(required=False)
 
     def run(self, ctx, params):
         state = ctx.checkpoint_state or {"done": 0, "attempts": []}
@@ -153,6 +156,8 @@ class Batches(JobType):
         for step in range(state["done"] + 1, params["total"] + 1):
             if ctx.attempt == 1 and step == params.get("fail_at"):
                 raise ConnectionError(f"target down at step {step}")
+            if ctx.attempt == 1 and step == params.get("time_out_at"):
+                raise TimeoutException("task exceeded its timeout")
             state = {**state, "done": step}
             ctx.checkpoint(state)
             assert ctx.checkpoint_state == state
@@ -189,6 +194,21 @@ def test_the_next_attempt_starts_from_the_checkpoint(batches, settings):
     history = selectors.job_events(app=app, job_id=job.id)
     events = [(e.attempt, e.data["skipped"]) for e in history if e.kind == "checkpoint"]
     assert events == [(1, 0), (2, 0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_attempt_after_a_timeout_starts_from_the_checkpoint(batches):
+    app, _ = new_app()
+    job = create(app, type="test_batches", params={"total": 10, "time_out_at": 4}, timeout=30)
+    with pytest.raises(TimeoutException):  # django-q2 recycles the worker process on it
+        execute_job(str(job.id))
+    between = selectors.job_get(app=app, job_id=job.id)
+    assert between.status is Status.SCHEDULED and between.error["type"] == "JobTimeout"
+    assert between.checkpoint["done"] == 3
+    make_due(job.id)
+    assert execute_job(str(job.id)) == "succeeded"
+    done = selectors.job_get(app=app, job_id=job.id)
+    assert done.result["attempts"] == [{"attempt": 1, "started_from": 0}, {"attempt": 2, "started_from": 3}]
 
 
 @pytest.mark.django_db(transaction=True)
