@@ -135,8 +135,8 @@ class JobListCreateApi(AuthenticatedApi):
         summary="List this application's jobs",
         description='Newest first, keyset-paginated: follow `next` (or the `Link: <…>; rel="next"` header) '
         "until it is null. Filters combine (AND). Besides the named parameters, `metadata.<key>=<value>` keeps "
-        "the jobs whose metadata has that top-level key with that string value (`metadata.batch=7` matches "
-        '`{"batch": "7"}`, not `{"batch": 7}`; several allowed); OpenAPI cannot name such a parameter, so it is '
+        "the jobs whose metadata has that top-level key with that string value (`metadata.run=7` matches "
+        '`{"run": "7"}`, not `{"run": 7}`; several allowed); OpenAPI cannot name such a parameter, so it is '
         "described here. Any other query parameter is a 400.",
         parameters=[
             OpenApiParameter(
@@ -148,7 +148,9 @@ class JobListCreateApi(AuthenticatedApi):
                 description="Jobs in any of these statuses: comma-separated (`status=queued,running`); "
                 "`status=queued&status=running` works too.",
             ),
-            OpenApiParameter("type", str, OpenApiParameter.QUERY, description="Jobs of this type."),
+            OpenApiParameter(
+                "type", {"type": "string", "maxLength": 100}, OpenApiParameter.QUERY, description="Jobs of this type."
+            ),
             OpenApiParameter(
                 "queue", {"type": "string", "maxLength": 50}, OpenApiParameter.QUERY, description="Jobs of this queue."
             ),

@@ -104,8 +104,8 @@ def batch_request_validate(
                 f"this batch has {len(jobs)}."
             ]
         rate_problem = ratelimit.per_job_problem(jobs=len(jobs))
-        if rate_problem is not None and "jobs" not in errors:
-            errors["jobs"] = [rate_problem]
+        if rate_problem is not None:
+            errors.setdefault("jobs", []).append(rate_problem)
         requests = [_job_errors(index, body, errors, app) for index, body in enumerate(jobs)]
     metadata = {} if fields.get("metadata") is None else fields["metadata"]
     errors.update(metadata_errors(metadata))
@@ -175,6 +175,8 @@ def _batch_insert(app: App, request: BatchRequest, idempotency_key: str | None, 
             }
         )
     charged = ratelimit.charges(jobs=len(items))
+    if charged:  # a batch that cannot fit is refused before its rows are written
+        ratelimit.token_charge(app=app, jobs=len(items), check_only=True)
     with db.atomic() if charged else contextlib.nullcontext():  # the statement alone is atomic
         row = db.fetch_one(
             "batch_create",

@@ -139,21 +139,28 @@ def charges(*, jobs: int) -> bool:
     return int(settings.RATE_LIMIT_REQUESTS) > 0 and jobs > 1
 
 
-def token_charge(*, app: App, jobs: int) -> None:
+def token_charge(*, app: App, jobs: int, check_only: bool = False) -> None:
     """Count a request that creates ``jobs`` jobs as ``jobs`` requests against its token:
     the ``jobs - 1`` its authentication did not count, only when they fit in the token's
     window (nothing counted otherwise). Over the limit: :class:`RateLimited`, with the
-    seconds until the window ends, when a new one has room for them."""
+    seconds until the window ends, when a new one has room for them. ``check_only``: only
+    refuse what cannot fit now (a read, before the work), count nothing."""
     if not charges(jobs=jobs):
         return
     limit = int(settings.RATE_LIMIT_REQUESTS)
     key, window = f"token:{app.token_id}", int(settings.RATE_LIMIT_WINDOW)
-    if db.fetch_one("rate_charge", key=key, n=jobs - 1, limit=limit, window=window) is not None:
+    if check_only:
+        counted = _window(TOKEN_POLICY, limit, selectors.rate_window(key=key, window=window))
+        if counted.hits + jobs - 1 <= limit:
+            return
+    elif db.fetch_one("rate_charge", key=key, n=jobs - 1, total=jobs, limit=limit, window=window) is not None:
         return
-    counted = _window(TOKEN_POLICY, limit, selectors.rate_window(key=key, window=window))
+    else:
+        counted = _window(TOKEN_POLICY, limit, selectors.rate_window(key=key, window=window))
     raise RateLimited(
         f"A batch counts one request per job against this token's limit of {limit} per {window} s: this one "
-        f"needs {jobs} and the window has room for {counted.remaining + 1}; retry in {counted.reset} s.",
+        f"needs {jobs}, and a request in this window may now create at most {counted.remaining}; retry in "
+        f"{counted.reset} s.",
         retry_after=counted.reset,
     )
 

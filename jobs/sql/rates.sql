@@ -26,14 +26,15 @@ VALUES (%(key)s, now(), 1)
 /* include _rate_count */;
 
 -- rate_charge --
--- Count %(n)s more hits against a key, only when they fit under %(limit)s: in its running
--- window, or a new one started with them. No row when they do not fit (nothing counted).
+-- Count %(n)s more hits against a key, only when they fit under %(limit)s in its running
+-- window; a window that ended (or none yet) starts again with %(total)s, the request's own
+-- hit included. No row when they do not fit (nothing counted).
 INSERT INTO jobs_rate AS r (key, window_start, hits)
-SELECT %(key)s, now(), %(n)s WHERE %(n)s <= %(limit)s
+SELECT %(key)s, now(), %(total)s WHERE %(total)s <= %(limit)s
 ON CONFLICT (key) DO UPDATE
-SET hits = CASE WHEN /* include _rate_live */ THEN r.hits + %(n)s ELSE %(n)s END,
+SET hits = CASE WHEN /* include _rate_live */ THEN r.hits + %(n)s ELSE %(total)s END,
     window_start = CASE WHEN /* include _rate_live */ THEN r.window_start ELSE now() END
-WHERE CASE WHEN /* include _rate_live */ THEN r.hits + %(n)s ELSE %(n)s END <= %(limit)s
+WHERE CASE WHEN /* include _rate_live */ THEN r.hits + %(n)s ELSE %(total)s END <= %(limit)s
 RETURNING hits, /* include _rate_reset */ AS reset;
 
 -- rate_get --

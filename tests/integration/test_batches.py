@@ -309,7 +309,7 @@ def test_a_batch_counts_one_request_per_job_against_the_token_rate_limit(api, ap
     assert refused.status_code == 429 and refused["Retry-After"] == "60"
     problem = refused.json()
     assert problem["type"] == "urn:jobplatform:problem:rate-limited" and problem["retry_after"] == 60
-    assert "needs 5 and the window has room for 4" in problem["detail"]
+    assert "needs 5, and a request in this window may now create at most 3;" in problem["detail"]
     assert refused["RateLimit"] == '"token";r=3;t=60'
     raw.execute("SELECT count(*) FROM jobs_job WHERE app_id = %s", [app.id])
     assert raw.fetchone()[0] == 6

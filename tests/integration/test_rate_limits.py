@@ -215,3 +215,70 @@ def test_the_authentication_query_is_prepared_once_per_connection(raw, limits):
     assert [r[0] for r in raw.fetchall()] == ["rate_token_authenticate"]
     raw.execute("SELECT hits FROM jobs_rate WHERE key LIKE 'token:%%'")
     assert raw.fetchone()[0] == 3
+
+
+# -- a batch counts one request per job ----------------------------------------------------------
+def batch_of(n: int) -> str:
+    return json.dumps({"jobs": [{"type": "fibonacci", "params": {"n": i}} for i in range(n)]})
+
+
+def token_hits(raw, app) -> int | None:
+    raw.execute("SELECT hits FROM jobs_rate WHERE key = %s", [f"token:{app.token_id}"])
+    row = raw.fetchone()
+    return None if row is None else row[0]
+
+
+def test_a_batchs_jobs_are_counted_in_the_running_window_or_start_a_new_one_whole(raw, limits):
+    from jobs.exceptions import RateLimited
+    from jobs.services import ratelimit
+
+    limits(requests=5)
+    app, _ = new_app()
+    ratelimit.token_charge(app=app, jobs=4)  # no window yet: one of 4, its own request included
+    assert token_hits(raw, app) == 4
+    end_windows(raw, "token:%")
+    ratelimit.token_charge(app=app, jobs=3)  # the window ended: a new one of 3, not 2
+    assert token_hits(raw, app) == 3
+    ratelimit.token_charge(app=app, jobs=2)  # the running window: the one its request did not count
+    assert token_hits(raw, app) == 4
+    with pytest.raises(RateLimited, match="may now create at most 1;"):
+        ratelimit.token_charge(app=app, jobs=3)  # 4 + 2 > 5: refused, nothing counted
+    with pytest.raises(RateLimited):
+        ratelimit.token_charge(app=app, jobs=3, check_only=True)
+    assert token_hits(raw, app) == 4
+    ratelimit.token_charge(app=app, jobs=1)  # a one-job batch: only its own request
+    assert token_hits(raw, app) == 4
+
+
+def test_a_batch_refused_for_the_rate_is_created_by_its_retry_in_the_next_window(raw, limits):
+    limits(requests=5)
+    app, token = new_app()
+    client = token_client(token)
+
+    def post(n: int, key: str):
+        return client.post("/batches", batch_of(n), content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert post(3, "first").status_code == 201
+    refused = post(3, "second")  # its own request makes 4; 4 + 2 > 5
+    assert_429(refused)
+    assert "a request in this window may now create at most 1;" in refused.json()["detail"]
+    raw.execute("SELECT count(*) FROM jobs_batch WHERE app_id = %s", [app.id])
+    assert raw.fetchone()[0] == 1
+    end_windows(raw, "token:%")
+    retried = post(3, "second")
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried
+    assert retried["RateLimit"] == '"token";r=2;t=60'
+    one = post(1, "third")
+    assert one.status_code == 201 and one["RateLimit"] == '"token";r=1;t=60'
+    assert token_hits(raw, app) == 4
+
+
+def test_a_batch_from_a_browser_session_counts_its_jobs_against_the_token(db, limits):
+    limits(requests=4)
+    _, token = new_app()
+    browser = Client(REMOTE_ADDR=ADDRESS)
+    assert browser.post("/api-auth/login/", {"token": token}).status_code == 302
+    created = browser.post("/batches", batch_of(3), content_type="application/json")
+    assert created.status_code == 201 and created["RateLimit"] == '"token";r=1;t=60'
+    assert browser.get("/jobs").status_code == 200
+    assert_429(token_client(token).get("/jobs"))  # the same token's window: 3 + 1 + 1 > 4
