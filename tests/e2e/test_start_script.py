@@ -56,9 +56,9 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
         assert missing.status_code == 404
         assert missing.headers["Content-Type"].startswith("application/problem+json"), missing.text[:200]
 
-        # The README's crash: kill -9 every process of the cluster (only this script's:
-        # other clusters on the machine are not ours). scripts/start starts another, and
-        # the web server keeps serving meanwhile.
+        # The README's crash, with the command scripts/start printed: kill -9 every process
+        # of its cluster, and only its own (other clusters on the machine are not ours).
+        # scripts/start starts another, and the web server keeps serving meanwhile.
         def clusters() -> list[psutil.Process]:
             found = []
             for child in psutil.Process(script.pid).children(recursive=True):
@@ -70,8 +70,15 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
             return found
 
         before = wait_for(clusters, timeout=30, what="the cluster's processes")
-        for process in before:
-            process.kill()
+        banner = (tmp_path / "start.log").read_text()
+        [crash] = re.findall(r"crash it with  (pkill -9 -g \d+ -f qcluster)\)", banner)
+        assert crash == f"pkill -9 -g {script.pid} -f qcluster"  # start_new_session: its own group
+        subprocess.run(crash.split(), check=True, timeout=10)
+        wait_for(
+            lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in before),
+            timeout=10,
+            what="every process of the cluster killed",
+        )
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
         wait_for(
             lambda: (found := clusters()) and not {p.pid for p in found} & {p.pid for p in before},
@@ -93,7 +100,8 @@ def test_scripts_start_runs_the_platform(platform, tmp_path):
             script.wait()
     output = (tmp_path / "start.log").read_text()
     assert "issue_token" in output  # it tells the user how to get a token
-    assert "==> migrating the database" in output and "pkill -9 -f 'manage.py qcluster'" in output
+    assert "==> migrating the database" in output
+    assert f"export DATABASE_URL='{platform.database_url}'" in output  # for the commands of another terminal
     assert "==> the cluster (pid" in output and "starting another" in output
     assert list((tmp_path / "metrics").glob("*.db")) and not (ROOT / ".data" / f"metrics-{port}").exists()
 

@@ -193,3 +193,49 @@ def test_jobs_top_draws_no_escape_sequence_a_job_wrote(db):
     for screen in (run("jobs_top", "--once"), run("jobs_top", "--job", str(job.id), "--once")):
         assert "\x1b" not in screen and "\x07" not in screen
     assert "half[2Jway" in run("jobs_top", "--job", str(job.id), "--once")
+
+
+def test_create_database_makes_a_missing_database_once_and_leaves_an_existing_one(db, monkeypatch):
+    import psycopg2
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    assert run("create_database") == ""  # the test database exists: nothing to do
+    name = f"jp_created_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(connection, "get_connection_params", lambda: {**params, "dbname": name})
+    try:
+        assert run("create_database") == f"==> the database '{name}' did not exist on its server: created it\n"
+        psycopg2.connect(**{**params, "dbname": name}).close()
+        assert run("create_database") == ""
+    finally:
+        admin = psycopg2.connect(**{**params, "dbname": "postgres"})
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+def test_create_database_says_how_to_make_one_it_may_not_create(db, monkeypatch):
+    import psycopg2
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    role = f"jp_nocreate_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(**{**params, "dbname": "postgres"})
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+        monkeypatch.setattr(
+            connection, "get_connection_params", lambda: {**params, "dbname": "jp_missing_x", "user": role}
+        )
+        with pytest.raises(CommandError) as refused:
+            run("create_database")
+        assert str(refused.value) == (
+            f"The database 'jp_missing_x' does not exist, and the role '{role}' may not create one (CREATEDB): "
+            "create it (createdb jp_missing_x) or set DATABASE_URL to one that exists."
+        )
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()
