@@ -239,3 +239,26 @@ def test_create_database_says_how_to_make_one_it_may_not_create(db, monkeypatch)
         with admin.cursor() as cursor:
             cursor.execute(f"DROP ROLE IF EXISTS {role}")
         admin.close()
+
+
+def test_a_command_on_a_database_never_migrated_says_so_without_a_traceback(db):
+    import psycopg2
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    name = f"jp_empty_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(**{**params, "dbname": "postgres"})
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        url = database_url(connection.settings_dict, name)
+        result = _manage("jobs_top", "--once", env={**os.environ, "DATABASE_URL": url})
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().startswith(f"jobs_top: the database '{name}' has no platform tables (relation ")
+        assert "Run `python manage.py migrate` first, or set DATABASE_URL" in result.stderr
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
