@@ -6,8 +6,17 @@ import enum
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, as DRF's DateTimeField writes it: every instant the API
+    answers, in resources and in the event data it stores, reads the same."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class Record:

@@ -4,13 +4,12 @@ a schedule and its history."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.urls import reverse
 
-from .domain import Batch, BatchEvent, Job, JobEvent, LogLine, Schedule, ScheduleEvent, ScheduleState, Status
+from .domain import Batch, BatchEvent, Job, JobEvent, LogLine, Schedule, ScheduleEvent, ScheduleState, Status, iso_utc
 
 
 def _base_url(request: Any, route: str) -> str:
@@ -46,13 +45,7 @@ def batch_url(request: Any, batch_id: Any) -> str:
     return f"{_base_url(request, 'jobs:batch-list')}/{batch_id}"
 
 
-def _timestamp(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, as DRF's DateTimeField writes it (values come from
-    PostgreSQL in UTC)."""
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+_timestamp = iso_utc
 
 
 def job_output(job: Job, request: Any) -> dict[str, Any]:

@@ -22,12 +22,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobs import db
 from jobs.conf import settings
-from jobs.domain import App, CatchUp, Job, Schedule, ScheduleEventKind, ScheduleState
+from jobs.domain import App, CatchUp, Job, Schedule, ScheduleEventKind, ScheduleState, iso_utc
 from jobs.exceptions import (
     AlreadyExists,
     DatabaseUnavailable,
@@ -224,8 +224,7 @@ def definition_data(schedule: Schedule | ScheduleRequest) -> dict[str, Any]:
     }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
+_iso = iso_utc
 
 
 def schedule_request_validate(
@@ -272,7 +271,7 @@ def schedule_create(*, app: App, fields: Mapping[str, Any], unknown_fields: Iter
             **_columns(request),
             next_fire_at=first,
             max_schedules=int(settings.MAX_SCHEDULES_PER_APP),
-            data={**definition_data(request), "next_fire_at": first.isoformat()},
+            data={**definition_data(request), "next_fire_at": iso_utc(first)},
         )
     if row is None:
         raise TooManySchedules(
@@ -491,7 +490,7 @@ def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int) -> lis
     if steps.missed is not None and steps.fold_into is not None:
         job = insert(steps.fold_into)
         if job is not None:
-            data = {"fire_time": steps.fold_into.isoformat(), "job_id": str(job.id), "missed": steps.missed.as_data()}
+            data = {"fire_time": iso_utc(steps.fold_into), "job_id": str(job.id), "missed": steps.missed.as_data()}
             events.append({"kind": ScheduleEventKind.FOLDED.value, "data": data})
     elif steps.missed is not None:
         data = {"reason": "catch_up", "missed": steps.missed.as_data()}
@@ -499,7 +498,7 @@ def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int) -> lis
     for fire_time in steps.fire:
         job = insert(fire_time)
         if job is not None:
-            data = {"fire_time": fire_time.isoformat(), "job_id": str(job.id)}
+            data = {"fire_time": iso_utc(fire_time), "job_id": str(job.id)}
             events.append({"kind": ScheduleEventKind.FIRED.value, "data": data})
     if refused:
         # The application is at JOBS_MAX_UNFINISHED_PER_APP: back-pressure, as on create.

@@ -28,7 +28,7 @@ from typing import Any
 
 from cronsim import CronSim, CronSimError
 
-from jobs.domain import CatchUp
+from jobs.domain import CatchUp, iso_utc
 
 #: One microsecond: timestamptz's resolution, the step from "after" to "at or after".
 TICK = timedelta(microseconds=1)
@@ -154,9 +154,9 @@ class Missed:
             "count": self.count,
             # The floor when they were too many to count (the metrics add it up).
             **({"at_least": MISSED_COUNTED} if self.count is None else {}),
-            "first": self.first.isoformat(),
-            "last": self.last.isoformat(),
-            "fire_times": [t.isoformat() for t in self.listed],
+            "first": iso_utc(self.first),
+            "last": iso_utc(self.last),
+            "fire_times": [iso_utc(t) for t in self.listed],
         }
 
 

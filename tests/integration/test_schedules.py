@@ -299,7 +299,7 @@ def test_missed_fire_times_follow_catch_up_and_are_recorded(api, settings, catch
         [folded] = [e for e in history if e["kind"] == "folded"]
         assert folded["data"]["missed"]["count"] == 9  # now-600 s … now-120 s
         assert jobs[0][0] == now - timedelta(seconds=120)  # the one job carries the latest missed fire time
-        assert folded["data"]["fire_time"] == jobs[0][0].isoformat()
+        assert folded["data"]["fire_time"] == jobs[0][0].isoformat().replace("+00:00", "Z")
         assert folded["job"].endswith(str(jobs[0][1]))
         assert kinds == ["created", "folded", "fired", "fired"]
     else:
@@ -307,7 +307,7 @@ def test_missed_fire_times_follow_catch_up_and_are_recorded(api, settings, catch
         [skipped] = [e for e in history if e["kind"] == "skipped"]
         assert skipped["data"]["reason"] == "catch_up" and skipped["data"]["missed"]["count"] == 9
         assert len(skipped["data"]["missed"]["fire_times"]) == 9
-        assert skipped["data"]["missed"]["last"] == (now - timedelta(seconds=120)).isoformat()
+        assert skipped["data"]["missed"]["last"] == (now - timedelta(seconds=120)).isoformat().replace("+00:00", "Z")
         assert kinds == ["created", "skipped", "fired", "fired"]
 
 
