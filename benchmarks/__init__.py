@@ -14,7 +14,7 @@ Where to look:
 
 Also a Django app, installed only in the benchmark's own processes
 (``EXTRA_INSTALLED_APPS=benchmarks``), so its trivial job type exists there and nowhere
-else. See README.md, "Benchmark".
+else. See docs/benchmark.md.
 """
 
 from pathlib import Path

@@ -7,8 +7,8 @@ It creates a scratch database on the server ``DATABASE_URL`` names (else the emb
 PostgreSQL), migrates it, starts two gunicorns (the platform, and the bare baseline of
 ``benchmarks/baseline.py``; sync, 4 workers each) and, in turn, a platform ``qcluster``
 and a stock django-q2 cluster. It stops every process group it started and drops its
-scratch databases at the end, also on Ctrl-C, SIGTERM or an error. README.md,
-"Benchmark", explains the scenarios and how to read the table.
+scratch databases at the end, also on Ctrl-C, SIGTERM or an error. docs/benchmark.md
+explains the scenarios and how to read the table.
 """
 
 from __future__ import annotations

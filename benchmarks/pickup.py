@@ -41,7 +41,7 @@ elif str(ROOT) not in sys.path:
 from benchmarks.processes import free_port  # noqa: E402
 from benchmarks.report import percentile  # noqa: E402
 
-#: The brokers compared, as the environment that selects them (Q_LISTEN, see README).
+#: The brokers compared, as the environment that selects them (Q_LISTEN, see docs/configuration.md).
 BROKERS = {
     "orm (django-q2, polls)": {"Q_LISTEN": "false"},
     "listen (LISTEN/NOTIFY)": {"Q_LISTEN": "true"},

@@ -1,7 +1,7 @@
 """gunicorn's production configuration: ``gunicorn -c docker/gunicorn.conf.py jobplatform.wsgi``.
 
-Meant to run behind the buffering proxy in ``docker/nginx/`` (see README, "Running in
-production"): nginx reads every request's headers and body before gunicorn sees it, so a
+Meant to run behind the buffering proxy in ``docker/nginx/`` (see docs/operations.md,
+"Running in production"): nginx reads every request's headers and body before gunicorn sees it, so a
 slow client waits in nginx, not in one of these few sync workers. What is set here is the
 second line, for a request that reaches gunicorn some other way:
 

@@ -257,7 +257,7 @@ JOBS_MIGRATION_TARGET_HOSTS = host_list(env("JOBS_MIGRATION_TARGET_HOSTS", ""), 
 # Where clients reach the API, for the job URLs inside callbacks (e.g. https://jobs.example.com).
 JOBS_PUBLIC_URL = env("JOBS_PUBLIC_URL", "") or ""
 # Addresses and networks that may read /metrics without a token (comma-separated), when
-# the request did not come through a proxy (see jobs/api/metrics.py and README "Metrics").
+# the request did not come through a proxy (see jobs/api/metrics.py and docs/operations.md, "Metrics").
 # Set but empty: no address, a token always.
 JOBS_METRICS_ALLOW = address_list(os.environ.get("JOBS_METRICS_ALLOW", DEFAULT_METRICS_ALLOW))
 # Peers whose X-Forwarded-For names the client, for the failed-authentication limit per
@@ -303,7 +303,7 @@ CACHES = {
 
 # --- django-q2 ---------------------------------------------------------------------
 # The database broker on our own PostgreSQL, so a job row and its queue envelope
-# commit together. Each value is explained in README.md ("Worker tuning").
+# commit together. Each value is explained in docs/configuration.md ("Worker tuning").
 _q_timeout = env_int("Q_TIMEOUT", JOBS["MAX_TIMEOUT"] + 60)
 Q_CLUSTER = {
     "name": env("Q_CLUSTER_NAME", "jobplatform"),
