@@ -27,4 +27,6 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(f"    {secret}")
         self.stdout.write("")
-        self.stdout.write("Receivers verify the Jobplatform-Signature header with it (docs/api.md, "Completion callbacks").")
+        self.stdout.write(
+            "Receivers verify the Jobplatform-Signature header with it (docs/api.md, Completion callbacks)."
+        )
