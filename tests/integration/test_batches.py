@@ -21,7 +21,13 @@ from jobs.runtime import callbacks
 from jobs.services.callbacks import SIGNATURE_HEADER, verify
 from tests.callback_receiver import Receiver
 from tests.conftest import database_url
-from tests.integration.conftest import new_app
+from tests.integration.conftest import PARK_CALLBACKS, new_app, park_committed
+
+
+@pytest.fixture(autouse=True)
+def earlier_callbacks_wait(request):
+    """Callbacks committed before this test wait: what deliver_due counts is this test's (``park_committed``)."""
+    park_committed(request, PARK_CALLBACKS)
 
 
 def job_body(n: int = 10, **extra) -> dict:

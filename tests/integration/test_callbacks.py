@@ -13,22 +13,14 @@ from jobs import services
 from jobs.runtime import callbacks
 from jobs.services.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from tests.callback_receiver import Receiver
+from tests.integration.conftest import PARK_CALLBACKS, park_committed
 
 
 @pytest.fixture(autouse=True)
 def earlier_callbacks_wait(request):
-    """Callbacks committed before this test (by transactional tests, or by earlier runs on
-    a database kept with --reuse-db, as the mutmut run does) are not this test's: they are
-    parked in the test's own transaction, rolled back after it, so what deliver_due counts
-    is this test's deliveries. The transactional test here copes with them itself."""
-    marker = request.node.get_closest_marker("django_db")
-    if "transactional_db" in request.fixturenames or (marker and (marker.kwargs.get("transaction") or marker.args)):
-        return
-    request.getfixturevalue("db")
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute("UPDATE jobs_callback SET due_at = 'infinity' WHERE delivered_at IS NULL AND gave_up_at IS NULL")
+    """Callbacks committed before this test wait (``park_committed``): what deliver_due
+    counts is this test's deliveries."""
+    park_committed(request, PARK_CALLBACKS)
 
 
 @pytest.fixture
