@@ -298,8 +298,11 @@ def test_stop_all_stops_every_group_and_an_unstarted_sampler_stops_quietly(tmp_p
 
 def test_memory_sampler_keeps_the_peak_of_a_watched_tree():
     sampler = processes.MemorySampler()
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"], stdout=subprocess.PIPE
+    )
     try:
+        assert child.stdout.readline() == b"up\n"  # a Python running, not a process still exec'ing (< 1 MB)
         sampler.watch("tree", os.getpid(), children_only=True)
         sampler.watch("gone", 2**22 + 1, children_only=False)  # no such process: skipped
         sampler.sample()
