@@ -28,6 +28,14 @@ def test_an_old_or_future_timestamp_does_not_verify_replays():
     assert callbacks.verify(SECRET, header, BODY, tolerance=300, now=NOW + 300)  # the edge still counts
     assert not callbacks.verify(SECRET, header, BODY, tolerance=300, now=NOW + 301)
     assert not callbacks.verify(SECRET, header, BODY, tolerance=300, now=NOW - 301)
+    # The default, as docs/api.md's receiver shows it: five minutes either way.
+    assert callbacks.verify(SECRET, header, BODY, now=NOW - 300)
+    assert not callbacks.verify(SECRET, header, BODY, now=NOW + 301)
+
+
+def test_an_entry_that_is_not_a_host_does_not_hide_the_entries_after_it():
+    assert callbacks.host_allowed("hooks.example.com", 443, ["[not a host", "hooks.example.com"])
+    assert not callbacks.host_allowed("hooks.example.com", 443, ["[not a host"])
 
 
 def test_the_allowed_hosts_are_matched_without_case(settings):
