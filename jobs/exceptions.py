@@ -48,6 +48,10 @@ class DatabaseUnavailable(JobsError):
     """The database is unreachable."""
 
 
+class DatabaseNotCreated(JobsError):
+    """The platform's database does not exist and could not be created."""
+
+
 class NotFound(JobsError):
     """No such resource."""
 

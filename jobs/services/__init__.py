@@ -10,6 +10,7 @@
 - ``callbacks`` — completion callbacks: the allowed URLs, the outbox, the signature;
 - ``tokens`` — applications, their tokens, limits and callback secrets;
 - ``sessions`` and ``ratelimit`` — the browsable API's sessions, the rate counters;
+- ``database`` — the platform's database made when its server lacks it (before migrate);
 - ``schedules`` — create, change and fire schedules (``timing``: their fire times).
 
 Reads are in ``jobs.selectors``. Callers use the names below (``services.job_create``).
