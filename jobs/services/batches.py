@@ -32,6 +32,7 @@ from jobs.exceptions import (
     BatchAlreadyFinished,
     BatchNotFound,
     InvalidInput,
+    RateLimited,
     TooManyUnfinishedJobs,
     unknown_field,
 )
@@ -148,11 +149,18 @@ def batch_create(
         lambda: batch_request_validate(fields, app=app, unknown_fields=unknown_fields), idempotency_key
     )
     fingerprint = None if idempotency_key is None else request.fingerprint()
-    return idempotent_insert(
-        idempotency_key,
-        insert=lambda: _batch_insert(app, request, idempotency_key, fingerprint),
-        earlier=lambda: _batch_for_idempotency_key(app, idempotency_key, fingerprint),
-    )
+    earlier = lambda: _batch_for_idempotency_key(app, idempotency_key, fingerprint)  # noqa: E731
+    try:
+        return idempotent_insert(
+            idempotency_key, insert=lambda: _batch_insert(app, request, idempotency_key, fingerprint), earlier=earlier
+        )
+    except RateLimited:
+        # A concurrent repeat of this key may have made the batch and filled the window
+        # meanwhile: the repeat answers that batch, as it would have without the limit.
+        found = earlier() if idempotency_key is not None else None
+        if found is None:
+            raise
+        return found, False
 
 
 def _batch_insert(app: App, request: BatchRequest, idempotency_key: str | None, fingerprint: str | None) -> Batch:

@@ -282,3 +282,26 @@ def test_a_batch_from_a_browser_session_counts_its_jobs_against_the_token(db, li
     assert created.status_code == 201 and created["RateLimit"] == '"token";r=1;t=60'
     assert browser.get("/jobs").status_code == 200
     assert_429(token_client(token).get("/jobs"))  # the same token's window: 3 + 1 + 1 > 4
+
+
+def test_a_repeat_whose_first_request_filled_the_window_meanwhile_answers_its_batch(raw, limits, monkeypatch):
+    from jobs.services import batches
+
+    limits(requests=5)
+    _, token = new_app()
+    client = token_client(token)
+    first = client.post("/batches", batch_of(3), content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
+    assert first.status_code == 201
+    # The repeat looks before the first request's batch is visible (as a concurrent one
+    # does), then meets the window the first one filled: it answers that batch, not 429.
+    lookup = batches._batch_for_idempotency_key
+    calls = []
+
+    def not_yet_then_found(*args):
+        calls.append(args)
+        return None if len(calls) == 1 else lookup(*args)
+
+    monkeypatch.setattr(batches, "_batch_for_idempotency_key", not_yet_then_found)
+    again = client.post("/batches", batch_of(3), content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and len(calls) == 2
