@@ -222,7 +222,9 @@ def job_progress(*, job: Job, percent: float, message: str, milestone: bool) -> 
 
 
 def _job_finish(job: Job, status: Status, *, result: Any = None, error: dict[str, Any] | None = None) -> Job:
-    row = db.fetch_one("job_finish", id=job.id, attempt=job.attempts, status=status.value, result=result, error=error)
+    row = db.fetch_one_prepared(
+        "job_finish", id=job.id, attempt=job.attempts, status=status.value, result=result, error=error
+    )
     return Job.from_row(_fenced(row))
 
 

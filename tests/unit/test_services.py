@@ -142,15 +142,16 @@ def test_attempt_failed__retry_while_attempts_remain(store, job_queue):
 @pytest.mark.parametrize(("attempts", "retryable"), [(3, True), (1, False)])
 def test_attempt_failed__fails_when_spent_or_permanent(store, job_queue, attempts, retryable):
     job = make_job(attempts=attempts, max_attempts=3)
-    store.fetch_one.return_value = job_row(status="failed")
+    store.fetch_one_prepared.return_value = job_row(status="failed")  # prepared: on every job's path
     services.job_fail(job=job, error=E("m"), retryable=retryable)
-    assert store.fetch_one.call_args.args[0] == "job_finish"
-    assert store.fetch_one.call_args.kwargs["status"] == "failed"
+    assert store.fetch_one_prepared.call_args.args[0] == "job_finish"
+    assert store.fetch_one_prepared.call_args.kwargs["status"] == "failed"
     job_queue.envelope.assert_not_called()
 
 
 def test_attempt_failed__stale_run_writes_nothing(store, job_queue):
     store.fetch_one.return_value = None
+    store.fetch_one_prepared.return_value = None
     with pytest.raises(StaleRun):
         services.job_fail(job=make_job(attempts=1), error=E("m"), retryable=True)
 
