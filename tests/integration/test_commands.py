@@ -196,72 +196,73 @@ def test_jobs_top_draws_no_escape_sequence_a_job_wrote(db):
     assert "half[2Jway" in run("jobs_top", "--job", str(job.id), "--once")
 
 
-def test_create_database_makes_a_missing_database_once_and_leaves_an_existing_one(db, monkeypatch):
+@pytest.fixture
+def server(db):
+    """The test server as the platform reaches it (its connection parameters), and an
+    autocommit connection to its maintenance database; what a test makes there (named in
+    ``made``: ("DATABASE", name) or ("ROLE", name)) is dropped afterwards."""
     import psycopg2
     from django.db import connection
 
     params = connection.get_connection_params()
+    admin = psycopg2.connect(**{**params, "dbname": "postgres"})
+    admin.autocommit = True
+    made: list[tuple[str, str]] = []
+
+    def execute(statement: str) -> None:
+        with admin.cursor() as cursor:
+            cursor.execute(statement)
+
+    try:
+        yield params, execute, made
+    finally:
+        for kind, name in reversed(made):
+            execute(f'DROP {kind} IF EXISTS "{name}"')
+        admin.close()
+
+
+def test_create_database_makes_a_missing_database_once_and_leaves_an_existing_one(server, monkeypatch):
+    import psycopg2
+    from django.db import connection
+
+    params, _, made = server
     assert run("create_database") == ""  # the test database exists: nothing to do
     name = f"jp_created_{uuid.uuid4().hex[:8]}"
+    made.append(("DATABASE", name))
     monkeypatch.setattr(connection, "get_connection_params", lambda: {**params, "dbname": name})
-    try:
-        assert run("create_database") == f"==> the database '{name}' did not exist on its server: created it\n"
-        psycopg2.connect(**{**params, "dbname": name}).close()
-        assert run("create_database") == ""
-    finally:
-        admin = psycopg2.connect(**{**params, "dbname": "postgres"})
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    assert run("create_database") == f"==> the database '{name}' did not exist on its server: created it\n"
+    psycopg2.connect(**{**params, "dbname": name}).close()
+    assert run("create_database") == ""
 
 
-def test_create_database_says_how_to_make_one_it_may_not_create(db, monkeypatch):
-    import psycopg2
+def test_create_database_says_how_to_make_one_it_may_not_create(server, monkeypatch):
     from django.db import connection
 
-    params = connection.get_connection_params()
+    params, execute, made = server
     role = f"jp_nocreate_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(**{**params, "dbname": "postgres"})
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
-        monkeypatch.setattr(
-            connection, "get_connection_params", lambda: {**params, "dbname": "jp_missing_x", "user": role}
-        )
-        with pytest.raises(CommandError) as refused:
-            run("create_database")
-        # The command for this server, not the local default one.
-        createdb = f"createdb -h {params['host']} -p {params['port']} -U {role} jp_missing_x"
-        assert str(refused.value) == (
-            f"The database 'jp_missing_x' does not exist, and the role '{role}' may not create one (CREATEDB): "
-            f"create it ({createdb}) or set DATABASE_URL to one that exists."
-        )
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP ROLE IF EXISTS {role}")
-        admin.close()
+    execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    made.append(("ROLE", role))
+    monkeypatch.setattr(connection, "get_connection_params", lambda: {**params, "dbname": "jp_missing_x", "user": role})
+    with pytest.raises(CommandError) as refused:
+        run("create_database")
+    # The command for this server, not the local default one.
+    createdb = f"createdb -h {params['host']} -p {params['port']} -U {role} jp_missing_x"
+    assert str(refused.value) == (
+        f"The database 'jp_missing_x' does not exist, and the role '{role}' may not create one (CREATEDB): "
+        f"create it ({createdb}) or set DATABASE_URL to one that exists."
+    )
 
 
-def test_a_command_on_a_database_never_migrated_says_so_without_a_traceback(db):
-    import psycopg2
+def test_a_command_on_a_database_never_migrated_says_so_without_a_traceback(server):
     from django.db import connection
 
-    params = connection.get_connection_params()
+    _, execute, made = server
     name = f"jp_empty_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(**{**params, "dbname": "postgres"})
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        url = database_url(connection.settings_dict, name)
-        result = _manage("jobs_top", "--once", env={**os.environ, "DATABASE_URL": url})
-        assert result.returncode == 1
-        assert "Traceback" not in result.stderr
-        assert re.match(rf"jobs_top: the database .{name}. has \d+ migrations to apply \(relation ", result.stderr)
-        assert "Run `python manage.py migrate` first, or set DATABASE_URL" in result.stderr
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    execute(f'CREATE DATABASE "{name}"')
+    made.append(("DATABASE", name))
+    url = database_url(connection.settings_dict, name)
+    result = _manage("jobs_top", "--once", env={**os.environ, "DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert re.match(rf"jobs_top: the database .{name}. has \d+ migrations to apply \(relation ", result.stderr)
+    assert "Run `python manage.py migrate` first, or set DATABASE_URL" in result.stderr
