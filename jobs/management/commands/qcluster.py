@@ -50,27 +50,49 @@ def _alive_children() -> list[psutil.Process]:
     return alive
 
 
+def _running(processes: dict[int, psutil.Process]) -> list[psutil.Process]:
+    """Those of ``processes`` still running (psutil tells a reused pid apart)."""
+    alive = []
+    for process in processes.values():
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
 def enforce_grace(stop_requested: threading.Event, grace: float) -> None:
-    """After a stop request: give running jobs ``grace`` seconds, then end the cluster."""
+    """After a stop request: give running jobs ``grace`` seconds, then end the cluster.
+
+    Every cluster process seen since the stop request is remembered: a worker whose
+    sentinel exits first is re-parented out of this process's tree, and must not outlive
+    the cluster (it would finish its job after the cluster said it stopped)."""
     stop_requested.wait()
     logger.warning("cluster stopping: running jobs have %.0fs to finish", grace)
+    seen: dict[int, psutil.Process] = {}
+
+    def survivors() -> list[psutil.Process]:
+        seen.update((process.pid, process) for process in _alive_children())
+        return _running(seen)
+
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive_children():
+    while time.monotonic() < deadline and survivors():
         time.sleep(0.2)
-    survivors = _alive_children()
-    if survivors:
-        logger.warning("grace period over: killing %d cluster processes; their jobs will be rescued", len(survivors))
+    left = survivors()
+    if left:
+        logger.warning("grace period over: killing %d cluster processes; their jobs will be rescued", len(left))
     # Repeat: a process may be forked while the others are being killed.
     for _ in range(10):
-        if not survivors:
+        if not left:
             break
-        for process in survivors:
+        for process in left:
             try:
                 process.kill()
             except psutil.NoSuchProcess:
                 pass
         time.sleep(0.1)
-        survivors = _alive_children()
+        left = survivors()
     # Normally the main thread finishes now. If a dead process left a lock held, it never
     # will: nothing runs any more, so leave.
     time.sleep(EXIT_WAIT)
