@@ -149,7 +149,11 @@ def fetch_one(name: str, /, **params: Any) -> dict[str, Any] | None:
 
 #: Named queries PREPAREd on each connection that ran them (the driver's connection object,
 #: so a new connection after a reconnect prepares again).
-_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+#: What EXECUTE of a prepared statement can fail with, by SQLSTATE, and what is left of it:
+#: feature_not_supported, "cached plan must not change result type" once the row type of
+#: its result changed (still there, to DEALLOCATE); invalid_sql_statement_name, gone.
+_PREPARED_GONE = {"0A000": "stale", "26000": "gone"}
 _PLACEHOLDER = re.compile(r"%\(([a-z_]+)\)s")
 
 
@@ -168,18 +172,42 @@ def _as_prepared(sql: str) -> tuple[str, list[str]]:
 def fetch_one_prepared(name: str, /, **params: Any) -> dict[str, Any] | None:
     """:func:`fetch_one` for a query on every request's path whose planning costs more
     than running it: PREPAREd once per connection (persistent connections keep it), then
-    EXECUTEd, so PostgreSQL reuses the plan."""
+    EXECUTEd, so PostgreSQL reuses the plan.
+
+    A prepared ``SELECT *`` stops working when its table gains or loses a column (a
+    migration run while this process keeps its connection: "cached plan must not change
+    result type"), and a ``DISCARD ALL`` drops every prepared statement: the statement is
+    then prepared again and run once more or, inside a transaction the error has aborted,
+    prepared again by the next call."""
     sql, names = _as_prepared(queries[name])
+    adapted = adapt(params)
+    values = [adapted[n] for n in names]
+    execute = f"EXECUTE {name} ({', '.join(['%s'] * len(names))})"
     with _cursor() as cursor:
-        raw = connection.connection
-        done = _prepared.setdefault(raw, set())
-        if name not in done:
-            cursor.execute(f"PREPARE {name} AS {sql}")
-            done.add(name)
-        adapted = adapt(params)
-        cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [adapted[n] for n in names])
+        state = _prepared.setdefault(connection.connection, {})
+        if state.get(name) != "ready":
+            _prepare(cursor, name, sql, state)
+        try:
+            cursor.execute(execute, values)
+        except DatabaseError as exc:
+            code = getattr(exc.__cause__, "pgcode", None)
+            if code not in _PREPARED_GONE:
+                raise
+            logger.info("prepared statement %s prepared again (%s)", name, exc.__cause__)
+            state[name] = _PREPARED_GONE[code]
+            if connection.in_atomic_block:
+                raise  # the transaction is aborted; the caller's next call prepares again
+            _prepare(cursor, name, sql, state)
+            cursor.execute(execute, values)
         row = cursor.fetchone() if cursor.description else None
         return _row(_columns(cursor), row) if row is not None else None
+
+
+def _prepare(cursor: Any, name: str, sql: str, state: dict[str, str]) -> None:
+    if state.get(name) == "stale":  # prepared for the table as it was
+        cursor.execute(f"DEALLOCATE {name}")
+    cursor.execute(f"PREPARE {name} AS {sql}")
+    state[name] = "ready"
 
 
 def fetch_all(name: str, /, **params: Any) -> list[dict[str, Any]]:
