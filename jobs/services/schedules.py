@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobs import db
@@ -40,7 +40,7 @@ from jobs.exceptions import (
 )
 
 from . import lifecycle
-from .timing import MISSED_LISTED, Missed, Timing, cron_problem, plan, timezone_problem
+from .timing import MISSED_LISTED, Missed, Timing, cron_problem, plan, plan_retry, timezone_problem
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, metadata_errors, parse_instant
 
 logger = logging.getLogger(__name__)
@@ -426,7 +426,8 @@ def schedules_fire_due(*, limit: int, grace: float | None = None) -> int:
                 row = db.fetch_one("schedule_take_due")
                 if row is None:
                     break
-                jobs = _fire(Schedule.from_row(row), now=row["db_now"], grace=grace, limit=limit)
+                retrying = row["failing_until"] is not None
+                jobs = _fire(Schedule.from_row(row), now=row["db_now"], grace=grace, limit=limit, retrying=retrying)
         except _Moved:
             continue
         except DatabaseUnavailable:
@@ -449,16 +450,25 @@ def schedules_fire_due(*, limit: int, grace: float | None = None) -> int:
     return created
 
 
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _latest(jobs: list[Job]) -> Job | None:
+    """The job of the latest fire time (a retried fire time's job comes before a fold's)."""
+    return max(jobs, key=lambda job: job.fire_time or _EPOCH) if jobs else None
+
+
 def _missed_data(fire_times: list[datetime]) -> dict[str, Any]:
     return Missed(len(fire_times), fire_times[0], fire_times[-1], tuple(fire_times[:MISSED_LISTED])).as_data()
 
 
-def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int) -> list[Job]:
+def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int, retrying: bool = False) -> list[Job]:
     """One due schedule, inside the caller's transaction: its jobs, its history entries and
-    its advance to the next fire time (or its end)."""
+    its advance to the next fire time (or its end). ``retrying``: an earlier pass failed on
+    it, so its next fire time fires however late (it was on time when first tried)."""
     assert schedule.next_fire_at is not None
     timing = Timing.of(schedule)
-    steps = plan(
+    steps = (plan_retry if retrying else plan)(
         timing,
         next_fire_at=schedule.next_fire_at,
         now=now,
@@ -512,8 +522,8 @@ def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int) -> lis
         id=schedule.id,
         expected=schedule.next_fire_at,
         next_fire_at=steps.next_fire_at,
-        last_fire_at=jobs[-1].fire_time if jobs else None,
-        last_job_id=jobs[-1].id if jobs else None,
+        last_fire_at=last.fire_time if (last := _latest(jobs)) else None,
+        last_job_id=last.id if last else None,
         created=len(jobs),
     )
     if advanced is None:

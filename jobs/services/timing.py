@@ -40,9 +40,15 @@ MISSED_LISTED = 100
 MISSED_COUNTED = 10_000
 
 
+#: Names the system's zone database holds that are no IANA zone: ``localtime`` is each
+#: machine's own zone (clusters on different machines would disagree on every fire time),
+#: ``Factory`` a placeholder with no offset meant, ``posixrules`` a template file.
+NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @functools.cache
 def _known_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - NOT_ZONES
 
 
 def timezone_problem(name: Any) -> str | None:
@@ -104,12 +110,15 @@ class Timing:
     def _cron_after(self, instant: datetime) -> datetime | None:
         assert self.cron is not None and self.timezone is not None
         try:
-            local = next(CronSim(self.cron, instant.astimezone(zoneinfo.ZoneInfo(self.timezone))))
-        except StopIteration:
-            return None
+            for local in CronSim(self.cron, instant.astimezone(zoneinfo.ZoneInfo(self.timezone))):
+                # From inside a repeated hour (the clocks went back, the instant is its second
+                # pass), cronsim gives a once-a-day time's first occurrence, already past:
+                # that day's fire time was then, so the answer is the next one.
+                if (fire_time := local.astimezone(UTC)) > instant:
+                    return fire_time
         except OverflowError:  # past year 9999
             return None
-        return local.astimezone(UTC)
+        return None
 
     def following(self, fire_time: datetime) -> datetime | None:
         """The fire time after ``fire_time`` (None: there is none)."""
@@ -241,3 +250,29 @@ def plan(
         current = None
     fold_into = missed.last if missed is not None and catch_up is CatchUp.ONCE else None
     return Plan(fire=tuple(fire), missed=missed, fold_into=fold_into, next_fire_at=current)
+
+
+def plan_retry(
+    timing: Timing,
+    *,
+    next_fire_at: datetime,
+    now: datetime,
+    grace: float,
+    catch_up: CatchUp,
+    ends_at: datetime | None = None,
+    limit: int = 1000,
+) -> Plan:
+    """:func:`plan` for a schedule a pass failed on, tried again: its ``next_fire_at`` was
+    due when that pass tried it, so it fires now however late (never counted as missed,
+    whatever the grace); the fire times after it follow :func:`plan`."""
+    following = timing.following(next_fire_at)
+    if following is not None and ends_at is not None and following > ends_at:
+        following = None
+    if following is None or limit <= 1:
+        return Plan(fire=(next_fire_at,), missed=None, fold_into=None, next_fire_at=following)
+    rest = plan(
+        timing, next_fire_at=following, now=now, grace=grace, catch_up=catch_up, ends_at=ends_at, limit=limit - 1
+    )
+    return Plan(
+        fire=(next_fire_at, *rest.fire), missed=rest.missed, fold_into=rest.fold_into, next_fire_at=rest.next_fire_at
+    )

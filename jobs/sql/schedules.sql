@@ -57,13 +57,15 @@ LIMIT %(limit)s;
 SELECT *, now() AS db_now FROM jobs_schedule WHERE id = %(id)s AND app_id = %(app_id)s FOR UPDATE;
 
 -- schedule_update --
--- Store a schedule's new definition and state (never an ended one: a trigger refuses).
+-- Store a schedule's new definition and state (never an ended one: a trigger refuses);
+-- a schedule a pass failed on is tried again by the next pass.
 UPDATE jobs_schedule
 SET name = %(name)s, state = %(state)s, cron = %(cron)s, timezone = %(timezone)s,
     every_seconds = %(every_seconds)s, catch_up = %(catch_up)s, job = %(job)s::jsonb,
     metadata = %(metadata)s::jsonb, starts_at = %(starts_at)s::timestamptz, ends_at = %(ends_at)s::timestamptz,
     next_fire_at = %(next_fire_at)s::timestamptz,
     ended_at = CASE WHEN %(state)s = 'ended' THEN now() END,
+    failing_until = NULL,  -- a change may be the fix: the next pass tries it at once
     updated_at = now()
 WHERE id = %(id)s AND state <> 'ended'
 RETURNING *;

@@ -669,6 +669,43 @@ def test_a_schedule_that_cannot_fire_does_not_hold_up_the_others(api):
     assert sql("SELECT failing_until FROM jobs_schedule WHERE id = %s", [broken["id"]]) == [(None,)]
 
 
+def test_a_fire_time_a_pass_failed_on_fires_when_tried_again_past_the_grace(api, settings):
+    """The retry comes FAILED_RETRY_SECONDS (60 s) later, as long as the default grace:
+    the fire time it retries was on time when first tried, so even ``catch_up: skip``
+    fires it (it is not counted as missed)."""
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MISFIRE_GRACE": 60}
+    schedule = created(api, every=3600, catch_up="skip")
+    due_in_past(schedule["id"], 1)
+    sql("UPDATE jobs_schedule SET job = job - 'type' WHERE id = %s", [schedule["id"]])
+    assert services.schedules_fire_due(limit=10) == 0
+    # Its cause fixed behind the API's back; the retry comes 61 s after the fire time.
+    sql(
+        "UPDATE jobs_schedule SET job = job || '{\"type\": \"fibonacci\"}', failing_until = now() - interval '1 s', "
+        "next_fire_at = now() - interval '61 s' WHERE id = %s",
+        [schedule["id"]],
+    )
+    assert services.schedules_fire_due(limit=10) == 1
+    assert len(fired_jobs(schedule["id"])) == 1
+    kinds = [e["kind"] for e in events(api, schedule["id"])]
+    assert kinds == ["created", "failed", "fired"], kinds
+
+
+def test_a_change_to_a_failing_schedule_has_it_tried_at_once(api):
+    """PATCH may be the fix (here: its job's params): the schedule is not left alone for the
+    rest of FAILED_RETRY_SECONDS, the next pass fires it."""
+    schedule = created(api, every=3600, catch_up="skip")
+    due_in_past(schedule["id"], 1)
+    sql("UPDATE jobs_schedule SET job = job - 'type' WHERE id = %s", [schedule["id"]])
+    assert services.schedules_fire_due(limit=10) == 0
+    [(failing_until,)] = sql("SELECT failing_until FROM jobs_schedule WHERE id = %s", [schedule["id"]])
+    assert failing_until is not None
+    response = patch(api, schedule["id"], {"job": JOB})
+    assert response.status_code == 200, response.content
+    assert sql("SELECT failing_until FROM jobs_schedule WHERE id = %s", [schedule["id"]]) == [(None,)]
+    due_in_past(schedule["id"], 1)
+    assert services.schedules_fire_due(limit=10) == 1
+
+
 def test_missed_fire_times_too_many_to_count_add_their_floor_to_the_metric(api):
     """An outage past MISSED_COUNTED cron fire times records count null, at_least N: the
     counter adds N (a floor), not 0."""

@@ -13,7 +13,7 @@ from jobs.domain import CatchUp
 from jobs.exceptions import InvalidInput
 from jobs.services import timing as timing_module
 from jobs.services.schedules import schedule_request_validate
-from jobs.services.timing import Timing, cron_problem, plan, timezone_problem
+from jobs.services.timing import Timing, cron_problem, plan, plan_retry, timezone_problem
 
 NEW_YORK = ZoneInfo("America/New_York")
 LISBON = ZoneInfo("Europe/Lisbon")
@@ -90,6 +90,21 @@ def test_more_often_than_hourly_follows_real_time_through_the_repeated_hour():
     times = fire_times(half_hourly, utc(2026, 11, 1, 4, 45), utc(2026, 11, 1, 6, 59))
     assert times == [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 6, 30)]
     assert [t.astimezone(NEW_YORK).strftime("%H:%M") for t in times] == ["01:00", "01:30", "01:00", "01:30"]
+
+
+@pytest.mark.parametrize("minute", [0, 10, 30, 45, 59])
+def test_a_schedule_created_inside_the_repeated_hour_fires_after_its_creation(minute):
+    """2024-11-03 06:xx UTC is 01:xx EST, the second pass of New York's 01:00-02:00. A
+    daily 01:30 fired that day at its first occurrence (05:30 UTC, already past), so the
+    first fire time after any instant of the second pass is the next day's 01:30, never
+    one in the past; a half-hourly expression fires at the next half hour of real time."""
+    instant = utc(2024, 11, 3, 6, minute)
+    daily = Timing(cron="30 1 * * *", timezone="America/New_York")
+    assert daily.first_after(instant) == utc(2024, 11, 4, 6, 30)
+    assert daily.first_from(instant) == utc(2024, 11, 4, 6, 30)
+    half_hourly = Timing(cron="*/30 * * * *", timezone="America/New_York")
+    expected = utc(2024, 11, 3, 6, 30) if minute < 30 else utc(2024, 11, 3, 7, 0)
+    assert half_hourly.first_after(instant) == expected
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Europe/Lisbon", "Australia/Lord_Howe", "UTC"])
@@ -173,6 +188,32 @@ def test_plan__missed_fire_times_follow_catch_up(catch_up):
     assert data["last"] == "2026-05-01T11:59:00Z"
 
 
+@pytest.mark.parametrize("catch_up", list(CatchUp))
+def test_plan_retry__the_fire_time_a_failed_pass_left_fires_however_late(catch_up):
+    """A pass failed on a schedule at 12:00:05 and left it alone for 60 s (the default
+    grace too): tried again at 12:01:06, its 12:00 fire time is not missed (it was on time
+    when tried), it fires; later fire times follow the grace and catch_up as ever."""
+    minutely = Timing(cron="* * * * *", timezone="UTC")
+    now = utc(2026, 5, 1, 12, 1, 6)
+    steps = plan_retry(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), now=now, grace=60, catch_up=catch_up)
+    assert steps.fire == (utc(2026, 5, 1, 12, 0), utc(2026, 5, 1, 12, 1))
+    assert steps.missed is None and steps.next_fire_at == utc(2026, 5, 1, 12, 2)
+    assert plan(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), now=now, grace=60, catch_up=catch_up).missed
+
+    # Left failing for an hour: the first fire time fires, the 59 after it are missed.
+    late = plan_retry(minutely, next_fire_at=utc(2026, 5, 1, 11, 0), now=now, grace=60, catch_up=catch_up)
+    assert late.fire == (utc(2026, 5, 1, 11, 0), utc(2026, 5, 1, 12, 1))
+    assert late.missed is not None and late.missed.count == 60  # 11:01 … 12:00
+    assert late.fold_into == (utc(2026, 5, 1, 12, 0) if catch_up is CatchUp.ONCE else None)
+
+    # A one-off interval past its end, and the pass's limit.
+    ended = plan_retry(Timing(every=60), next_fire_at=utc(2026, 5, 1, 11), now=now, grace=60,
+                       catch_up=catch_up, ends_at=utc(2026, 5, 1, 11, 0, 30))
+    assert ended.fire == (utc(2026, 5, 1, 11),) and ended.next_fire_at is None
+    one = plan_retry(minutely, next_fire_at=utc(2026, 5, 1, 11), now=now, grace=60, catch_up=catch_up, limit=1)
+    assert one.fire == (utc(2026, 5, 1, 11),) and one.next_fire_at == utc(2026, 5, 1, 11, 1)
+
+
 def test_plan__missed_interval_fire_times_are_counted_not_walked():
     every = Timing(every=1)
     start = utc(2026, 1, 1)
@@ -247,6 +288,9 @@ def test_cron_problem__valid_expressions():
 def test_timezone_problem():
     assert timezone_problem("Europe/Lisbon") is None and timezone_problem("UTC") is None
     assert "Unknown time zone" in (timezone_problem("Mars/Olympus_Mons") or "")
+    # In the system's zone database but no IANA zone: localtime is each machine's own.
+    for name in ("localtime", "Factory", "posixrules"):
+        assert "Unknown time zone" in (timezone_problem(name) or ""), name
     assert "Unknown time zone" in (timezone_problem("../../etc/passwd") or "")
     assert timezone_problem(None) and timezone_problem(3)
 
