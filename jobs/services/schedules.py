@@ -261,16 +261,19 @@ def schedule_request_validate(
 def schedule_create(*, app: App, fields: Mapping[str, Any], unknown_fields: Iterable[str] = ()) -> Schedule:
     """Create a schedule (``fields``: any of :data:`SCHEDULE_FIELDS`): validated, its first
     fire time computed against the database's clock, stored with its ``created`` event."""
+    max_schedules = int(settings.MAX_SCHEDULES_PER_APP)
     with db.atomic():
         now = _clock()
         request, first = schedule_request_validate(fields, now=now, app=app, unknown_fields=unknown_fields)
+        if max_schedules > 0:
+            db.fetch_one("schedule_lock_app", app_id=app.id)
         row = db.fetch_one(
             "schedule_create",
             id=uuid.uuid4(),
             app_id=app.id,
             **_columns(request),
             next_fire_at=first,
-            max_schedules=int(settings.MAX_SCHEDULES_PER_APP),
+            max_schedules=max_schedules,
             data={**definition_data(request), "next_fire_at": iso_utc(first)},
         )
     if row is None:

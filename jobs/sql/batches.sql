@@ -48,7 +48,7 @@ WITH item AS (
            %(idempotency_key)s, %(request_hash)s, clock_timestamp(), clock_timestamp()
     FROM (SELECT count(*)::int AS total FROM item) AS size
     -- Back-pressure, as job_create's: the whole batch must fit under the cap.
-    WHERE %(max_unfinished)s <= 0 OR /* include _unfinished_jobs */ + size.total <= %(max_unfinished)s
+    WHERE %(max_unfinished)s <= 0 OR jobs_app_unfinished_room(%(app_id)s, %(max_unfinished)s, size.total)
     RETURNING *
 ), job AS (
     INSERT INTO jobs_job (id, app_id, batch_id, type, queue, params, metadata, status, max_attempts,

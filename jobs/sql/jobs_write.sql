@@ -23,13 +23,6 @@ callback AS (
     WHERE job.callback_url IS NOT NULL AND job.status IN ('succeeded', 'failed', 'cancelled')
 ), /* include _batch_job_ended */
 
--- _unfinished_jobs --
--- Fragment (an expression): the application's jobs waiting or running, counted up to
--- %(max_unfinished)s and no further (index-only, jobs_job_app_active): back-pressure of
--- job_create and batch_create.
-(SELECT count(*) FROM (SELECT 1 FROM jobs_job
-                       WHERE app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
-                       LIMIT %(max_unfinished)s) AS unfinished)
 
 -- _created_events --
 -- Fragment (a CTE): the 'created' and 'queued'/'scheduled' events of each new job of the
@@ -70,8 +63,8 @@ WITH job AS (
            %(schedule_id)s::uuid, %(fire_time)s::timestamptz,
            %(rerun_of)s::uuid, %(checkpoint)s::jsonb, %(checkpoint_at)s::timestamptz
     -- Back-pressure: no row (and no envelope) once the application has max_unfinished
-    -- jobs waiting or running.
-    WHERE %(max_unfinished)s <= 0 OR /* include _unfinished_jobs */ < %(max_unfinished)s
+    -- jobs waiting or running; exact when creates race (migration 0021's advisory lock).
+    WHERE %(max_unfinished)s <= 0 OR jobs_app_unfinished_room(%(app_id)s, %(max_unfinished)s, 1)
     RETURNING *
 ), /* include _envelope_insert */, /* include _created_events */, rerun AS (
     -- the new job's id in the history of the job it re-runs (whose row is left as it is)

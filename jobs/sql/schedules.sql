@@ -7,9 +7,16 @@
 -- The database's clock: every fire time is computed against it, never a cluster's.
 SELECT now() AS now;
 
+-- schedule_lock_app --
+-- Serialise schedule creates of one application until the transaction ends, so the cap
+-- schedule_create checks holds when they race (READ COMMITTED: schedule_create's count,
+-- a later statement, sees every schedule committed before the lock was granted).
+SELECT pg_advisory_xact_lock(hashtextextended('jobs_app_schedules:' || %(app_id)s::text, 0));
+
 -- schedule_create --
 -- Insert a schedule and its 'created' event in one statement; returns the row, or
--- nothing when the application already has max_schedules schedules not ended.
+-- nothing when the application already has max_schedules schedules not ended (exact
+-- after schedule_lock_app).
 WITH schedule AS (
     INSERT INTO jobs_schedule (id, app_id, name, state, cron, timezone, every_seconds, catch_up, job, metadata,
                                starts_at, ends_at, next_fire_at, created_at, updated_at)

@@ -92,29 +92,29 @@ def test_concurrent_claims_never_exceed_the_cap():
     assert len(claimed) == 2
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_claim_waits_for_a_claim_in_flight_of_the_same_application():
-    """The race behind the cap, made deterministic: the first claim has not committed yet,
-    so the second must wait for it (and then see it), not count without it."""
+def second_waits_for_first(first, second) -> list:
+    """The race behind a cap, made deterministic: ``first()`` runs in a transaction left
+    open while ``second()`` runs on another connection; the second must wait for the first
+    to commit (and then see it), not count without it. Returns what the second returned, or
+    the exception it raised."""
     from django.db import transaction
 
-    app, _ = new_app()
-    services.app_set_max_running(app_name=app.name, max_running=1)
-    first, second = (services.job_create(app=app, type="fibonacci", params={"n": 1})[0] for _ in range(2))
-    answers = []
+    answers: list = []
 
-    def claim_second():
+    def run_second():
         try:
-            answers.append(services.job_claim(job_id=second.id, worker="w2"))
+            answers.append(second())
+        except Exception as exc:  # its answer, asserted by the caller
+            answers.append(exc)
         finally:
             connection.close()
 
     with transaction.atomic():
-        assert services.job_claim(job_id=first.id, worker="w1") is not None  # not committed yet
-        thread = threading.Thread(target=claim_second)
+        first()  # not committed yet
+        thread = threading.Thread(target=run_second)
         thread.start()
         waiting = 0
-        for _ in range(300):  # until the second claim waits for a lock, or is over
+        for _ in range(300):  # until the second waits for a lock, or is over
             with connection.cursor() as cur:
                 cur.execute(
                     "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
@@ -124,9 +124,65 @@ def test_a_claim_waits_for_a_claim_in_flight_of_the_same_application():
             if waiting or not thread.is_alive():
                 break
             threading.Event().wait(0.1)
-        assert waiting == 1 and thread.is_alive(), f"the second claim did not wait: {answers}"
+        assert waiting == 1 and thread.is_alive(), f"the second did not wait: {answers}"
     thread.join(timeout=30)
+    return answers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_waits_for_a_claim_in_flight_of_the_same_application():
+    app, _ = new_app()
+    services.app_set_max_running(app_name=app.name, max_running=1)
+    first, second = (services.job_create(app=app, type="fibonacci", params={"n": 1})[0] for _ in range(2))
+
+    def claim_first():
+        assert services.job_claim(job_id=first.id, worker="w1") is not None
+
+    answers = second_waits_for_first(claim_first, lambda: services.job_claim(job_id=second.id, worker="w2"))
     assert answers == [None]  # it saw the first claim once that committed
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("second_kind", ["job", "batch", "schedule's fire"])
+def test_a_create_waits_for_a_create_in_flight_at_the_unfinished_cap(settings, second_kind):
+    """JOBS_MAX_UNFINISHED_PER_APP 1: a create in flight (not committed) holds the last
+    place, so a job, a batch or a schedule's fire racing it is refused once it commits."""
+    from jobs.exceptions import TooManyUnfinishedJobs
+
+    settings.JOBS = {**settings.JOBS, "MAX_UNFINISHED_PER_APP": 1}
+    app, _ = new_app()
+    job = {"type": "fibonacci", "params": {"n": 1}}
+    second = {
+        "job": lambda: services.job_create(app=app, **job),
+        "batch": lambda: services.batch_create(app=app, jobs=[job]),
+        "schedule's fire": lambda: services.schedules_fire_due(limit=10),
+    }[second_kind]
+    if second_kind == "schedule's fire":
+        schedule = services.schedule_create(app=app, fields={"job": job, "every": 3600, "catch_up": "skip"})
+        with connection.cursor() as cur:
+            cur.execute("UPDATE jobs_schedule SET next_fire_at = now() WHERE id = %s", [str(schedule.id)])
+    [answer] = second_waits_for_first(lambda: services.job_create(app=app, **job), second)
+    if second_kind == "schedule's fire":
+        assert answer == 0  # the fire time is skipped, recorded as too_many_unfinished
+    else:
+        assert isinstance(answer, TooManyUnfinishedJobs), answer
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM jobs_job WHERE app_id = %s", [str(app.id)])
+        assert cur.fetchone()[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_schedule_create_waits_for_one_in_flight_at_the_schedules_cap(settings):
+    from jobs.exceptions import TooManySchedules
+
+    settings.JOBS = {**settings.JOBS, "MAX_SCHEDULES_PER_APP": 1}
+    app, _ = new_app()
+    fields = {"job": {"type": "fibonacci", "params": {"n": 1}}, "every": 3600, "catch_up": "skip"}
+    [answer] = second_waits_for_first(
+        lambda: services.schedule_create(app=app, fields=fields),
+        lambda: services.schedule_create(app=app, fields=fields),
+    )
+    assert isinstance(answer, TooManySchedules), answer
 
 
 @pytest.mark.django_db(transaction=True)

@@ -423,10 +423,26 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="unfinished_cap_off_by_one",
         rule="an application keeps one unfinished job more than its cap",
-        path="jobs/sql/jobs_write.sql",
-        search="/* include _unfinished_jobs */ < %(max_unfinished)s",
-        replace="/* include _unfinished_jobs */ <= %(max_unfinished)s",
+        path="jobs/migrations/sql/0021_exact_unfinished_cap.sql",
+        search="+ adding <= cap;",
+        replace="+ adding <= cap + 1;",
         tests=(f"{FAIRNESS}::test_a_create_beyond_the_unfinished_cap_is_429_and_stores_nothing",),
+    ),
+    Mutation(
+        name="unfinished_cap_race",
+        rule="concurrent creates exceed an application's cap of unfinished jobs",
+        path="jobs/migrations/sql/0021_exact_unfinished_cap.sql",
+        search="    PERFORM pg_advisory_xact_lock(hashtextextended('jobs_app_unfinished:' || app::text, 0));\n",
+        replace="",
+        tests=(f"{FAIRNESS}::test_a_create_waits_for_a_create_in_flight_at_the_unfinished_cap",),
+    ),
+    Mutation(
+        name="schedules_cap_race",
+        rule="concurrent schedule creates exceed an application's cap of schedules",
+        path="jobs/services/schedules.py",
+        search='            db.fetch_one("schedule_lock_app", app_id=app.id)\n',
+        replace="            pass\n",
+        tests=(f"{FAIRNESS}::test_a_schedule_create_waits_for_one_in_flight_at_the_schedules_cap",),
     ),
     # -- scopes ---------------------------------------------------------------------------
     Mutation(
