@@ -131,21 +131,26 @@ ORDER BY e.id;
 
 -- batch_cancel_request --
 -- Record that an application asks for its batch to be cancelled, while some of its jobs
--- are unfinished (no row: unknown for this application, or every job already ended). Only
--- reads the batch row: its lock is taken after the jobs' (batch_cancel_jobs), in the order
--- a job's terminal transition takes them.
-INSERT INTO jobs_batch_event (batch_id, kind, data)
-SELECT id, 'cancel_requested', jsonb_build_object('unfinished', unfinished)
-FROM jobs_batch
-WHERE id = %(id)s AND app_id = %(app_id)s AND unfinished > 0
-RETURNING batch_id;
+-- are unfinished (no row: unknown for this application, or every job already ended); a
+-- repeat of the request is not recorded again. Only reads the batch row: its lock is
+-- taken after the jobs' (batch_cancel_jobs), in the order a job's terminal transition
+-- takes them.
+WITH batch AS (
+    SELECT id, unfinished, cancel_requested_at FROM jobs_batch
+    WHERE id = %(id)s AND app_id = %(app_id)s AND unfinished > 0
+), event AS (
+    INSERT INTO jobs_batch_event (batch_id, kind, data)
+    SELECT id, 'cancel_requested', jsonb_build_object('unfinished', unfinished)
+    FROM batch WHERE cancel_requested_at IS NULL
+)
+SELECT id AS batch_id FROM batch;
 
 -- batch_cancel_jobs --
 -- Cancel every waiting job of the batch at once and ask every running one to stop, as
 -- job_cancel does for one (their events, their callbacks, the batch's count). The jobs
 -- are locked in id order first, so two cancels of one batch cannot deadlock.
 WITH target AS (
-    SELECT id FROM jobs_job
+    SELECT id, cancel_requested_at IS NOT NULL AS asked FROM jobs_job
     WHERE batch_id = %(id)s AND app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
     ORDER BY id
     FOR UPDATE

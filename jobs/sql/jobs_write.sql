@@ -196,23 +196,29 @@ SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
 
 -- _cancel_events --
 -- Fragment (a CTE): each job of the CTE "job" the application's cancel changed, in its
--- history: 'cancelled', or 'cancel_requested' while it runs.
+-- history: 'cancelled', or 'cancel_requested' while it runs, once (the CTE "target", which
+-- locked the jobs first, says whether it was asked before: a repeat adds nothing).
 events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
-           attempts, '{}'::jsonb
-    FROM job
+    SELECT job.id, CASE WHEN job.status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
+           job.attempts, '{}'::jsonb
+    FROM job JOIN target ON target.id = job.id
+    WHERE job.status = 'cancelled' OR NOT target.asked
 )
 
 -- job_cancel --
 -- Cancel a queued or scheduled job at once; ask a running one to stop.
 -- No row back: unknown (for this app) or already terminal.
-WITH job AS (
-    UPDATE jobs_job
+WITH target AS (
+    SELECT id, cancel_requested_at IS NOT NULL AS asked FROM jobs_job
+    WHERE id = %(id)s AND app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
+    FOR UPDATE
+), job AS (
+    UPDATE jobs_job j
     /* include _cancel_set */
-    WHERE id = %(id)s AND app_id = %(app_id)s
-      AND status IN ('scheduled', 'queued', 'running')
-    RETURNING *
+    FROM target
+    WHERE j.id = target.id AND j.status IN ('scheduled', 'queued', 'running')
+    RETURNING j.*
 ), /* include _cancel_events */, /* include _callback_insert */
 SELECT * FROM job;
 

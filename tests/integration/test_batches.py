@@ -555,6 +555,14 @@ def test_cancel_stops_every_unfinished_job_of_the_batch(api, app, allowed):
     assert body["cancel_requested"] is True and body["state"] == "active"
     assert body["counts"]["cancelled"] == 2 and body["counts"]["running"] == 1 and body["counts"]["succeeded"] == 1
     assert api.get(f"/jobs/{running.id}").json()["cancel_requested"] is True
+    # Asked again while the job still runs: the same answer, and nothing recorded twice.
+    repeat = api.post(f"/batches/{batch['id']}/cancel")
+    assert repeat.status_code == 202 and repeat.json()["counts"]["running"] == 1
+    job_kinds = [e["kind"] for e in api.get(f"/jobs/{running.id}/events").json()["events"]]
+    assert job_kinds.count("cancel_requested") == 1, job_kinds
+    assert api.post(f"/jobs/{running.id}/cancel").status_code == 202
+    job_kinds = [e["kind"] for e in api.get(f"/jobs/{running.id}/events").json()["events"]]
+    assert job_kinds.count("cancel_requested") == 1, job_kinds
     # The running one stops at its next check: the batch ends then, and calls back once.
     services.job_cancelled(job=running)
     ended = api.get(batch["url"]).json()
