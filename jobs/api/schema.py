@@ -278,6 +278,18 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "params": {"type": "object", "description": "Replaces the params (checked against the type's schema)."},
             "metadata": {"type": ["object", "null"], "description": "Replaces the metadata."},
             "max_attempts": {"type": ["integer", "null"], "minimum": 1, "maximum": settings.MAX_ATTEMPTS_LIMIT},
+            "timeout": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": settings.MAX_TIMEOUT,
+                "description": "Replaces the seconds per attempt (null: the type's default).",
+            },
+            "queue": {"type": ["string", "null"], "description": "Replaces the queue (null: `default`)."},
+            "callback_url": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "Replaces the callback URL (null: none); its host must be allowed.",
+            },
             "resume": {
                 "type": "boolean",
                 "default": False,

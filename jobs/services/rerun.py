@@ -22,8 +22,10 @@ from .idempotency import validated_with_key
 from .lifecycle import JobOrigin, job_create_checked
 from .validation import JobRequest, job_request_validate
 
-#: What a re-run request may override (anything else it sends is refused).
-RERUN_OVERRIDES = ("params", "metadata", "max_attempts")
+#: What a re-run request may override (anything else it sends is refused): besides the
+#: run's inputs, what the deployment may have changed since (a callback host no longer
+#: allowed, a queue no longer served), which would otherwise refuse every re-run.
+RERUN_OVERRIDES = ("params", "metadata", "max_attempts", "timeout", "queue", "callback_url")
 #: Every field of a re-run request.
 RERUN_FIELDS = (*RERUN_OVERRIDES, "resume")
 #: What an unknown field of a re-run's body is told.
@@ -43,8 +45,8 @@ def job_rerun(
     ``(job, created)`` as ``job_create`` does (``created`` False: an earlier request with
     the same ``idempotency_key`` created it).
 
-    ``overrides`` replaces any of ``params``, ``metadata`` and ``max_attempts`` (checked
-    exactly as on create); ``resume`` True carries the old job's latest checkpoint over as
+    ``overrides`` replaces any of :data:`RERUN_OVERRIDES` (checked exactly as on create;
+    null: the create's default); ``resume`` True carries the old job's latest checkpoint over as
     the new job's (None when it stored none). JobNotFound for an unknown id or another
     application's job; JobNotFinished (409) while it has not finished."""
     row = db.fetch_one("job_get", id=job_id, app_id=app.id)

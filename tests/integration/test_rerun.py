@@ -105,7 +105,8 @@ def test_overrides_are_checked_exactly_as_on_create(db):
     assert new["params"] == {"n": 12} and new["metadata"] == {"run": 2} and new["max_attempts"] == 4
     bad = api.post(
         f"/jobs/{old.id}/rerun",
-        {"params": {"n": -1}, "metadata": [], "max_attempts": 0, "resume": "yes", "timeout": 5, "type": "pi"},
+        {"params": {"n": -1}, "metadata": [], "max_attempts": 0, "resume": "yes", "timeout": 0, "type": "pi",
+         "queue": "nowhere", "callback_url": "ftp://x"},
         format="json",
     )
     assert bad.status_code == 400 and bad["Content-Type"] == "application/problem+json"
@@ -116,6 +117,8 @@ def test_overrides_are_checked_exactly_as_on_create(db):
         "resume",
         "timeout",
         "type",
+        "queue",
+        "callback_url",
     }
     assert api.post(f"/jobs/{old.id}/rerun", [1], format="json").status_code == 400
     assert len(selectors.job_events(app=app, job_id=old.id)) == 5  # created, queued, started, succeeded, rerun
@@ -192,3 +195,29 @@ def test_a_rerun_of_a_rerun_links_to_its_own_predecessor(db):
     third, created = services.job_rerun(app=app, job_id=second.id, overrides={"max_attempts": 5})
     assert created and third.rerun_of == second.id and second.rerun_of == first.id
     assert third.status is Status.QUEUED and third.max_attempts == 5
+
+
+def test_a_rerun_names_another_callback_or_queue_once_the_old_ones_are_gone(db, settings):
+    """The deployment changed since the job ran: its callback host left the allow-list and
+    its queue left JOBS_QUEUES. As it was, the job cannot be re-run (400, each named); with
+    other values (or null, the default) it can."""
+    settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["hooks.example.com"]
+    settings.JOBS_QUEUES = ["default", "reports"]
+    app, token = new_app()
+    old = finished(app, queue="reports", timeout=30, callback_url="https://hooks.example.com/x")
+    settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["new-hooks.example.com"]
+    settings.JOBS_QUEUES = ["default"]
+    api = client(token)
+    refused = api.post(f"/jobs/{old.id}/rerun", {}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert {error["field"] for error in refused.json()["errors"]} == {"queue", "callback_url"}
+    answer = api.post(
+        f"/jobs/{old.id}/rerun",
+        {"queue": None, "callback_url": "https://new-hooks.example.com/y", "timeout": 90},
+        format="json",
+    )
+    assert answer.status_code == 201, answer.content
+    new = answer.json()
+    assert (new["queue"], new["callback_url"], new["timeout"]) == ("default", "https://new-hooks.example.com/y", 90)
+    without = api.post(f"/jobs/{old.id}/rerun", {"queue": "default", "callback_url": None}, format="json")
+    assert without.status_code == 201 and without.json()["callback_url"] is None
