@@ -28,7 +28,8 @@ class JobRerunApi(AuthenticatedApi):
         summary="Re-run a finished job",
         description="Creates a new job with the finished job's type, params, metadata, queue, callback URL, "
         "`max_attempts` and timeout; the body may replace `params`, `metadata`, `max_attempts`, `timeout`, "
-        "`queue` and `callback_url` (checked exactly as on create; null: the create's default) and, with `resume: true`, start it from the old job's latest checkpoint. "
+        "`queue` and `callback_url` (checked exactly as on create; null: the create's default) and, "
+        "with `resume: true`, start it from the old job's latest checkpoint. "
         "The new job's `rerun_of` is the old job's id; the old job's history gets a `rerun` event with the "
         "new id, and is otherwise unchanged. `Idempotency-Key` works as on create. An empty body re-runs "
         "the job as it was.",

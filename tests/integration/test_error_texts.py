@@ -234,4 +234,6 @@ def test_an_unknown_field_of_a_body_names_the_fields_it_accepts(api):
     assert running is not None
     services.job_succeed(job=running, result={"value": "5"})
     response = post(f"/jobs/{job['id']}/rerun", {"type": "pi"})
-    assert field_error(response, "type") == ("Unknown field; a re-run accepts: params, metadata, max_attempts, resume.")
+    assert field_error(response, "type") == (
+        "Unknown field; a re-run accepts: params, metadata, max_attempts, timeout, queue, callback_url, resume."
+    )

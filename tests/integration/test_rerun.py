@@ -105,8 +105,16 @@ def test_overrides_are_checked_exactly_as_on_create(db):
     assert new["params"] == {"n": 12} and new["metadata"] == {"run": 2} and new["max_attempts"] == 4
     bad = api.post(
         f"/jobs/{old.id}/rerun",
-        {"params": {"n": -1}, "metadata": [], "max_attempts": 0, "resume": "yes", "timeout": 0, "type": "pi",
-         "queue": "nowhere", "callback_url": "ftp://x"},
+        {
+            "params": {"n": -1},
+            "metadata": [],
+            "max_attempts": 0,
+            "resume": "yes",
+            "timeout": 0,
+            "type": "pi",
+            "queue": "nowhere",
+            "callback_url": "ftp://x",
+        },
         format="json",
     )
     assert bad.status_code == 400 and bad["Content-Type"] == "application/problem+json"

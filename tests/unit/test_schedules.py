@@ -207,8 +207,14 @@ def test_plan_retry__the_fire_time_a_failed_pass_left_fires_however_late(catch_u
     assert late.fold_into == (utc(2026, 5, 1, 12, 0) if catch_up is CatchUp.ONCE else None)
 
     # A one-off interval past its end, and the pass's limit.
-    ended = plan_retry(Timing(every=60), next_fire_at=utc(2026, 5, 1, 11), now=now, grace=60,
-                       catch_up=catch_up, ends_at=utc(2026, 5, 1, 11, 0, 30))
+    ended = plan_retry(
+        Timing(every=60),
+        next_fire_at=utc(2026, 5, 1, 11),
+        now=now,
+        grace=60,
+        catch_up=catch_up,
+        ends_at=utc(2026, 5, 1, 11, 0, 30),
+    )
     assert ended.fire == (utc(2026, 5, 1, 11),) and ended.next_fire_at is None
     one = plan_retry(minutely, next_fire_at=utc(2026, 5, 1, 11), now=now, grace=60, catch_up=catch_up, limit=1)
     assert one.fire == (utc(2026, 5, 1, 11),) and one.next_fire_at == utc(2026, 5, 1, 11, 1)
