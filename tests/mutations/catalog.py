@@ -256,8 +256,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="isolation_job_cancel",
         rule="POST /jobs/{id}/cancel cancels another application's job",
         path="jobs/sql/jobs_write.sql",
-        search="    WHERE id = %(id)s AND app_id = %(app_id)s\n      AND status IN",
-        replace="    WHERE id = %(id)s\n      AND status IN",
+        search="    WHERE id = %(id)s AND app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')\n    FOR",
+        replace="    WHERE id = %(id)s AND status IN ('scheduled', 'queued', 'running')\n    FOR",
         tests=(f"{STORE}::test_other_apps_cannot_see_or_cancel",),
     ),
     Mutation(
