@@ -256,8 +256,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="isolation_job_cancel",
         rule="POST /jobs/{id}/cancel cancels another application's job",
         path="jobs/sql/jobs_write.sql",
-        search="    WHERE id = %(id)s AND app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')\n    FOR",
-        replace="    WHERE id = %(id)s AND status IN ('scheduled', 'queued', 'running')\n    FOR",
+        search="    WHERE id = %(id)s AND app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')\n",
+        replace="    WHERE id = %(id)s AND status IN ('scheduled', 'queued', 'running')\n",
         tests=(f"{STORE}::test_other_apps_cannot_see_or_cancel",),
     ),
     Mutation(
