@@ -18,22 +18,14 @@ from .base import AuthenticatedApi
 from .conditional import job_etag
 from .permissions import ReadsJobs
 from .schema import CHALLENGE, COMMON, JOB_ID, NOT_MODIFIED, UNAVAILABLE, header, ok, polled, problems
-from .serializers import StrictQuery, whole_number
+from .serializers import AfterPageQuery
 from .views import parse_job_id, poll_headers
 
 
-class JobLogQuery(StrictQuery):
+class JobLogQuery(AfterPageQuery):
     """The query parameters of ``GET /jobs/{id}/logs``; any other name is an error."""
 
-    after = serializers.CharField(required=False)
-    limit = serializers.CharField(required=False)
     level = serializers.CharField(required=False)
-
-    def validate_after(self, value: str) -> int:
-        return whole_number(value, 0, 2**63 - 1)
-
-    def validate_limit(self, value: str) -> int:
-        return whole_number(value, 1, settings.MAX_PAGE_SIZE)
 
     def validate_level(self, value: str) -> LogLevel:
         try:

@@ -236,8 +236,13 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "job": {"type": "string", "format": "uri"},
             "events": {"type": "array", "items": ref("JobEvent")},
+            "next": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "The next page (also in `Link`); null on the last one.",
+            },
         },
-        "required": ["job", "events"],
+        "required": ["job", "events", "next"],
     },
     "JobLogLine": {
         "type": "object",

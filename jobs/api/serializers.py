@@ -78,6 +78,20 @@ class PageQuery(StrictQuery):
             raise serializers.ValidationError(str(exc)) from None
 
 
+class AfterPageQuery(StrictQuery):
+    """The query parameters of a page of a history, oldest first: ``after`` (an entry's id)
+    and ``limit``; any other name is an error."""
+
+    after = serializers.CharField(required=False)
+    limit = serializers.CharField(required=False)
+
+    def validate_after(self, value: str) -> int:
+        return whole_number(value, 0, 2**63 - 1)
+
+    def validate_limit(self, value: str) -> int:
+        return whole_number(value, 1, settings.MAX_PAGE_SIZE)
+
+
 #: Most batches on one page of ``GET /batches``: each comes with its jobs counted per
 #: status (up to JOBS_BATCH_MAX jobs each), so a page costs what its batches hold.
 BATCH_PAGE_MAX = 100

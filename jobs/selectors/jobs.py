@@ -88,11 +88,16 @@ def job_list(
     return [Job.from_row(row) for row in rows]
 
 
-def job_events(*, app: App, job_id: uuid.UUID) -> list[JobEvent]:
-    rows = db.fetch_all("job_events", id=job_id, app_id=_visible_to(app))
+def job_events(*, app: App, job_id: uuid.UUID, after: int = 0, limit: int | None = None) -> list[JobEvent]:
+    """A job's history, oldest first: the entries after entry ``after``, at most ``limit``
+    (None: all). JobNotFound when ``app`` may not see such a job."""
+    rows = db.fetch_all("job_events", id=job_id, app_id=_visible_to(app), after=after, limit=limit)
     if not rows:
-        # Every job has at least its 'created' event: no rows means no such job here.
-        raise JobNotFound()
+        # Every job has at least its 'created' event: from the first, no rows means no such
+        # job here; past the last entry, the job is looked up.
+        if after == 0:
+            raise JobNotFound()
+        job_get(app=app, job_id=job_id)
     return [JobEvent.from_row(row) for row in rows]
 
 
@@ -115,4 +120,4 @@ def job_get_any(*, job_id: uuid.UUID) -> AdminJob:
 
 def job_events_any(*, job_id: uuid.UUID) -> list[JobEvent]:
     """A job's history, oldest first, whichever application owns it."""
-    return [JobEvent.from_row(row) for row in db.fetch_all("job_events", id=job_id, app_id=None)]
+    return [JobEvent.from_row(row) for row in db.fetch_all("job_events", id=job_id, app_id=None, after=0, limit=None)]

@@ -94,10 +94,12 @@ FROM (/* include _job_list_page_walked */) AS j JOIN jobs_app a ON a.id = j.app_
 ORDER BY j.created_at DESC, j.id DESC;
 
 -- job_events --
--- A job's history, oldest first (the job must belong to the application; app_id NULL:
--- to any application, for an admin token).
+-- A page of a job's history, oldest first: entries after the entry %(after)s (0: from the
+-- first), at most %(limit)s (NULL: all). The job must belong to the application (app_id
+-- NULL: to any application, for an admin token).
 SELECT e.id, e.at, e.kind, e.attempt, e.data
 FROM jobs_event e
 JOIN jobs_job j ON j.id = e.job_id
-WHERE e.job_id = %(id)s AND (%(app_id)s::uuid IS NULL OR j.app_id = %(app_id)s)
-ORDER BY e.id;
+WHERE e.job_id = %(id)s AND (%(app_id)s::uuid IS NULL OR j.app_id = %(app_id)s) AND e.id > %(after)s
+ORDER BY e.id
+LIMIT %(limit)s;

@@ -118,6 +118,36 @@ def test_cancel_and_events(api):
     assert [e["kind"] for e in events] == ["created", "queued", "cancelled"]
 
 
+def test_events_come_a_page_at_a_time_oldest_first(api, app):
+    """A long job's history (a checkpoint entry every 10 s of a day's migration is
+    thousands) is paged: ``limit``, ``next`` and ``Link``, ``after`` for what came since;
+    past the last entry an empty page, never a 404 of a job that exists."""
+    job = post_job(api, {"type": "countdown", "params": {"seconds": 5}}).json()
+    running = services.job_claim(job_id=uuid.UUID(job["id"]), worker="test:1")
+    for percent in (25, 50, 75):
+        services.job_progress(job=running, percent=percent, message="", milestone=True)
+    every = api.get(f"/jobs/{job['id']}/events").json()
+    kinds = [e["kind"] for e in every["events"]]
+    assert kinds == ["created", "queued", "started", "progress", "progress", "progress"] and every["next"] is None
+    first = api.get(f"/jobs/{job['id']}/events?limit=4")
+    assert first.status_code == 200 and [e["kind"] for e in first.json()["events"]] == kinds[:4]
+    assert first["Link"] == f'<{first.json()["next"]}>; rel="next"'
+    second = api.get(first.json()["next"]).json()
+    assert second["events"] == every["events"][4:] and second["next"] is None
+    last_id = every["events"][-1]["id"]
+    assert api.get(f"/jobs/{job['id']}/events?after={last_id}").json()["events"] == []
+    services.job_succeed(job=running, result=None)
+    since = api.get(f"/jobs/{job['id']}/events?after={last_id}").json()["events"]
+    assert [e["kind"] for e in since] == ["succeeded"]
+    for query, field in (("limit=0", "limit"), ("after=-1", "after"), ("limit=501", "limit"), ("page=2", "page")):
+        bad = api.get(f"/jobs/{job['id']}/events?{query}")
+        assert bad.status_code == 400 and bad["Content-Type"] == PROBLEM, query
+        assert [e["field"] for e in bad.json()["errors"]] == [field], query
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Token {new_app()[1]}")
+    assert other.get(f"/jobs/{job['id']}/events?after={last_id}").status_code == 404
+
+
 @pytest.mark.parametrize("method", ["delete", "put", "patch"])
 def test_no_deletes_or_rewrites(api, method):
     job = post_job(api, {"type": "fibonacci", "params": {"n": 1}}).json()
