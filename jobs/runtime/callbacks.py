@@ -155,9 +155,11 @@ class CallbackDeliverer(Periodic):
             self.wake()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Take no more callbacks; wait up to ``timeout`` for those under way."""
+        """Take no more callbacks; wait up to ``timeout`` for those under way. Every one
+        already taken is still attempted (taking it counted an attempt: dropping it would
+        spend that attempt on no request)."""
         super().stop(timeout)
-        self._pool.shutdown(wait=timeout is None or timeout > 0, cancel_futures=True)
+        self._pool.shutdown(wait=timeout is None or timeout > 0)
 
 
 _deliverer: CallbackDeliverer | None = None
