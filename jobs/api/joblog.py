@@ -16,8 +16,9 @@ from jobs.resources import job_url, log_line_output
 
 from .base import AuthenticatedApi
 from .conditional import job_etag
+from .pagination import after_link
 from .permissions import ReadsJobs
-from .schema import CHALLENGE, COMMON, JOB_ID, NOT_MODIFIED, UNAVAILABLE, header, ok, polled, problems
+from .schema import CHALLENGE, COMMON, JOB_ID, NOT_MODIFIED, UNAVAILABLE, after_page, ok, polled, problems
 from .serializers import AfterPageQuery
 from .views import parse_job_id, poll_headers
 
@@ -50,18 +51,7 @@ class JobLogsApi(AuthenticatedApi):
         "nothing more will come. Any other query parameter is a 400.",
         parameters=[
             JOB_ID,
-            OpenApiParameter(
-                "after",
-                {"type": "integer", "minimum": 0},
-                OpenApiParameter.QUERY,
-                description="Only lines with a greater id (default 0: from the first line).",
-            ),
-            OpenApiParameter(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": settings.MAX_PAGE_SIZE},
-                OpenApiParameter.QUERY,
-                description=f"Lines per page (default {settings.MAX_PAGE_SIZE}).",
-            ),
+            *after_page("lines"),
             OpenApiParameter(
                 "level",
                 {"type": "string", "enum": [level.value for level in LogLevel]},
@@ -69,7 +59,6 @@ class JobLogsApi(AuthenticatedApi):
                 description="Only lines of this level and above (`warning`: warnings and errors).",
             ),
             *polled("the job or its log"),
-            header("Link", '`<next page URL>; rel="next"` when there is a next page.', [200]),
             CHALLENGE,
             UNAVAILABLE,
         ],
@@ -94,18 +83,15 @@ class JobLogsApi(AuthenticatedApi):
             limit=limit + 1,  # one more tells whether there is a next page
             levels=level.and_above() if level is not None else None,
         )
-        job, lines = page.job, page.lines[:limit]
+        job = page.job
+        lines, next_url = after_link(request, page.lines, limit)
         # Each write of log lines moves the job's updated_at: the job's version is the log's;
         # the query is in it too, so a validator is never taken for another page's.
         etag = job_etag(job, "log", options.get("after", 0), limit, level or "")
         headers, unchanged = poll_headers(request, job, etag)
         if unchanged:
             return Response(status=304, headers=headers)
-        next_url = None
-        if len(page.lines) > limit:
-            params = request.query_params.copy()
-            params["after"] = str(lines[-1].id)
-            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        if next_url is not None:
             headers["Link"] = f'<{next_url}>; rel="next"'
         body = {
             "job": job_url(request, job.id),

@@ -67,3 +67,14 @@ def keyset_page(fetch: Callable[..., Sequence[Keyed]], *, after: Cursor | None, 
         return Page(rows, None)
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1]))
+
+
+def after_link(request: Request, rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
+    """A page of a history or a log, oldest first, from ``rows`` fetched with one row more
+    than ``limit``: the page, and the URL of the next one (``after`` its last id), if any."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    params = request.query_params.copy()
+    params["after"] = str(rows[-1].id)
+    return rows, request.build_absolute_uri(f"{request.path}?{params.urlencode()}")

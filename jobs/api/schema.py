@@ -618,6 +618,26 @@ READY = {
 }
 
 
+def after_page(items: str) -> list[OpenApiParameter]:
+    """A page of a history or a log, oldest first: ``after`` an entry's id, ``limit`` (of
+    ``items``), and the ``Link`` to the next page."""
+    return [
+        OpenApiParameter(
+            "after",
+            {"type": "integer", "minimum": 0},
+            OpenApiParameter.QUERY,
+            description=f"Only {items} with a greater id (default 0: from the first).",
+        ),
+        OpenApiParameter(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": settings.MAX_PAGE_SIZE},
+            OpenApiParameter.QUERY,
+            description=f"{items.capitalize()} per page (default {settings.MAX_PAGE_SIZE}).",
+        ),
+        header("Link", '`<next page URL>; rel="next"` when there is a next page.', [200]),
+    ]
+
+
 def polled(what: str) -> list[OpenApiParameter]:
     """A resource a client polls while its job runs (``what`` it is): ``If-None-Match`` in,
     ``ETag`` and ``Retry-After`` out, on 200 and 304 alike."""

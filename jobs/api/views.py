@@ -28,7 +28,7 @@ from .base import AuthenticatedApi
 from .conditional import job_etag, none_match
 from .errors import NotReady
 from .metrics import MetricsAccess
-from .pagination import keyset_page
+from .pagination import after_link, keyset_page
 from .permissions import ListsAnyApp, ReadsJobs, WritesJobs
 from .schema import (
     CHALLENGE,
@@ -266,24 +266,7 @@ class JobEventsApi(AuthenticatedApi):
         description=f"Oldest first, {settings.MAX_PAGE_SIZE} entries a page unless `limit` says fewer: follow "
         "`next` (also in `Link`), or ask with `after=<the last id you have>` for what came since. Any other "
         "query parameter is a 400.",
-        parameters=[
-            JOB_ID,
-            OpenApiParameter(
-                "after",
-                {"type": "integer", "minimum": 0},
-                OpenApiParameter.QUERY,
-                description="Only entries with a greater id (default 0: from the first).",
-            ),
-            OpenApiParameter(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": settings.MAX_PAGE_SIZE},
-                OpenApiParameter.QUERY,
-                description=f"Entries per page (default {settings.MAX_PAGE_SIZE}).",
-            ),
-            schema.header("Link", '`<next page URL>; rel="next"` when there is a next page.', [200]),
-            CHALLENGE,
-            UNAVAILABLE,
-        ],
+        parameters=[JOB_ID, *schema.after_page("entries"), CHALLENGE, UNAVAILABLE],
         responses={**ok(200, "JobEvents", "A page of the history, oldest first."), **problems(400, 404, *COMMON)},
     )
     def get(self, request: Request, job_id: str) -> Response:
@@ -293,16 +276,10 @@ class JobEventsApi(AuthenticatedApi):
             raise InvalidInput(query.errors, "The query is invalid.")
         after = query.validated_data.get("after", 0)
         limit = query.validated_data.get("limit", settings.MAX_PAGE_SIZE)
-        events = selectors.job_events(app=request.user, job_id=parsed, after=after, limit=limit + 1)
-        next_url, headers = None, {}
-        if len(events) > limit:
-            events = events[:limit]
-            params = request.query_params.copy()
-            params["after"] = str(events[-1].id)
-            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
-            headers["Link"] = f'<{next_url}>; rel="next"'
+        fetched = selectors.job_events(app=request.user, job_id=parsed, after=after, limit=limit + 1)
+        events, next_url = after_link(request, fetched, limit)
         body = {"job": job_url(request, job_id), "events": [event_output(e) for e in events], "next": next_url}
-        return Response(body, headers=headers)
+        return Response(body, headers={"Link": f'<{next_url}>; rel="next"'} if next_url else None)
 
 
 class JobTypesApi(AuthenticatedApi):

@@ -40,7 +40,7 @@ from jobs.exceptions import (
 )
 
 from . import lifecycle
-from .timing import MISSED_LISTED, Missed, Timing, cron_problem, plan, plan_retry, timezone_problem
+from .timing import MISSED_LISTED, Missed, Timing, cron_problem, plan, timezone_problem
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, metadata_errors, parse_instant
 
 logger = logging.getLogger(__name__)
@@ -471,7 +471,7 @@ def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int, retryi
     it, so its next fire time fires however late (it was on time when first tried)."""
     assert schedule.next_fire_at is not None
     timing = Timing.of(schedule)
-    steps = (plan_retry if retrying else plan)(
+    steps = plan(
         timing,
         next_fire_at=schedule.next_fire_at,
         now=now,
@@ -479,6 +479,7 @@ def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int, retryi
         catch_up=schedule.catch_up,
         ends_at=schedule.ends_at,
         limit=limit,
+        retrying=retrying,
     )
     request = _stored_job(schedule.job)
     jobs: list[Job] = []

@@ -225,6 +225,7 @@ def plan(
     catch_up: CatchUp,
     ends_at: datetime | None = None,
     limit: int = 1000,
+    retrying: bool = False,
 ) -> Plan:
     """What a pass at ``now`` (the database's clock) does for a schedule whose earliest
     unhandled fire time is ``next_fire_at``.
@@ -233,7 +234,21 @@ def plan(
     one pass (the rest stay due for the next pass). Older ones were missed (no cluster
     could fire them in time): ``catch_up: once`` makes one job of them all, carrying the
     latest missed fire time; ``skip`` makes none. Fire times after ``ends_at`` never fire.
+
+    ``retrying``: a pass failed on this schedule and this one tries it again. Its
+    ``next_fire_at`` was due when that pass tried it, so it fires now however late (never
+    counted as missed, whatever the grace); the fire times after it follow the rules above.
     """
+    if retrying:
+        following = timing.following(next_fire_at)
+        if following is not None and ends_at is not None and following > ends_at:
+            following = None
+        if following is None or limit <= 1:
+            return Plan(fire=(next_fire_at,), missed=None, fold_into=None, next_fire_at=following)
+        rest = plan(
+            timing, next_fire_at=following, now=now, grace=grace, catch_up=catch_up, ends_at=ends_at, limit=limit - 1
+        )
+        return Plan((next_fire_at, *rest.fire), rest.missed, rest.fold_into, rest.next_fire_at)
     horizon = now if ends_at is None else min(now, ends_at)
     cutoff = now - timedelta(seconds=grace)
     missed: Missed | None = None
@@ -250,29 +265,3 @@ def plan(
         current = None
     fold_into = missed.last if missed is not None and catch_up is CatchUp.ONCE else None
     return Plan(fire=tuple(fire), missed=missed, fold_into=fold_into, next_fire_at=current)
-
-
-def plan_retry(
-    timing: Timing,
-    *,
-    next_fire_at: datetime,
-    now: datetime,
-    grace: float,
-    catch_up: CatchUp,
-    ends_at: datetime | None = None,
-    limit: int = 1000,
-) -> Plan:
-    """:func:`plan` for a schedule a pass failed on, tried again: its ``next_fire_at`` was
-    due when that pass tried it, so it fires now however late (never counted as missed,
-    whatever the grace); the fire times after it follow :func:`plan`."""
-    following = timing.following(next_fire_at)
-    if following is not None and ends_at is not None and following > ends_at:
-        following = None
-    if following is None or limit <= 1:
-        return Plan(fire=(next_fire_at,), missed=None, fold_into=None, next_fire_at=following)
-    rest = plan(
-        timing, next_fire_at=following, now=now, grace=grace, catch_up=catch_up, ends_at=ends_at, limit=limit - 1
-    )
-    return Plan(
-        fire=(next_fire_at, *rest.fire), missed=rest.missed, fold_into=rest.fold_into, next_fire_at=rest.next_fire_at
-    )

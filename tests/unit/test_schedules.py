@@ -13,7 +13,7 @@ from jobs.domain import CatchUp
 from jobs.exceptions import InvalidInput
 from jobs.services import timing as timing_module
 from jobs.services.schedules import schedule_request_validate
-from jobs.services.timing import Timing, cron_problem, plan, plan_retry, timezone_problem
+from jobs.services.timing import Timing, cron_problem, plan, timezone_problem
 
 NEW_YORK = ZoneInfo("America/New_York")
 LISBON = ZoneInfo("Europe/Lisbon")
@@ -188,26 +188,30 @@ def test_plan__missed_fire_times_follow_catch_up(catch_up):
     assert data["last"] == "2026-05-01T11:59:00Z"
 
 
+def retried(timing: Timing, **kwargs):
+    return plan(timing, retrying=True, **kwargs)
+
+
 @pytest.mark.parametrize("catch_up", list(CatchUp))
-def test_plan_retry__the_fire_time_a_failed_pass_left_fires_however_late(catch_up):
+def test_plan__retrying__the_fire_time_a_failed_pass_left_fires_however_late(catch_up):
     """A pass failed on a schedule at 12:00:05 and left it alone for 60 s (the default
     grace too): tried again at 12:01:06, its 12:00 fire time is not missed (it was on time
     when tried), it fires; later fire times follow the grace and catch_up as ever."""
     minutely = Timing(cron="* * * * *", timezone="UTC")
     now = utc(2026, 5, 1, 12, 1, 6)
-    steps = plan_retry(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), now=now, grace=60, catch_up=catch_up)
+    steps = retried(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), now=now, grace=60, catch_up=catch_up)
     assert steps.fire == (utc(2026, 5, 1, 12, 0), utc(2026, 5, 1, 12, 1))
     assert steps.missed is None and steps.next_fire_at == utc(2026, 5, 1, 12, 2)
     assert plan(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), now=now, grace=60, catch_up=catch_up).missed
 
     # Left failing for an hour: the first fire time fires, the 59 after it are missed.
-    late = plan_retry(minutely, next_fire_at=utc(2026, 5, 1, 11, 0), now=now, grace=60, catch_up=catch_up)
+    late = retried(minutely, next_fire_at=utc(2026, 5, 1, 11, 0), now=now, grace=60, catch_up=catch_up)
     assert late.fire == (utc(2026, 5, 1, 11, 0), utc(2026, 5, 1, 12, 1))
     assert late.missed is not None and late.missed.count == 60  # 11:01 … 12:00
     assert late.fold_into == (utc(2026, 5, 1, 12, 0) if catch_up is CatchUp.ONCE else None)
 
     # A one-off interval past its end, and the pass's limit.
-    ended = plan_retry(
+    ended = retried(
         Timing(every=60),
         next_fire_at=utc(2026, 5, 1, 11),
         now=now,
@@ -216,7 +220,7 @@ def test_plan_retry__the_fire_time_a_failed_pass_left_fires_however_late(catch_u
         ends_at=utc(2026, 5, 1, 11, 0, 30),
     )
     assert ended.fire == (utc(2026, 5, 1, 11),) and ended.next_fire_at is None
-    one = plan_retry(minutely, next_fire_at=utc(2026, 5, 1, 11), now=now, grace=60, catch_up=catch_up, limit=1)
+    one = retried(minutely, next_fire_at=utc(2026, 5, 1, 11), now=now, grace=60, catch_up=catch_up, limit=1)
     assert one.fire == (utc(2026, 5, 1, 11),) and one.next_fire_at == utc(2026, 5, 1, 11, 1)
 
 
