@@ -256,6 +256,11 @@ def not_found(request: HttpRequest, kind: str, ref: str, list_route: str, list_l
     return render(request, "jobs/dashboard/not_found.html", context, status=404)
 
 
+#: Latest history entries a job's page shows (a day's migration has thousands; the API
+#: pages through all of them).
+EVENTS_SHOWN = 500
+
+
 @admin_required
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     try:
@@ -264,7 +269,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         return not_found(request, "job", job_id, "dashboard:job-list", "All jobs")
 
     def context() -> dict[str, Any]:
-        events = selectors.job_events_any(job_id=job.id)
+        events, events_total = selectors.job_events_latest(job_id=job.id, limit=EVENTS_SHOWN)
         lines = selectors.job_log_tail(job_id=job.id, limit=joblog.LOG_SHOWN)
         took = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
         return {
@@ -281,6 +286,8 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
                 {"event": event, "data": json.dumps(event.data, ensure_ascii=False) if event.data else ""}
                 for event in events
             ],
+            "events_earlier": events_total - len(events),
+            "events_url": f"/jobs/{job.id}/events",
             "checkpoint": shown_json(job.checkpoint) if job.checkpoint_at is not None else None,
             "log_lines": [
                 {"line": line, "fields": json.dumps(line.fields, ensure_ascii=False) if line.fields else ""}

@@ -18,7 +18,7 @@ from .joblog import LogPage, job_log_page, job_log_page_any, job_log_tail
 from .jobs import (
     JobFilters,
     job_events,
-    job_events_any,
+    job_events_latest,
     job_for_callback,
     job_get,
     job_get_any,
@@ -61,7 +61,7 @@ __all__ = [
     "database_health",
     "forget_cached_tokens",
     "job_events",
-    "job_events_any",
+    "job_events_latest",
     "job_for_callback",
     "job_get",
     "job_get_any",

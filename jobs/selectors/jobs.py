@@ -118,6 +118,8 @@ def job_get_any(*, job_id: uuid.UUID) -> AdminJob:
     return cast(AdminJob, AdminJob.from_row(row))
 
 
-def job_events_any(*, job_id: uuid.UUID) -> list[JobEvent]:
-    """A job's history, oldest first, whichever application owns it."""
-    return [JobEvent.from_row(row) for row in db.fetch_all("job_events", id=job_id, app_id=None, after=0, limit=None)]
+def job_events_latest(*, job_id: uuid.UUID, limit: int) -> tuple[list[JobEvent], int]:
+    """A job's latest ``limit`` history entries, oldest first, whichever application owns
+    it, and how many entries it has in all."""
+    rows = db.fetch_all("job_events_latest", id=job_id, limit=limit)
+    return [JobEvent.from_row(row) for row in rows], (rows[0]["total"] if rows else 0)

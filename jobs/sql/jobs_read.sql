@@ -93,6 +93,18 @@ SELECT j.*, a.name AS app_name
 FROM (/* include _job_list_page_walked */) AS j JOIN jobs_app a ON a.id = j.app_id
 ORDER BY j.created_at DESC, j.id DESC;
 
+-- job_events_latest --
+-- A job's latest %(limit)s history entries, oldest first, each with how many the job has
+-- in all (the dashboard's timeline; any application's job).
+SELECT * FROM (
+    SELECT e.id, e.at, e.kind, e.attempt, e.data, count(*) OVER () AS total
+    FROM jobs_event e
+    WHERE e.job_id = %(id)s
+    ORDER BY e.id DESC
+    LIMIT %(limit)s
+) AS latest
+ORDER BY id;
+
 -- job_events --
 -- A page of a job's history, oldest first: entries after the entry %(after)s (0: from the
 -- first), at most %(limit)s (NULL: all). The job must belong to the application (app_id

@@ -386,6 +386,20 @@ def test_job_page_polling_gets_304_until_the_job_or_its_history_changes(transact
     assert noted.status_code == 200 and 'data-kind="redelivered"' in noted.content.decode()
 
 
+def test_a_long_history_shows_its_latest_entries_and_says_where_the_rest_is(admin, app, raw, monkeypatch):
+    from jobs.dashboard import views
+
+    monkeypatch.setattr(views, "EVENTS_SHOWN", 3)
+    job = create(app, "countdown", {"seconds": 30})
+    short = admin.get(f"/dashboard/jobs/{job.id}/").content.decode()
+    assert short.count("<tr data-kind=") == 2 and "job-timeline-earlier" not in short  # created, queued
+    for attempt in range(1, 5):
+        raw.execute("INSERT INTO jobs_event (job_id, kind, attempt) VALUES (%s, 'redelivered', %s)", [job.id, attempt])
+    page = admin.get(f"/dashboard/jobs/{job.id}/").content.decode()
+    assert page.count("<tr data-kind=") == 3 and 'data-kind="created"' not in page
+    assert "The latest 3 entries; 3 earlier ones" in page and f"GET /jobs/{job.id}/events" in page
+
+
 @pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid"], ids=["unknown-uuid", "not-a-uuid"])
 def test_an_unknown_job_is_404(admin, job_id):
     response = admin.get(f"/dashboard/jobs/{job_id}/")
