@@ -154,13 +154,7 @@ WITH target AS (
     WHERE batch_id = %(id)s AND app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
     ORDER BY id
     FOR UPDATE
-), job AS (
-    UPDATE jobs_job j
-    /* include _cancel_set */
-    FROM target
-    WHERE j.id = target.id AND j.status IN ('scheduled', 'queued', 'running')
-    RETURNING j.*
-), /* include _cancel_events */, /* include _callback_insert */
+), /* include _cancel_update */, /* include _cancel_events */, /* include _callback_insert */
 SELECT count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
        count(*) FILTER (WHERE status = 'running')::int AS stopping
 FROM job;

@@ -194,6 +194,17 @@ SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
     finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END,
     updated_at = now()
 
+-- _cancel_update --
+-- Fragment (a CTE): the application's cancel of each job of the CTE "target" (its id,
+-- locked) still waiting or running, returned as the CTE "job".
+job AS (
+    UPDATE jobs_job j
+    /* include _cancel_set */
+    FROM target
+    WHERE j.id = target.id AND j.status IN ('scheduled', 'queued', 'running')
+    RETURNING j.*
+)
+
 -- _cancel_events --
 -- Fragment (a CTE): each job of the CTE "job" the application's cancel changed, in its
 -- history: 'cancelled', or 'cancel_requested' while it runs, once (the CTE "target", which
@@ -213,13 +224,7 @@ WITH target AS (
     SELECT id, cancel_requested_at IS NOT NULL AS asked FROM jobs_job
     WHERE id = %(id)s AND app_id = %(app_id)s AND status IN ('scheduled', 'queued', 'running')
     FOR UPDATE
-), job AS (
-    UPDATE jobs_job j
-    /* include _cancel_set */
-    FROM target
-    WHERE j.id = target.id AND j.status IN ('scheduled', 'queued', 'running')
-    RETURNING j.*
-), /* include _cancel_events */, /* include _callback_insert */
+), /* include _cancel_update */, /* include _cancel_events */, /* include _callback_insert */
 SELECT * FROM job;
 
 -- job_find_expired --

@@ -346,10 +346,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         rule="cancelling a waiting job queues no callback",
         path="jobs/sql/jobs_write.sql",
         search=(
-            "), /* include _cancel_events */, /* include _callback_insert */\n"
+            "), /* include _cancel_update */, /* include _cancel_events */, /* include _callback_insert */\n"
             "SELECT * FROM job;\n\n-- job_find_expired --"
         ),
-        replace="), /* include _cancel_events */\nSELECT * FROM job;\n\n-- job_find_expired --",
+        replace=(
+            "), /* include _cancel_update */, /* include _cancel_events */\n"
+            "SELECT * FROM job;\n\n-- job_find_expired --"
+        ),
         tests=(f"{CALLBACKS}::test_cancelling_a_waiting_job_calls_back_too",),
     ),
     Mutation(
