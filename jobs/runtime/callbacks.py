@@ -155,11 +155,9 @@ class CallbackDeliverer(Periodic):
             self.wake()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Take no more callbacks; wait up to ``timeout`` for those under way. Every one
-        already taken is still attempted (taking it counted an attempt: dropping it would
-        spend that attempt on no request)."""
+        """Take no more callbacks; wait up to ``timeout`` for those under way."""
         super().stop(timeout)
-        self._pool.shutdown(wait=timeout is None or timeout > 0)
+        self._pool.shutdown(wait=timeout is None or timeout > 0, cancel_futures=True)
 
 
 _deliverer: CallbackDeliverer | None = None
