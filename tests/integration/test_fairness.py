@@ -100,26 +100,31 @@ def second_waits_for_first(first, second) -> list:
     from django.db import transaction
 
     answers: list = []
+    second_pid: list[int] = []
+    connected = threading.Event()
 
     def run_second():
         try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                second_pid.append(cur.fetchone()[0])
+            connected.set()
             answers.append(second())
         except Exception as exc:  # its answer, asserted by the caller
             answers.append(exc)
         finally:
+            connected.set()
             connection.close()
 
     with transaction.atomic():
         first()  # not committed yet
         thread = threading.Thread(target=run_second)
         thread.start()
+        assert connected.wait(10) and second_pid, answers
         waiting = 0
-        for _ in range(300):  # until the second waits for a lock, or is over
+        for _ in range(300):  # until the second waits for a lock (advisory, row, …), or is over
             with connection.cursor() as cur:
-                cur.execute(
-                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
-                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
-                )
+                cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", second_pid)
                 waiting = cur.fetchone()[0]
             if waiting or not thread.is_alive():
                 break
@@ -169,6 +174,27 @@ def test_a_create_waits_for_a_create_in_flight_at_the_unfinished_cap(settings, s
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM jobs_job WHERE app_id = %s", [str(app.id)])
         assert cur.fetchone()[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_cancels_of_a_batch_racing_record_its_cancel_once():
+    """The first cancel has not committed; the second waits for it, answers as it would
+    have (a job still runs), and adds nothing to the batch's history or the job's."""
+    from jobs import selectors
+
+    app, _ = new_app()
+    batch, _ = services.batch_create(app=app, jobs=[{"type": "fibonacci", "params": {"n": 1}}] * 2)
+    first_job = selectors.job_list(app=app, filters=selectors.JobFilters(batch=batch.id))[-1]
+    services.job_claim(job_id=first_job.id, worker="w")
+    cancel = lambda: services.batch_cancel(app=app, batch_id=batch.id)  # noqa: E731
+    [answer] = second_waits_for_first(cancel, cancel)
+    assert answer == {"cancelled": 0, "stopping": 1}, answer
+    kinds = [event.kind for event in selectors.batch_events(app=app, batch_id=batch.id)]
+    assert kinds.count("cancel_requested") == 1, kinds
+    [requested] = [e for e in selectors.batch_events(app=app, batch_id=batch.id) if e.kind == "cancel_requested"]
+    assert requested.data == {"unfinished": 2}
+    job_kinds = [event.kind for event in selectors.job_events(app=app, job_id=first_job.id)]
+    assert job_kinds.count("cancel_requested") == 1, job_kinds
 
 
 @pytest.mark.django_db(transaction=True)

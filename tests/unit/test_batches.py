@@ -218,7 +218,7 @@ def test_cancel_when_the_last_jobs_ended_meanwhile_is_a_conflict_too(store, fake
 def test_cancel_cancels_the_jobs_then_marks_the_batch_in_one_transaction(store, fake_app):
     store.fetch_one.side_effect = by_query(
         {
-            "batch_cancel_request": {"batch_id": 1},
+            "batch_cancel_request": {"id": 1, "unfinished": 4},
             "batch_cancel_jobs": {"cancelled": 3, "stopping": 1},
             "batch_cancel_mark": {"id": 1},
         }
@@ -229,6 +229,7 @@ def test_cancel_cancels_the_jobs_then_marks_the_batch_in_one_transaction(store, 
         "batch_cancel_jobs",
         "batch_cancel_mark",
     ]
+    assert store.fetch_one.call_args_list[-1].kwargs["unfinished"] == 4  # as the request found it
     store.atomic.assert_called_once()
 
 
