@@ -233,15 +233,16 @@ def batch_cancel(*, app: App, batch_id: uuid.UUID) -> dict[str, int]:
     ``job_cancel`` does for one); returns how many were ``cancelled`` and how many are
     ``stopping``. 404 for another application's batch, 409 when every job already ended."""
     with db.atomic():
-        request = db.fetch_one("batch_cancel_request", id=batch_id, app_id=app.id)
-        if request is None:
+        db.fetch_one("batch_cancel_lock", id=batch_id)
+        if db.fetch_one("batch_cancel_request", id=batch_id, app_id=app.id) is None:
             _refuse(app, batch_id)
         done = db.fetch_one("batch_cancel_jobs", id=batch_id, app_id=app.id)
         assert done is not None  # an aggregate always answers one row
         if done["cancelled"] + done["stopping"] == 0:
-            # Its last jobs ended between the two statements: nothing to cancel after all.
+            # Its last jobs ended between the two statements: nothing to cancel after all
+            # (raising rolls the request's event back).
             _refuse(app, batch_id)
-        db.fetch_one("batch_cancel_mark", id=batch_id, app_id=app.id, unfinished=request["unfinished"])
+        db.fetch_one("batch_cancel_mark", id=batch_id, app_id=app.id)
     return {"cancelled": done["cancelled"], "stopping": done["stopping"]}
 
 

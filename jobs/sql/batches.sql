@@ -129,13 +129,28 @@ JOIN jobs_batch b ON b.id = e.batch_id
 WHERE e.batch_id = %(id)s AND (%(app_id)s::uuid IS NULL OR b.app_id = %(app_id)s)
 ORDER BY e.id;
 
+-- batch_cancel_lock --
+-- Serialise the cancels of one batch until the transaction ends, so that of two racing
+-- the second's batch_cancel_request (a later statement: a fresh snapshot) sees the first's
+-- mark and records nothing. An advisory lock no worker takes: it cannot deadlock with the
+-- job and batch row locks, which a cancel still takes in a job's order (jobs, then batch).
+SELECT pg_advisory_xact_lock(hashtextextended('jobs_batch_cancel:' || %(id)s::text, 0));
+
 -- batch_cancel_request --
--- Whether an application may ask for its batch to be cancelled: some of its jobs are
--- unfinished (no row: unknown for this application, or every job already ended), and how
--- many. Only reads the batch row: its lock is taken after the jobs' (batch_cancel_jobs,
--- then batch_cancel_mark), in the order a job's terminal transition takes them.
-SELECT id, unfinished FROM jobs_batch
-WHERE id = %(id)s AND app_id = %(app_id)s AND unfinished > 0;
+-- Record that an application asks for its batch to be cancelled, while some of its jobs
+-- are unfinished (no row: unknown for this application, or every job already ended); a
+-- repeat of the request is not recorded again. Only reads the batch row: its lock is
+-- taken after the jobs' (batch_cancel_jobs), in the order a job's terminal transition
+-- takes them.
+WITH batch AS (
+    SELECT id, unfinished, cancel_requested_at FROM jobs_batch
+    WHERE id = %(id)s AND app_id = %(app_id)s AND unfinished > 0
+), event AS (
+    INSERT INTO jobs_batch_event (batch_id, kind, data)
+    SELECT id, 'cancel_requested', jsonb_build_object('unfinished', unfinished)
+    FROM batch WHERE cancel_requested_at IS NULL
+)
+SELECT id AS batch_id FROM batch;
 
 -- batch_cancel_jobs --
 -- Cancel every waiting job of the batch at once and ask every running one to stop, as
@@ -152,21 +167,10 @@ SELECT count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
 FROM job;
 
 -- batch_cancel_mark --
--- After batch_cancel_jobs, in its transaction: the batch shows that its cancel was asked
--- and its history says so, once. The batch row is locked first, so of two cancels racing
--- the second sees the first's mark and records nothing (%(unfinished)s: the batch's
--- unfinished jobs when the request came, from batch_cancel_request).
-WITH batch AS (
-    SELECT id, cancel_requested_at FROM jobs_batch WHERE id = %(id)s AND app_id = %(app_id)s FOR UPDATE
-), event AS (
-    INSERT INTO jobs_batch_event (batch_id, kind, data)
-    SELECT id, 'cancel_requested', jsonb_build_object('unfinished', %(unfinished)s::int)
-    FROM batch WHERE cancel_requested_at IS NULL
-)
-UPDATE jobs_batch b SET cancel_requested_at = COALESCE(b.cancel_requested_at, now()), updated_at = now()
-FROM batch
-WHERE b.id = batch.id
-RETURNING b.id;
+-- After batch_cancel_jobs, in its transaction: the batch shows that its cancel was asked.
+UPDATE jobs_batch SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now()
+WHERE id = %(id)s AND app_id = %(app_id)s
+RETURNING id;
 
 -- batch_active --
 -- The oldest unfinished batches of every application with their counts, for the monitor

@@ -440,6 +440,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=(f"{FAIRNESS}::test_a_create_waits_for_a_create_in_flight_at_the_unfinished_cap",),
     ),
     Mutation(
+        name="batch_cancel_race",
+        rule="two cancels of a batch racing both record the cancel",
+        path="jobs/services/batches.py",
+        search='        db.fetch_one("batch_cancel_lock", id=batch_id)\n',
+        replace="",
+        tests=(f"{FAIRNESS}::test_two_cancels_of_a_batch_racing_record_its_cancel_once",),
+    ),
+    Mutation(
         name="schedules_cap_race",
         rule="concurrent schedule creates exceed an application's cap of schedules",
         path="jobs/services/schedules.py",

@@ -191,13 +191,15 @@ def test_a_bad_idempotency_key_is_named_with_the_other_faults(store, job_queue, 
 
 # -- cancel ------------------------------------------------------------------------------------
 def test_cancel_of_an_unknown_batch_is_not_found(store, fake_app):
-    store.fetch_one.side_effect = by_query({"batch_cancel_request": None, "batch_get": None})
+    store.fetch_one.side_effect = by_query({"batch_cancel_lock": {}, "batch_cancel_request": None, "batch_get": None})
     with pytest.raises(BatchNotFound):
         services.batch_cancel(app=fake_app, batch_id=uuid.uuid4())
 
 
 def test_cancel_of_a_finished_batch_is_a_conflict(store, fake_app):
-    store.fetch_one.side_effect = by_query({"batch_cancel_request": None, "batch_get": batch_row(unfinished=0)})
+    store.fetch_one.side_effect = by_query(
+        {"batch_cancel_lock": {}, "batch_cancel_request": None, "batch_get": batch_row(unfinished=0)}
+    )
     with pytest.raises(BatchAlreadyFinished):
         services.batch_cancel(app=fake_app, batch_id=uuid.uuid4())
 
@@ -205,6 +207,7 @@ def test_cancel_of_a_finished_batch_is_a_conflict(store, fake_app):
 def test_cancel_when_the_last_jobs_ended_meanwhile_is_a_conflict_too(store, fake_app):
     store.fetch_one.side_effect = by_query(
         {
+            "batch_cancel_lock": {},
             "batch_cancel_request": {"batch_id": uuid.uuid4()},
             "batch_cancel_jobs": {"cancelled": 0, "stopping": 0},
             "batch_get": batch_row(unfinished=0),
@@ -218,18 +221,19 @@ def test_cancel_when_the_last_jobs_ended_meanwhile_is_a_conflict_too(store, fake
 def test_cancel_cancels_the_jobs_then_marks_the_batch_in_one_transaction(store, fake_app):
     store.fetch_one.side_effect = by_query(
         {
-            "batch_cancel_request": {"id": 1, "unfinished": 4},
+            "batch_cancel_lock": {},
+            "batch_cancel_request": {"batch_id": 1},
             "batch_cancel_jobs": {"cancelled": 3, "stopping": 1},
             "batch_cancel_mark": {"id": 1},
         }
     )
     assert services.batch_cancel(app=fake_app, batch_id=uuid.uuid4()) == {"cancelled": 3, "stopping": 1}
     assert [call.args[0] for call in store.fetch_one.call_args_list] == [
+        "batch_cancel_lock",
         "batch_cancel_request",
         "batch_cancel_jobs",
         "batch_cancel_mark",
     ]
-    assert store.fetch_one.call_args_list[-1].kwargs["unfinished"] == 4  # as the request found it
     store.atomic.assert_called_once()
 
 
