@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobs import db
@@ -40,7 +40,7 @@ from jobs.exceptions import (
 )
 
 from . import lifecycle
-from .timing import MISSED_LISTED, Missed, Timing, cron_problem, plan, timezone_problem
+from .timing import MISSED_LISTED, Missed, Timing, cron_problem, plans, timezone_problem
 from .validation import JOB_FIELDS, JobRequest, job_request_validate, metadata_errors, parse_instant
 
 logger = logging.getLogger(__name__)
@@ -429,8 +429,8 @@ def schedules_fire_due(*, limit: int, grace: float | None = None) -> int:
                 row = db.fetch_one("schedule_take_due")
                 if row is None:
                     break
-                retrying = row["failing_until"] is not None
-                jobs = _fire(Schedule.from_row(row), now=row["db_now"], grace=grace, limit=limit, retrying=retrying)
+                schedule, failed_at = Schedule.from_row(row), row["failed_at"]
+                jobs = _fire(schedule, now=row["db_now"], grace=grace, limit=limit, failed_at=failed_at)
         except _Moved:
             continue
         except DatabaseUnavailable:
@@ -453,33 +453,26 @@ def schedules_fire_due(*, limit: int, grace: float | None = None) -> int:
     return created
 
 
-_EPOCH = datetime.fromtimestamp(0, UTC)
-
-
-def _latest(jobs: list[Job]) -> Job | None:
-    """The job of the latest fire time (a retried fire time's job comes before a fold's)."""
-    return max(jobs, key=lambda job: job.fire_time or _EPOCH) if jobs else None
-
-
 def _missed_data(fire_times: list[datetime]) -> dict[str, Any]:
     return Missed(len(fire_times), fire_times[0], fire_times[-1], tuple(fire_times[:MISSED_LISTED])).as_data()
 
 
-def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int, retrying: bool = False) -> list[Job]:
+def _fire(
+    schedule: Schedule, *, now: datetime, grace: float, limit: int, failed_at: datetime | None = None
+) -> list[Job]:
     """One due schedule, inside the caller's transaction: its jobs, its history entries and
-    its advance to the next fire time (or its end). ``retrying``: an earlier pass failed on
-    it, so its next fire time fires however late (it was on time when first tried)."""
+    its advance to the next fire time (or its end). ``failed_at``: when a pass first failed
+    on its next fire time (this pass replays that one first, see :func:`timing.plans`)."""
     assert schedule.next_fire_at is not None
-    timing = Timing.of(schedule)
-    steps = plan(
-        timing,
+    steps_in_order = plans(
+        Timing.of(schedule),
         next_fire_at=schedule.next_fire_at,
         now=now,
         grace=grace,
         catch_up=schedule.catch_up,
         ends_at=schedule.ends_at,
         limit=limit,
-        retrying=retrying,
+        failed_at=failed_at,
     )
     request = _stored_job(schedule.job)
     jobs: list[Job] = []
@@ -501,19 +494,22 @@ def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int, retryi
             jobs.append(job)
         return job
 
-    if steps.missed is not None and steps.fold_into is not None:
-        job = insert(steps.fold_into)
-        if job is not None:
-            data = {"fire_time": iso_utc(steps.fold_into), "job_id": str(job.id), "missed": steps.missed.as_data()}
-            events.append({"kind": ScheduleEventKind.FOLDED.value, "data": data})
-    elif steps.missed is not None:
-        data = {"reason": "catch_up", "missed": steps.missed.as_data()}
-        events.append({"kind": ScheduleEventKind.SKIPPED.value, "data": data})
-    for fire_time in steps.fire:
-        job = insert(fire_time)
-        if job is not None:
-            data = {"fire_time": iso_utc(fire_time), "job_id": str(job.id)}
-            events.append({"kind": ScheduleEventKind.FIRED.value, "data": data})
+    for steps in steps_in_order:
+        if steps.missed is not None and steps.fold_into is not None:
+            job = insert(steps.fold_into)
+            if job is not None:
+                missed = steps.missed.as_data()
+                data = {"fire_time": iso_utc(steps.fold_into), "job_id": str(job.id), "missed": missed}
+                events.append({"kind": ScheduleEventKind.FOLDED.value, "data": data})
+        elif steps.missed is not None:
+            data = {"reason": "catch_up", "missed": steps.missed.as_data()}
+            events.append({"kind": ScheduleEventKind.SKIPPED.value, "data": data})
+        for fire_time in steps.fire:
+            job = insert(fire_time)
+            if job is not None:
+                data = {"fire_time": iso_utc(fire_time), "job_id": str(job.id)}
+                events.append({"kind": ScheduleEventKind.FIRED.value, "data": data})
+    steps = steps_in_order[-1]
     if refused:
         # The application is at JOBS_MAX_UNFINISHED_PER_APP: back-pressure, as on create.
         data = {"reason": "too_many_unfinished", "missed": _missed_data(refused)}
@@ -526,8 +522,8 @@ def _fire(schedule: Schedule, *, now: datetime, grace: float, limit: int, retryi
         id=schedule.id,
         expected=schedule.next_fire_at,
         next_fire_at=steps.next_fire_at,
-        last_fire_at=last.fire_time if (last := _latest(jobs)) else None,
-        last_job_id=last.id if last else None,
+        last_fire_at=jobs[-1].fire_time if jobs else None,  # made in order of fire time
+        last_job_id=jobs[-1].id if jobs else None,
         created=len(jobs),
     )
     if advanced is None:

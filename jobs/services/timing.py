@@ -225,7 +225,6 @@ def plan(
     catch_up: CatchUp,
     ends_at: datetime | None = None,
     limit: int = 1000,
-    retrying: bool = False,
 ) -> Plan:
     """What a pass at ``now`` (the database's clock) does for a schedule whose earliest
     unhandled fire time is ``next_fire_at``.
@@ -234,21 +233,7 @@ def plan(
     one pass (the rest stay due for the next pass). Older ones were missed (no cluster
     could fire them in time): ``catch_up: once`` makes one job of them all, carrying the
     latest missed fire time; ``skip`` makes none. Fire times after ``ends_at`` never fire.
-
-    ``retrying``: a pass failed on this schedule and this one tries it again. Its
-    ``next_fire_at`` was due when that pass tried it, so it fires now however late (never
-    counted as missed, whatever the grace); the fire times after it follow the rules above.
     """
-    if retrying:
-        following = timing.following(next_fire_at)
-        if following is not None and ends_at is not None and following > ends_at:
-            following = None
-        if following is None or limit <= 1:
-            return Plan(fire=(next_fire_at,), missed=None, fold_into=None, next_fire_at=following)
-        rest = plan(
-            timing, next_fire_at=following, now=now, grace=grace, catch_up=catch_up, ends_at=ends_at, limit=limit - 1
-        )
-        return Plan((next_fire_at, *rest.fire), rest.missed, rest.fold_into, rest.next_fire_at)
     horizon = now if ends_at is None else min(now, ends_at)
     cutoff = now - timedelta(seconds=grace)
     missed: Missed | None = None
@@ -265,3 +250,33 @@ def plan(
         current = None
     fold_into = missed.last if missed is not None and catch_up is CatchUp.ONCE else None
     return Plan(fire=tuple(fire), missed=missed, fold_into=fold_into, next_fire_at=current)
+
+
+def plans(
+    timing: Timing,
+    *,
+    next_fire_at: datetime,
+    now: datetime,
+    grace: float,
+    catch_up: CatchUp,
+    ends_at: datetime | None = None,
+    limit: int = 1000,
+    failed_at: datetime | None = None,
+) -> tuple[Plan, ...]:
+    """What a pass at ``now`` does, in order: :func:`plan`, or, when a pass first failed on
+    this ``next_fire_at`` at ``failed_at``, the failed pass replayed at that instant and
+    then a pass at ``now`` from where it leaves off. A fire time that was on time when the
+    failed pass tried it fires however late the retry comes; one already late then, or
+    come due while the schedule could not fire, follows ``catch_up`` as after an outage."""
+
+    def at(instant: datetime, start: datetime, most: int) -> Plan:
+        return plan(
+            timing, next_fire_at=start, now=instant, grace=grace, catch_up=catch_up, ends_at=ends_at, limit=most
+        )
+
+    if failed_at is None or failed_at >= now:
+        return (at(now, next_fire_at, limit),)
+    replayed = at(failed_at, next_fire_at, limit)
+    if replayed.next_fire_at is None or len(replayed.fire) >= limit:
+        return (replayed,)
+    return replayed, at(now, replayed.next_fire_at, limit - len(replayed.fire))

@@ -73,6 +73,8 @@ SET name = %(name)s, state = %(state)s, cron = %(cron)s, timezone = %(timezone)s
     next_fire_at = %(next_fire_at)s::timestamptz,
     ended_at = CASE WHEN %(state)s = 'ended' THEN now() END,
     failing_until = NULL,  -- a change may be the fix: the next pass tries it at once
+    -- and, for the same next fire time, replays the failed pass (a new one starts afresh)
+    failed_at = CASE WHEN next_fire_at IS NOT DISTINCT FROM %(next_fire_at)s::timestamptz THEN failed_at END,
     updated_at = now()
 WHERE id = %(id)s AND state <> 'ended'
 RETURNING *;
@@ -105,6 +107,7 @@ SET next_fire_at = %(next_fire_at)s::timestamptz,
     state = CASE WHEN %(next_fire_at)s::timestamptz IS NULL THEN 'ended' ELSE state END,
     ended_at = CASE WHEN %(next_fire_at)s::timestamptz IS NULL THEN now() END,
     failing_until = NULL,
+    failed_at = NULL,
     updated_at = now()
 WHERE id = %(id)s AND state = 'active' AND next_fire_at = %(expected)s::timestamptz
 RETURNING id;
@@ -112,9 +115,12 @@ RETURNING id;
 -- schedule_fire_failed --
 -- A pass failed on this schedule (its own fault, not the database's): it is left alone for
 -- %(delay)s seconds, so it cannot hold up the other schedules, and its history says why.
+-- failed_at keeps when the first pass failed on this next fire time (the retry replays it).
 -- Fenced like schedule_advance; its next fire time is unchanged.
 WITH schedule AS (
-    UPDATE jobs_schedule SET failing_until = now() + make_interval(secs => %(delay)s), updated_at = now()
+    UPDATE jobs_schedule
+    SET failing_until = now() + make_interval(secs => %(delay)s), failed_at = COALESCE(failed_at, now()),
+        updated_at = now()
     WHERE id = %(id)s AND state = 'active' AND next_fire_at = %(expected)s::timestamptz
     RETURNING id, failing_until
 )

@@ -669,41 +669,70 @@ def test_a_schedule_that_cannot_fire_does_not_hold_up_the_others(api):
     assert sql("SELECT failing_until FROM jobs_schedule WHERE id = %s", [broken["id"]]) == [(None,)]
 
 
+def failed_pass(api, schedule_id: str) -> None:
+    """A pass fails on the schedule, due 1 s ago (its stored job no longer makes a request)."""
+    due_in_past(schedule_id, 1)
+    sql("UPDATE jobs_schedule SET job = job - 'type' WHERE id = %s", [schedule_id])
+    assert services.schedules_fire_due(limit=10) == 0
+    [(failing_until, failed_at, next_fire_at)] = sql(
+        "SELECT failing_until, failed_at, next_fire_at FROM jobs_schedule WHERE id = %s", [schedule_id]
+    )
+    assert failing_until is not None and failed_at is not None and next_fire_at < failed_at
+
+
+def later(schedule_id: str, seconds: int) -> None:
+    """Move time by SQL: the fire time and the failed pass ``seconds`` further in the past
+    (a test's transaction has one now())."""
+    sql(
+        "UPDATE jobs_schedule SET next_fire_at = next_fire_at - make_interval(secs => %s), "
+        "failed_at = failed_at - make_interval(secs => %s) WHERE id = %s",
+        [seconds, seconds, schedule_id],
+    )
+
+
 def test_a_fire_time_a_pass_failed_on_fires_when_tried_again_past_the_grace(api, settings):
     """The retry comes FAILED_RETRY_SECONDS (60 s) later, as long as the default grace:
-    the fire time it retries was on time when first tried, so even ``catch_up: skip``
-    fires it (it is not counted as missed)."""
+    the failed pass is replayed at the instant it ran, when the fire time was on time, so
+    even ``catch_up: skip`` fires it (it is not counted as missed)."""
     settings.JOBS = {**settings.JOBS, "SCHEDULE_MISFIRE_GRACE": 60}
     schedule = created(api, every=3600, catch_up="skip")
-    due_in_past(schedule["id"], 1)
-    sql("UPDATE jobs_schedule SET job = job - 'type' WHERE id = %s", [schedule["id"]])
-    assert services.schedules_fire_due(limit=10) == 0
+    failed_pass(api, schedule["id"])
     # Its cause fixed behind the API's back; the retry comes 61 s after the fire time.
+    later(schedule["id"], 60)
     sql(
-        "UPDATE jobs_schedule SET job = job || '{\"type\": \"fibonacci\"}', failing_until = now() - interval '1 s', "
-        "next_fire_at = now() - interval '61 s' WHERE id = %s",
+        "UPDATE jobs_schedule SET job = job || '{\"type\": \"fibonacci\"}', failing_until = now() - interval '1 s' "
+        "WHERE id = %s",
         [schedule["id"]],
     )
     assert services.schedules_fire_due(limit=10) == 1
     assert len(fired_jobs(schedule["id"])) == 1
     kinds = [e["kind"] for e in events(api, schedule["id"])]
     assert kinds == ["created", "failed", "fired"], kinds
+    assert sql("SELECT failing_until, failed_at FROM jobs_schedule WHERE id = %s", [schedule["id"]]) == [(None, None)]
 
 
-def test_a_change_to_a_failing_schedule_has_it_tried_at_once(api):
-    """PATCH may be the fix (here: its job's params): the schedule is not left alone for the
-    rest of FAILED_RETRY_SECONDS, the next pass fires it."""
+def test_a_change_to_a_failing_schedule_has_it_tried_at_once_and_keeps_its_fire_time(api, settings):
+    """PATCH may be the fix (here: its job): the schedule is not left alone for the rest of
+    FAILED_RETRY_SECONDS, and the fire time it failed on still fires, however late the fix
+    came (two minutes here, past the grace). A PATCH that moves the next fire time starts
+    afresh: nothing of the failed pass is replayed."""
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MISFIRE_GRACE": 60}
     schedule = created(api, every=3600, catch_up="skip")
-    due_in_past(schedule["id"], 1)
-    sql("UPDATE jobs_schedule SET job = job - 'type' WHERE id = %s", [schedule["id"]])
-    assert services.schedules_fire_due(limit=10) == 0
-    [(failing_until,)] = sql("SELECT failing_until FROM jobs_schedule WHERE id = %s", [schedule["id"]])
-    assert failing_until is not None
+    failed_pass(api, schedule["id"])
+    later(schedule["id"], 120)
     response = patch(api, schedule["id"], {"job": JOB})
     assert response.status_code == 200, response.content
-    assert sql("SELECT failing_until FROM jobs_schedule WHERE id = %s", [schedule["id"]]) == [(None,)]
-    due_in_past(schedule["id"], 1)
+    [(failing_until, failed_at)] = sql(
+        "SELECT failing_until, failed_at FROM jobs_schedule WHERE id = %s", [schedule["id"]]
+    )
+    assert failing_until is None and failed_at is not None
     assert services.schedules_fire_due(limit=10) == 1
+    assert [e["kind"] for e in events(api, schedule["id"])] == ["created", "failed", "changed", "fired"]
+
+    retimed = created(api, every=3600, catch_up="skip")
+    failed_pass(api, retimed["id"])
+    assert patch(api, retimed["id"], {"job": JOB, "every": 7200}).status_code == 200
+    assert sql("SELECT failing_until, failed_at FROM jobs_schedule WHERE id = %s", [retimed["id"]]) == [(None, None)]
 
 
 def test_missed_fire_times_too_many_to_count_add_their_floor_to_the_metric(api):

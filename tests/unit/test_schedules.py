@@ -13,7 +13,7 @@ from jobs.domain import CatchUp
 from jobs.exceptions import InvalidInput
 from jobs.services import timing as timing_module
 from jobs.services.schedules import schedule_request_validate
-from jobs.services.timing import Timing, cron_problem, plan, timezone_problem
+from jobs.services.timing import Timing, cron_problem, plan, plans, timezone_problem
 
 NEW_YORK = ZoneInfo("America/New_York")
 LISBON = ZoneInfo("Europe/Lisbon")
@@ -188,40 +188,69 @@ def test_plan__missed_fire_times_follow_catch_up(catch_up):
     assert data["last"] == "2026-05-01T11:59:00Z"
 
 
-def retried(timing: Timing, **kwargs):
-    return plan(timing, retrying=True, **kwargs)
+def fired(steps) -> list[datetime]:
+    """Every fire time the plans make a job for, in order (a fold's included)."""
+    return [t for p in steps for t in ((p.fold_into,) if p.fold_into else ()) + p.fire]
 
 
 @pytest.mark.parametrize("catch_up", list(CatchUp))
-def test_plan__retrying__the_fire_time_a_failed_pass_left_fires_however_late(catch_up):
-    """A pass failed on a schedule at 12:00:05 and left it alone for 60 s (the default
-    grace too): tried again at 12:01:06, its 12:00 fire time is not missed (it was on time
-    when tried), it fires; later fire times follow the grace and catch_up as ever."""
+def test_plans__a_failed_pass_is_replayed_when_the_schedule_is_tried_again(catch_up):
+    """A pass failed on a minutely schedule at 12:00:05 and left it alone for 60 s (the
+    default grace too). Tried again at 12:01:06: the failed pass is replayed at 12:00:05,
+    so its 12:00 fire time (on time then) fires; then 12:01 fires as usual. Without the
+    replay 12:00 would be missed."""
+    minutely = Timing(cron="* * * * *", timezone="UTC")
+    now, failed_at = utc(2026, 5, 1, 12, 1, 6), utc(2026, 5, 1, 12, 0, 5)
+    due = {"now": now, "grace": 60, "catch_up": catch_up}
+    steps = plans(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), failed_at=failed_at, **due)
+    assert fired(steps) == [utc(2026, 5, 1, 12, 0), utc(2026, 5, 1, 12, 1)]
+    assert all(p.missed is None for p in steps) and steps[-1].next_fire_at == utc(2026, 5, 1, 12, 2)
+    assert plan(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), **due).missed
+
+    # Failing for an hour: 11:00 was on time when the pass failed; the 60 fire times that came
+    # due while it could not fire follow catch_up, as after an outage.
+    late = plans(minutely, next_fire_at=utc(2026, 5, 1, 11, 0), failed_at=utc(2026, 5, 1, 11, 0, 5), **due)
+    assert late[0].fire == (utc(2026, 5, 1, 11, 0),) and late[0].missed is None
+    assert late[1].missed is not None and late[1].missed.count == 60  # 11:01 … 12:00
+    assert late[1].fold_into == (utc(2026, 5, 1, 12, 0) if catch_up is CatchUp.ONCE else None)
+    assert late[1].fire == (utc(2026, 5, 1, 12, 1),)
+
+
+@pytest.mark.parametrize("catch_up", list(CatchUp))
+def test_plans__a_pass_already_late_when_it_failed_is_replayed_late(catch_up):
+    """The clusters were down five hours; the first pass back (12:14) failed on the hourly
+    schedule's 07:15. Replayed at 12:14, the five fire times it found were already missed
+    then: catch_up decides, exactly as a pass without the failure would have."""
+    hourly = Timing(cron="15 * * * *", timezone="UTC")
+    now = utc(2026, 5, 1, 12, 15, 10)
+    due = {"now": now, "grace": 60, "catch_up": catch_up}
+    steps = plans(hourly, next_fire_at=utc(2026, 5, 1, 7, 15), failed_at=utc(2026, 5, 1, 12, 14), **due)
+    unfailed = plan(hourly, next_fire_at=utc(2026, 5, 1, 7, 15), **due)
+    assert fired(steps) == fired((unfailed,))
+    assert fired(steps) == ([utc(2026, 5, 1, 11, 15)] if catch_up is CatchUp.ONCE else []) + [utc(2026, 5, 1, 12, 15)]
+    assert steps[0].missed is not None and steps[0].missed.count == 5
+
+
+def test_plans__without_a_failure_one_plan_and_the_replay_keeps_ends_at_and_the_limit():
     minutely = Timing(cron="* * * * *", timezone="UTC")
     now = utc(2026, 5, 1, 12, 1, 6)
-    steps = retried(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), now=now, grace=60, catch_up=catch_up)
-    assert steps.fire == (utc(2026, 5, 1, 12, 0), utc(2026, 5, 1, 12, 1))
-    assert steps.missed is None and steps.next_fire_at == utc(2026, 5, 1, 12, 2)
-    assert plan(minutely, next_fire_at=utc(2026, 5, 1, 12, 0), now=now, grace=60, catch_up=catch_up).missed
-
-    # Left failing for an hour: the first fire time fires, the 59 after it are missed.
-    late = retried(minutely, next_fire_at=utc(2026, 5, 1, 11, 0), now=now, grace=60, catch_up=catch_up)
-    assert late.fire == (utc(2026, 5, 1, 11, 0), utc(2026, 5, 1, 12, 1))
-    assert late.missed is not None and late.missed.count == 60  # 11:01 … 12:00
-    assert late.fold_into == (utc(2026, 5, 1, 12, 0) if catch_up is CatchUp.ONCE else None)
-
-    # A one-off interval past its end, and the pass's limit.
-    ended = retried(
+    due = {"now": now, "grace": 60, "catch_up": CatchUp.SKIP}
+    assert plans(minutely, next_fire_at=utc(2026, 5, 1, 12, 1), **due) == (
+        plan(minutely, next_fire_at=utc(2026, 5, 1, 12, 1), **due),
+    )
+    ended = plans(
         Timing(every=60),
         next_fire_at=utc(2026, 5, 1, 11),
-        now=now,
-        grace=60,
-        catch_up=catch_up,
+        failed_at=utc(2026, 5, 1, 11, 0, 5),
         ends_at=utc(2026, 5, 1, 11, 0, 30),
+        **due,
     )
-    assert ended.fire == (utc(2026, 5, 1, 11),) and ended.next_fire_at is None
-    one = retried(minutely, next_fire_at=utc(2026, 5, 1, 11), now=now, grace=60, catch_up=catch_up, limit=1)
-    assert one.fire == (utc(2026, 5, 1, 11),) and one.next_fire_at == utc(2026, 5, 1, 11, 1)
+    assert fired(ended) == [utc(2026, 5, 1, 11)] and ended[-1].next_fire_at is None
+    every_second = Timing(every=1)
+    capped = plans(
+        every_second, next_fire_at=utc(2026, 5, 1, 12, 0), failed_at=utc(2026, 5, 1, 12, 0, 9), limit=4, **due
+    )
+    assert len(capped) == 1 and len(capped[0].fire) == 4 and capped[0].next_fire_at == utc(2026, 5, 1, 12, 0, 4)
 
 
 def test_plan__missed_interval_fire_times_are_counted_not_walked():

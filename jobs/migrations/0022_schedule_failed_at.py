@@ -1,0 +1,18 @@
+"""When a maintenance pass first failed on a schedule's next fire time (``failed_at``):
+the pass that tries it again replays the failed one at that instant, so a fire time that
+was on time then fires however late the retry comes, and one already late then follows
+``catch_up`` as it would have. Adding a nullable column rewrites nothing and takes only a
+brief lock; undone by dropping it."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("jobs", "0021_exact_unfinished_cap")]
+
+    operations = [
+        migrations.RunSQL(
+            "ALTER TABLE jobs_schedule ADD COLUMN failed_at timestamptz;",
+            reverse_sql="ALTER TABLE jobs_schedule DROP COLUMN failed_at;",
+        )
+    ]
