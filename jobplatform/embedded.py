@@ -37,8 +37,17 @@ def _server():
 
 
 def database_url(name: str = "jobplatform") -> str:
-    """Start (or find) the embedded server, make sure ``name`` exists, return its URL."""
+    """Start (or find) the embedded server, make sure ``name`` exists, return its URL.
+    Starting it says so on stderr: whatever command started it (``jobs_top`` run in a
+    terminal without ``DATABASE_URL``, say), the server keeps running after it."""
+    was_running = _running()
     server = _server()
+    if not was_running:
+        print(
+            f"jobplatform: DATABASE_URL is not set, so this started the embedded PostgreSQL in {DATA_DIR}; "
+            "it keeps running (stop it with: python -m jobplatform.embedded stop)",
+            file=sys.stderr,
+        )
     info = server.get_postmaster_info()
     socket_dir, port = info.socket_dir, info.port or 5432
     import psycopg2
@@ -53,6 +62,16 @@ def database_url(name: str = "jobplatform") -> str:
     finally:
         conn.close()
     return f"postgres://postgres@{quote(str(socket_dir), safe='')}:{port}/{name}"
+
+
+def _running() -> bool:
+    """Whether the embedded server runs now (its postmaster.pid names a live process)."""
+    try:
+        pid = int((DATA_DIR / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def socket_file() -> Path:

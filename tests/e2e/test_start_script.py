@@ -171,3 +171,28 @@ def test_scripts_start_says_it_started_an_embedded_postgresql_and_how_to_stop_it
     port = url.rsplit(":", 1)[1].split("/")[0]
     assert url.startswith(f"postgres://postgres@{quote(folder, safe='')}:{port}/") and name == f".s.PGSQL.{port}"
     assert "python -m jobplatform.embedded stop" in output
+
+
+def test_a_command_that_starts_the_embedded_postgresql_says_so(tmp_path):
+    """A command run in a terminal without DATABASE_URL (jobs_top in a second shell, say)
+    starts the embedded server and leaves it running: it says so, and how to stop it; a
+    command that finds it running says nothing."""
+    env = {**os.environ, "JOBS_EMBEDDED_DATA": str(tmp_path / "pg")}
+    for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)
+    python = str(ROOT / ".venv" / "bin" / "python")
+
+    def check() -> str:
+        done = subprocess.run(
+            [python, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    try:
+        first, second = check(), check()
+    finally:
+        subprocess.run([python, "-m", "jobplatform.embedded", "stop"], cwd=ROOT, env=env, timeout=60)
+    assert f"this started the embedded PostgreSQL in {tmp_path / 'pg'}" in first
+    assert "python -m jobplatform.embedded stop" in first
+    assert "started the embedded PostgreSQL" not in second
