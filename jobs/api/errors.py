@@ -303,9 +303,26 @@ def problem_for(exc: BaseException, *, instance: str | None = None) -> Problem:
     return Problem(500, problem(500, "An unexpected error occurred; it has been logged.", instance=instance))
 
 
+def _with_a_way_out(exc: Exception, view: Any) -> Exception:
+    """DRF's 405 and 406 say what failed, not what works: name the methods this URL takes,
+    and what the API answers in."""
+    if isinstance(exc, exceptions.MethodNotAllowed) and view is not None:
+        allowed = [m for m in getattr(view, "allowed_methods", ()) if m not in ("HEAD", "OPTIONS")]
+        if allowed:
+            detail = f"{exc.detail.rstrip('.')}; this URL takes {', '.join(allowed)}."
+            return exceptions.MethodNotAllowed("", detail=detail)
+    if isinstance(exc, exceptions.NotAcceptable):
+        return exceptions.NotAcceptable(
+            "The API answers in JSON (application/json; errors in application/problem+json): "
+            "send Accept: application/json, or leave Accept out."
+        )
+    return exc
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's exception handler (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``)."""
     request = context.get("request")
+    exc = _with_a_way_out(exc, context.get("view"))
     answer = problem_for(exc, instance=request.path if request is not None else None)
     response = Response(answer.body, status=answer.status, headers=answer.headers)
     if not _wants_html(request):

@@ -112,10 +112,10 @@ def _catch_up(value: Any, errors: dict[str, list[str]]) -> CatchUp | None:
     try:
         return CatchUp(value)
     except ValueError:
-        errors["catch_up"] = [
-            "Required: what fire times missed while no cluster ran become: "
-            "'once' (one job for all of them) or 'skip' (none)."
-        ]
+        choice = (
+            "what fire times missed while no cluster ran become: 'once' (one job for all of them) or 'skip' (none)."
+        )
+        errors["catch_up"] = [f"Required: {choice}" if value is None else f"Must be 'once' or 'skip': {choice}"]
         return None
 
 

@@ -72,6 +72,11 @@ def cron_problem(expression: Any) -> str | None:
     try:
         iterator = CronSim(expression, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
+        if str(exc) == "Bad day-of-month" and _valid_in_some_month(expression):
+            return (
+                "Bad day-of-month: no month given has such a day (30 in February, 31 in April), "
+                "so this expression would never fire."
+            )
         return f"{exc}." if str(exc) else "Invalid cron expression."
     except (ValueError, TypeError, IndexError, OverflowError, KeyError):
         # Anything else the parser trips on is the expression's fault too, never a 500.
@@ -83,6 +88,17 @@ def cron_problem(expression: Any) -> str | None:
     except (ValueError, OverflowError):
         return "Invalid cron expression."
     return None
+
+
+def _valid_in_some_month(expression: str) -> bool:
+    """Whether the expression parses with its month field as ``*`` (cronsim refuses a
+    day-of-month none of the months given has with the words it uses for 32)."""
+    minute, hour, day, _, weekday = expression.split()
+    try:
+        CronSim(f"{minute} {hour} {day} * {weekday}", datetime(2000, 1, 1, tzinfo=UTC))
+    except (CronSimError, ValueError, TypeError, IndexError, OverflowError, KeyError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

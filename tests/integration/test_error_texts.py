@@ -206,8 +206,30 @@ def test_delete_says_what_to_do_instead_and_keeps_the_allow_header(api):
         assert response.status_code == 405 and response["Content-Type"] == PROBLEM, response.content
         assert response.json()["detail"] == detail
         assert "GET" in response["Allow"] and "DELETE" not in response["Allow"]
-    # Other methods a resource does not take keep DRF's own words.
-    assert api.put(f"/jobs/{job['id']}").json()["detail"] == 'Method "PUT" not allowed.'
+    # Other methods a resource does not take: DRF's words, and the methods it takes.
+    assert api.put(f"/jobs/{job['id']}").json()["detail"] == 'Method "PUT" not allowed; this URL takes GET.'
+    assert api.get(f"/jobs/{job['id']}/cancel").json()["detail"] == 'Method "GET" not allowed; this URL takes POST.'
+    answer = api.put(f"/schedules/{schedule['id']}")
+    assert (
+        answer.status_code == 405 and answer.json()["detail"] == 'Method "PUT" not allowed; this URL takes GET, PATCH.'
+    )
+
+
+def test_an_accept_the_api_cannot_serve_says_what_it_can(api):
+    response = api.get("/jobs", HTTP_ACCEPT="application/xml")
+    assert response.status_code == 406 and response["Content-Type"] == PROBLEM
+    assert response.json()["detail"] == (
+        "The API answers in JSON (application/json; errors in application/problem+json): "
+        "send Accept: application/json, or leave Accept out."
+    )
+
+
+def test_catch_up_of_the_wrong_kind_is_not_called_missing(api):
+    body = {"job": {"type": "fibonacci", "params": {"n": 5}}, "every": 60}
+    missing = api.post("/schedules", data=json.dumps(body), content_type="application/json")
+    assert field_error(missing, "catch_up").startswith("Required: what fire times missed")
+    wrong = api.post("/schedules", data=json.dumps({**body, "catch_up": True}), content_type="application/json")
+    assert field_error(wrong, "catch_up").startswith("Must be 'once' or 'skip': what fire times missed")
 
 
 def test_an_unknown_field_of_a_body_names_the_fields_it_accepts(api):

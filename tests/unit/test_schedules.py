@@ -305,7 +305,9 @@ def test_plan__at_most_limit_fires_per_pass_the_rest_stay_due():
     [
         ("61 * * * *", "Bad minute."),
         ("* 24 * * *", "Bad hour."),
-        ("0 0 31 2 *", "Bad day-of-month."),
+        ("0 0 31 2 *", "Bad day-of-month: no month given has such a day (30 in February, 31 in April)"),
+        ("0 0 31 4,6 *", "would never fire"),
+        ("0 0 32 * *", "Bad day-of-month."),
         ("* * *", "exactly five fields"),
         ("* * * * * *", "exactly five fields"),
         ("@daily", "exactly five fields"),
