@@ -10,6 +10,7 @@ local server; ``python -m jobplatform.embedded stop`` stops it.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -43,9 +44,10 @@ def database_url(name: str = "jobplatform") -> str:
     was_running = _running()
     server = _server()
     if not was_running:
+        chosen = f"JOBS_EMBEDDED_DATA={shlex.quote(str(DATA_DIR))} " if "JOBS_EMBEDDED_DATA" in os.environ else ""
         print(
             f"jobplatform: DATABASE_URL is not set, so this started the embedded PostgreSQL in {DATA_DIR}; "
-            "it keeps running (stop it with: python -m jobplatform.embedded stop)",
+            f"it keeps running (stop it with: {chosen}python -m jobplatform.embedded stop)",
             file=sys.stderr,
         )
     info = server.get_postmaster_info()

@@ -287,7 +287,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
                 for event in events
             ],
             "events_earlier": events_total - len(events),
-            "events_url": f"/jobs/{job.id}/events",
+            "events_url": reverse("jobs:job-events", args=[job.id]),
             "checkpoint": shown_json(job.checkpoint) if job.checkpoint_at is not None else None,
             "log_lines": [
                 {"line": line, "fields": json.dumps(line.fields, ensure_ascii=False) if line.fields else ""}

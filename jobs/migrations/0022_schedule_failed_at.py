@@ -6,6 +6,10 @@ brief lock; undone by dropping it."""
 
 from django.db import migrations
 
+#: Schedules failing while this runs: the release before fired the fire time a failed pass
+#: left however late the retry; a replay at that fire time does the same.
+BACKFILL = "UPDATE jobs_schedule SET failed_at = next_fire_at WHERE failing_until IS NOT NULL AND state = 'active';"
+
 
 class Migration(migrations.Migration):
     dependencies = [("jobs", "0021_exact_unfinished_cap")]
@@ -14,5 +18,6 @@ class Migration(migrations.Migration):
         migrations.RunSQL(
             "ALTER TABLE jobs_schedule ADD COLUMN failed_at timestamptz;",
             reverse_sql="ALTER TABLE jobs_schedule DROP COLUMN failed_at;",
-        )
+        ),
+        migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
     ]

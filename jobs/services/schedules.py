@@ -443,6 +443,7 @@ def schedules_fire_due(*, limit: int, grace: float | None = None) -> int:
                 "schedule_fire_failed",
                 id=row["id"],
                 expected=row["next_fire_at"],
+                failed_at=row["db_now"],
                 delay=FAILED_RETRY_SECONDS,
                 error=error_payload(exc),
             )
@@ -517,11 +518,14 @@ def _fire(
     if steps.next_fire_at is None:
         reason = "ends_at" if schedule.ends_at is not None else "no_more_fire_times"
         events.append({"kind": ScheduleEventKind.ENDED.value, "data": {"reason": reason}})
+    # A replay the pass's limit cut short has fire times left that were on time then.
+    unfinished = failed_at is not None and steps.next_fire_at is not None and steps.next_fire_at <= failed_at
     advanced = db.fetch_one(
         "schedule_advance",
         id=schedule.id,
         expected=schedule.next_fire_at,
         next_fire_at=steps.next_fire_at,
+        failed_at=failed_at if unfinished else None,
         last_fire_at=jobs[-1].fire_time if jobs else None,  # made in order of fire time
         last_job_id=jobs[-1].id if jobs else None,
         created=len(jobs),

@@ -96,14 +96,15 @@ ORDER BY j.created_at DESC, j.id DESC;
 -- job_events_latest --
 -- A job's latest %(limit)s history entries, oldest first, each with how many the job has
 -- in all (the dashboard's timeline; any application's job).
-SELECT * FROM (
-    SELECT e.id, e.at, e.kind, e.attempt, e.data, count(*) OVER () AS total
+SELECT latest.*, (SELECT count(*) FROM jobs_event WHERE job_id = %(id)s) AS total  -- index-only
+FROM (
+    SELECT e.id, e.at, e.kind, e.attempt, e.data
     FROM jobs_event e
     WHERE e.job_id = %(id)s
     ORDER BY e.id DESC
     LIMIT %(limit)s
 ) AS latest
-ORDER BY id;
+ORDER BY latest.id;
 
 -- job_events --
 -- A page of a job's history, oldest first: entries after the entry %(after)s (0: from the

@@ -107,7 +107,8 @@ SET next_fire_at = %(next_fire_at)s::timestamptz,
     state = CASE WHEN %(next_fire_at)s::timestamptz IS NULL THEN 'ended' ELSE state END,
     ended_at = CASE WHEN %(next_fire_at)s::timestamptz IS NULL THEN now() END,
     failing_until = NULL,
-    failed_at = NULL,
+    -- kept (not NULL) while a replayed failed pass has fire times left, cut by the pass's limit
+    failed_at = %(failed_at)s::timestamptz,
     updated_at = now()
 WHERE id = %(id)s AND state = 'active' AND next_fire_at = %(expected)s::timestamptz
 RETURNING id;
@@ -115,11 +116,13 @@ RETURNING id;
 -- schedule_fire_failed --
 -- A pass failed on this schedule (its own fault, not the database's): it is left alone for
 -- %(delay)s seconds, so it cannot hold up the other schedules, and its history says why.
--- failed_at keeps when the first pass failed on this next fire time (the retry replays it).
+-- failed_at keeps when the first pass failed on this next fire time (%(failed_at)s: the
+-- database's clock when that pass began; the retry replays it).
 -- Fenced like schedule_advance; its next fire time is unchanged.
 WITH schedule AS (
     UPDATE jobs_schedule
-    SET failing_until = now() + make_interval(secs => %(delay)s), failed_at = COALESCE(failed_at, now()),
+    SET failing_until = now() + make_interval(secs => %(delay)s),
+        failed_at = COALESCE(failed_at, %(failed_at)s::timestamptz),
         updated_at = now()
     WHERE id = %(id)s AND state = 'active' AND next_fire_at = %(expected)s::timestamptz
     RETURNING id, failing_until

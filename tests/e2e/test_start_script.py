@@ -194,5 +194,5 @@ def test_a_command_that_starts_the_embedded_postgresql_says_so(tmp_path):
     finally:
         subprocess.run([python, "-m", "jobplatform.embedded", "stop"], cwd=ROOT, env=env, timeout=60)
     assert f"this started the embedded PostgreSQL in {tmp_path / 'pg'}" in first
-    assert "python -m jobplatform.embedded stop" in first
+    assert f"JOBS_EMBEDDED_DATA={tmp_path / 'pg'} python -m jobplatform.embedded stop" in first
     assert "started the embedded PostgreSQL" not in second

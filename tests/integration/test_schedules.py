@@ -735,6 +735,50 @@ def test_a_change_to_a_failing_schedule_has_it_tried_at_once_and_keeps_its_fire_
     assert sql("SELECT failing_until, failed_at FROM jobs_schedule WHERE id = %s", [retimed["id"]]) == [(None, None)]
 
 
+def test_a_replay_the_pass_limit_cuts_short_goes_on_in_the_next_pass(api, settings):
+    """Six fire times were on time when the pass failed (every 10 s, the oldest 55 s late);
+    passes of at most 3 fire times each replay them all, then fire the ones due since:
+    nothing skipped, however the limit cuts the replay."""
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MISFIRE_GRACE": 60}
+    schedule = created(api, every=10, catch_up="skip")
+    failed_pass(api, schedule["id"])
+    sql("UPDATE jobs_schedule SET next_fire_at = next_fire_at - interval '54 s' WHERE id = %s", [schedule["id"]])
+    later(schedule["id"], 61)  # fire time now - 116 s, failed pass now - 61 s
+    sql(
+        'UPDATE jobs_schedule SET job = job || \'{"type": "fibonacci"}\', failing_until = NULL WHERE id = %s',
+        [schedule["id"]],
+    )
+    [(first,)] = sql("SELECT next_fire_at FROM jobs_schedule WHERE id = %s", [schedule["id"]])
+    while services.schedules_fire_due(limit=3):
+        pass
+    fires = [fire for fire, *_ in fired_jobs(schedule["id"])]
+    assert fires == [first + timedelta(seconds=10 * k) for k in range(12)], fires
+    assert "skipped" not in [e["kind"] for e in events(api, schedule["id"])]
+    assert sql("SELECT failed_at FROM jobs_schedule WHERE id = %s", [schedule["id"]]) == [(None,)]
+
+
+def test_a_schedule_failing_during_the_upgrade_to_0022_keeps_its_fire_time(api, settings):
+    """Left failing by the release before 0022 (failing_until set, no failed_at): the
+    migration's backfill has its retry fire the fire time as that release would have."""
+    import importlib
+
+    backfill = importlib.import_module("jobs.migrations.0022_schedule_failed_at").BACKFILL
+    settings.JOBS = {**settings.JOBS, "SCHEDULE_MISFIRE_GRACE": 60}
+    schedule = created(api, every=3600, catch_up="skip")
+    untouched = created(api, every=3600, catch_up="skip")
+    sql(
+        "UPDATE jobs_schedule SET next_fire_at = now() - interval '61 s', failing_until = now() - interval '1 s', "
+        "failed_at = NULL WHERE id = %s",
+        [schedule["id"]],
+    )
+    sql(backfill)
+    query = "SELECT next_fire_at, failed_at FROM jobs_schedule WHERE id = %s"
+    [(next_fire_at, failed_at)] = sql(query, [schedule["id"]])
+    assert failed_at == next_fire_at
+    assert sql("SELECT failed_at FROM jobs_schedule WHERE id = %s", [untouched["id"]]) == [(None,)]
+    assert services.schedules_fire_due(limit=10) == 1 and len(fired_jobs(schedule["id"])) == 1
+
+
 def test_missed_fire_times_too_many_to_count_add_their_floor_to_the_metric(api):
     """An outage past MISSED_COUNTED cron fire times records count null, at_least N: the
     counter adds N (a floor), not 0."""

@@ -111,6 +111,7 @@ PARAM_TYPES = {
     "events": "jsonb",
     "every_seconds": "int4",
     "expected": "timestamptz",
+    "failed_at": "timestamptz",
     "fire_time": "timestamptz",
     "job": "jsonb",
     "last_fire_at": "timestamptz",
