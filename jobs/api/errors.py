@@ -22,6 +22,7 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, JsonResponse, UnreadablePostError
 from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from jobs import db
@@ -327,6 +328,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     response = Response(answer.body, status=answer.status, headers=answer.headers)
     if not _wants_html(request):
         response.content_type = PROBLEM_JSON
+        if request is not None and getattr(getattr(request, "accepted_renderer", None), "format", "json") != "json":
+            # A page's own renderer (Swagger UI, Redoc) would write the body as plain text;
+            # DRF renders the answer with the request's renderer.
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), PROBLEM_JSON
     return response
 
 

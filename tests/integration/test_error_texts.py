@@ -224,6 +224,17 @@ def test_an_accept_the_api_cannot_serve_says_what_it_can(api):
     )
 
 
+def test_the_api_documentation_pages_answer_errors_as_problems_and_serve_any_accept(api):
+    """/docs and /redoc are pages for browsers: any Accept gets the page; a method they do
+    not take is a problem+json body (their HTML renderer wrote it as plain text)."""
+    for path in ("/docs", "/redoc"):
+        page = api.get(path, HTTP_ACCEPT="application/xml")
+        assert page.status_code == 200 and page["Content-Type"].startswith("text/html"), path
+        refused = api.post(path)
+        assert refused.status_code == 405 and refused["Content-Type"] == PROBLEM, path
+        assert json.loads(refused.content)["detail"] == 'Method "POST" not allowed; this URL takes GET.'
+
+
 def test_catch_up_of_the_wrong_kind_is_not_called_missing(api):
     body = {"job": {"type": "fibonacci", "params": {"n": 5}}, "every": 60}
     missing = api.post("/schedules", data=json.dumps(body), content_type="application/json")
