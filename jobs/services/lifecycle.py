@@ -111,9 +111,17 @@ def job_created_log(job: Job) -> Job:
 def _job_insert(
     app: App, request: JobRequest, idempotency_key: str | None, fingerprint: str | None, origin: JobOrigin | None
 ) -> Job:
-    job = job_insert(
-        app_id=app.id, request=request, idempotency_key=idempotency_key, fingerprint=fingerprint, origin=origin
-    )
+    def insert() -> Job | None:
+        return job_insert(
+            app_id=app.id, request=request, idempotency_key=idempotency_key, fingerprint=fingerprint, origin=origin
+        )
+
+    if origin is None:
+        job = insert()  # one statement, atomic on its own
+    else:
+        with db.atomic():  # the insert adds a 'rerun' entry to the old job's history
+            db.fetch_one("job_lock_history", id=origin.rerun_of)
+            job = insert()
     if job is None:
         raise TooManyUnfinishedJobs(
             f"The application already has {settings.MAX_UNFINISHED_PER_APP} unfinished jobs "

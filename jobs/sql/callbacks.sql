@@ -31,10 +31,14 @@ RETURNING c.id, c.job_id, c.batch_id, c.url, c.attempts, a.callback_secret, /* i
 
 -- _callback_recorded --
 -- Fragment (CTEs): a delivery attempt (the CTE "recorded": job_id or batch_id, and data)
--- in the history of the job or of the batch it reported.
-events AS (
+-- in the history of the job or of the batch it reported. The finished job's row is locked
+-- first (as job_lock_history does): its later entries commit in id order.
+reported AS (
+    SELECT j.id, j.attempts FROM jobs_job j JOIN recorded r ON r.job_id = j.id
+    FOR NO KEY UPDATE OF j
+), events AS (
     INSERT INTO jobs_event (job_id, kind, attempt, data)
-    SELECT r.job_id, 'callback', j.attempts, r.data FROM recorded r JOIN jobs_job j ON j.id = r.job_id
+    SELECT r.job_id, 'callback', j.attempts, r.data FROM recorded r JOIN reported j ON j.id = r.job_id
 ), batch_events AS (
     INSERT INTO jobs_batch_event (batch_id, kind, data)
     SELECT r.batch_id, 'callback', r.data FROM recorded r WHERE r.batch_id IS NOT NULL

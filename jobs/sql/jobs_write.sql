@@ -74,6 +74,13 @@ WITH job AS (
 )
 SELECT * FROM job;
 
+-- job_lock_history --
+-- Lock a finished job's row (which never changes) until the transaction ends, before an
+-- entry is added to its history from outside its run (a re-run's 'rerun'; a callback's
+-- delivery does the same in _callback_recorded): such entries then take their ids in the
+-- order they commit, so a reader following the history with after= misses none.
+SELECT id FROM jobs_job WHERE id = %(id)s FOR NO KEY UPDATE;
+
 -- job_claim --
 -- Start an attempt: only a queued (or due scheduled) job can be claimed; the
 -- attempt number fences every later write of this run. A durable commit: a claim lost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,3 +124,45 @@ def source_database(django_db_setup) -> Iterator[SourceDatabase]:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             cur.execute(f'DROP ROLE IF EXISTS "{role}"')
         conn.close()
+
+
+def second_waits_for_first(first, second) -> list:
+    """A race made deterministic: ``first()`` runs in a transaction left
+    open while ``second()`` runs on another connection; the second must wait for the first
+    to commit (and then see it), not count without it. Returns what the second returned, or
+    the exception it raised."""
+    from django.db import connection, transaction
+
+    answers: list = []
+    second_pid: list[int] = []
+    connected = threading.Event()
+
+    def run_second():
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                second_pid.append(cur.fetchone()[0])
+            connected.set()
+            answers.append(second())
+        except Exception as exc:  # its answer, asserted by the caller
+            answers.append(exc)
+        finally:
+            connected.set()
+            connection.close()
+
+    with transaction.atomic():
+        first()  # not committed yet
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        assert connected.wait(10) and second_pid, answers
+        waiting = 0
+        for _ in range(300):  # until the second waits for a lock (advisory, row, …), or is over
+            with connection.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", second_pid)
+                waiting = cur.fetchone()[0]
+            if waiting or not thread.is_alive():
+                break
+            threading.Event().wait(0.1)
+        assert waiting == 1 and thread.is_alive(), f"the second did not wait: {answers}"
+    thread.join(timeout=30)
+    return answers

@@ -13,7 +13,7 @@ from django.db import connection
 
 from jobs import services
 from jobs.runtime.worker import Outcome, execute_job
-from tests.integration.conftest import new_app
+from tests.integration.conftest import new_app, second_waits_for_first
 
 
 def post(api, body=None):
@@ -90,48 +90,6 @@ def test_concurrent_claims_never_exceed_the_cap():
     for thread in threads:
         thread.join(timeout=30)
     assert len(claimed) == 2
-
-
-def second_waits_for_first(first, second) -> list:
-    """The race behind a cap, made deterministic: ``first()`` runs in a transaction left
-    open while ``second()`` runs on another connection; the second must wait for the first
-    to commit (and then see it), not count without it. Returns what the second returned, or
-    the exception it raised."""
-    from django.db import transaction
-
-    answers: list = []
-    second_pid: list[int] = []
-    connected = threading.Event()
-
-    def run_second():
-        try:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_backend_pid()")
-                second_pid.append(cur.fetchone()[0])
-            connected.set()
-            answers.append(second())
-        except Exception as exc:  # its answer, asserted by the caller
-            answers.append(exc)
-        finally:
-            connected.set()
-            connection.close()
-
-    with transaction.atomic():
-        first()  # not committed yet
-        thread = threading.Thread(target=run_second)
-        thread.start()
-        assert connected.wait(10) and second_pid, answers
-        waiting = 0
-        for _ in range(300):  # until the second waits for a lock (advisory, row, …), or is over
-            with connection.cursor() as cur:
-                cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", second_pid)
-                waiting = cur.fetchone()[0]
-            if waiting or not thread.is_alive():
-                break
-            threading.Event().wait(0.1)
-        assert waiting == 1 and thread.is_alive(), f"the second did not wait: {answers}"
-    thread.join(timeout=30)
-    return answers
 
 
 @pytest.mark.django_db(transaction=True)

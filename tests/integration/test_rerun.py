@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from jobs import selectors, services
 from jobs.domain import Status
-from tests.integration.conftest import new_app
+from tests.integration.conftest import new_app, second_waits_for_first
 
 
 def client(token: str) -> APIClient:
@@ -229,3 +229,24 @@ def test_a_rerun_names_another_callback_or_queue_once_the_old_ones_are_gone(db, 
     assert (new["queue"], new["callback_url"], new["timeout"]) == ("default", "https://new-hooks.example.com/y", 90)
     without = api.post(f"/jobs/{old.id}/rerun", {"queue": "default", "callback_url": None}, format="json")
     assert without.status_code == 201 and without.json()["callback_url"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_entries_added_to_a_finished_jobs_history_commit_in_id_order(settings):
+    """A callback's delivery being recorded holds the finished job's history; a re-run
+    adding its entry meanwhile waits, so its entry's id comes after the delivery's and a
+    reader following the history with after= sees both."""
+    settings.JOBS_CALLBACK_ALLOWED_HOSTS = ["hooks.example.com"]
+    app, _ = new_app()
+    old = finished(app, callback_url="https://hooks.example.com/x")
+    [taken] = services.callbacks_take(limit=1, lease=60)
+
+    def record_delivery():
+        services.callback_delivered(callback_id=taken["id"], attempts=taken["attempts"], status=200)
+
+    [answer] = second_waits_for_first(record_delivery, lambda: services.job_rerun(app=app, job_id=old.id))
+    new, created = answer
+    assert created, answer
+    events = selectors.job_events(app=app, job_id=old.id)
+    assert [event.kind for event in events[-2:]] == ["callback", "rerun"], events
+    assert events[-1].data["job"] == str(new.id)

@@ -448,6 +448,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=(f"{FAIRNESS}::test_two_cancels_of_a_batch_racing_record_its_cancel_once",),
     ),
     Mutation(
+        name="history_out_of_order",
+        rule="a re-run's entry in a finished job's history can commit before one with a lower id",
+        path="jobs/services/lifecycle.py",
+        search='            db.fetch_one("job_lock_history", id=origin.rerun_of)\n',
+        replace="            pass\n",
+        tests=("tests/integration/test_rerun.py::test_entries_added_to_a_finished_jobs_history_commit_in_id_order",),
+    ),
+    Mutation(
         name="schedules_cap_race",
         rule="concurrent schedule creates exceed an application's cap of schedules",
         path="jobs/services/schedules.py",
