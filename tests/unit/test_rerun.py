@@ -33,13 +33,18 @@ def test_rerun_creates_with_the_old_jobs_fields_and_links_it(store, job_queue, f
         app_id=fake_app.id, params={"n": 7}, metadata={"m": 1}, max_attempts=4, timeout_seconds=60, attempts=4
     )
     old.update(checkpoint={"at": 3}, checkpoint_at=AT)
-    store.fetch_one.side_effect = [old, job_row(status="queued", rerun_of=old["id"])]
+    store.fetch_one.side_effect = [old, {"id": old["id"]}, job_row(status="queued", rerun_of=old["id"])]
 
     job, created = services.job_rerun(app=fake_app, job_id=old["id"], resume=True)
 
     assert created and job.rerun_of == old["id"]
-    (lookup, lookup_args), (insert, insert_args) = [(c.args[0], c.kwargs) for c in store.fetch_one.call_args_list]
+    (lookup, lookup_args), (lock, lock_args), (insert, insert_args) = [
+        (c.args[0], c.kwargs) for c in store.fetch_one.call_args_list
+    ]
     assert lookup == "job_get" and lookup_args == {"id": old["id"], "app_id": fake_app.id}
+    # the old job's history is held while the 'rerun' entry is added, in one transaction
+    assert lock == "job_lock_history" and lock_args == {"id": old["id"]}
+    store.atomic.assert_called_once()
     assert insert == "job_create"
     assert insert_args["rerun_of"] == old["id"]
     assert insert_args["checkpoint"] == {"at": 3} and insert_args["checkpoint_at"] == AT
@@ -51,7 +56,7 @@ def test_rerun_creates_with_the_old_jobs_fields_and_links_it(store, job_queue, f
 def test_rerun_without_resume_starts_without_the_checkpoint(store, job_queue, fake_app):
     old = job_row(app_id=fake_app.id)
     old.update(checkpoint={"at": 3}, checkpoint_at=AT)
-    store.fetch_one.side_effect = [old, job_row(status="queued")]
+    store.fetch_one.side_effect = [old, {"id": old["id"]}, job_row(status="queued")]
     services.job_rerun(app=fake_app, job_id=old["id"], overrides={"params": {"n": 3}})
     insert_args = store.fetch_one.call_args.kwargs
     assert insert_args["checkpoint"] is None and insert_args["checkpoint_at"] is None
