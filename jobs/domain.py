@@ -390,6 +390,10 @@ class Schedule(Record):
     last_job_status: Status | None = None
     #: The owning application's name (when the query joined it).
     app_name: str = ""
+    #: When a maintenance pass first failed on ``next_fire_at`` (None: it is not failing).
+    failed_at: datetime | None = None
+    #: Until when passes leave it alone after that failure (None: the next pass tries it).
+    failing_until: datetime | None = None
 
     CONVERT = {"state": ScheduleState, "catch_up": CatchUp, "last_job_status": Status}
 

@@ -153,6 +153,13 @@ def schedule_output(schedule: Schedule, request: Any) -> dict[str, Any]:
         "last_fire_at": _timestamp(schedule.last_fire_at),
         "last_job": last_job,
         "jobs_created": schedule.fires,
+        # A pass could not fire it (its history's 'failed' entries say why): since when, and
+        # when it is tried again (null: by the next pass).
+        "failing": (
+            {"since": _timestamp(schedule.failed_at), "retry_at": _timestamp(schedule.failing_until)}
+            if schedule.failed_at is not None
+            else None
+        ),
         "events": f"{url}/events",
         "created_at": _timestamp(schedule.created_at),
         "updated_at": _timestamp(schedule.updated_at),

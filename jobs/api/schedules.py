@@ -217,6 +217,14 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "required": ["id", "url", "status"],
             },
             "jobs_created": {"type": "integer", "minimum": 0},
+            "failing": {
+                "type": ["object", "null"],
+                "description": "A maintenance pass could not fire it (its history's `failed` entries say why): "
+                "since when, and when it is tried again (`retry_at` null: by the next pass); null when it is not "
+                "failing.",
+                "properties": {"since": TIMESTAMP, "retry_at": nullable(TIMESTAMP)},
+                "required": ["since", "retry_at"],
+            },
             "events": {"type": "string", "format": "uri", "description": "Its history."},
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
@@ -239,6 +247,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "last_fire_at",
             "last_job",
             "jobs_created",
+            "failing",
             "events",
             "created_at",
             "updated_at",

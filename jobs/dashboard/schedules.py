@@ -37,6 +37,7 @@ def _row(schedule: Schedule) -> dict[str, Any]:
         "last_job": str(schedule.last_job_id) if schedule.last_job_id else None,
         "last_job_status": schedule.last_job_status.value if schedule.last_job_status else None,
         "jobs_created": schedule.fires,
+        "failing_since": schedule.failed_at,
     }
 
 

@@ -17,7 +17,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from rest_framework.test import APIClient
 
 from jobs import selectors, services
-from jobs.domain import CatchUp, ScheduleEventKind, Status
+from jobs.domain import CatchUp, ScheduleEventKind, Status, iso_utc
 from jobs.exceptions import AlreadyExists
 from jobs.services import lifecycle
 from jobs.services import schedules as schedule_services
@@ -678,6 +678,8 @@ def failed_pass(api, schedule_id: str) -> None:
         "SELECT failing_until, failed_at, next_fire_at FROM jobs_schedule WHERE id = %s", [schedule_id]
     )
     assert failing_until is not None and failed_at is not None and next_fire_at < failed_at
+    shown = api.get(f"/schedules/{schedule_id}").json()["failing"]
+    assert shown == {"since": iso_utc(failed_at), "retry_at": iso_utc(failing_until)}, shown
 
 
 def later(schedule_id: str, seconds: int) -> None:
@@ -726,8 +728,20 @@ def test_a_change_to_a_failing_schedule_has_it_tried_at_once_and_keeps_its_fire_
         "SELECT failing_until, failed_at FROM jobs_schedule WHERE id = %s", [schedule["id"]]
     )
     assert failing_until is None and failed_at is not None
+    assert api.get(f"/schedules/{schedule['id']}").json()["failing"]["retry_at"] is None  # the next pass
     assert services.schedules_fire_due(limit=10) == 1
     assert [e["kind"] for e in events(api, schedule["id"])] == ["created", "failed", "changed", "fired"]
+    assert api.get(f"/schedules/{schedule['id']}").json()["failing"] is None
+
+
+def test_the_dashboard_shows_a_failing_schedule(api):
+    from tests.integration.test_dashboard import admin_app, logged_in, text
+
+    schedule = created(api, every=3600, catch_up="skip", name="broken-one")
+    browser = logged_in(admin_app()[1])
+    assert "failing since" not in text(browser.get("/dashboard/schedules/"))
+    failed_pass(api, schedule["id"])
+    assert "broken-one" in (page := text(browser.get("/dashboard/schedules/"))) and "failing since" in page
 
     retimed = created(api, every=3600, catch_up="skip")
     failed_pass(api, retimed["id"])
